@@ -1,0 +1,48 @@
+# dampak: run `make help` for the targets.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DAMPAK := $(VENV)/bin/dampak
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+
+help: ## Show this help
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml requirements.lock
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.lock
+	$(PY) -m pip install -q --no-deps -e .
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install dampak with pinned dependencies
+
+up: install ## Start the local Kafka broker (jars from Maven Central) and create topics
+	$(DAMPAK) up
+
+down: install ## Stop the local Kafka broker
+	$(DAMPAK) down
+
+demo: install ## Run the pipeline end to end on the local stack with the bundled Cianjur scenario
+	$(DAMPAK) up
+	$(DAMPAK) demo
+
+lint: install ## ruff (lint + format check) and mypy (strict on streams/ schemas/ sinks/)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: install ## Everything: lint, unit tests, and integration tests on the real broker and chDB
+	$(MAKE) lint
+	$(DAMPAK) up
+	$(VENV)/bin/pytest -q -p no:cacheprovider tests
+
+test-unit: install ## Unit tests only (no services)
+	$(VENV)/bin/pytest -q tests/unit
+
+schemas: install ## Re-export the topics' JSON Schemas into schemas/json
+	$(DAMPAK) schemas
+
+.PHONY: help install up down demo lint test test-unit schemas

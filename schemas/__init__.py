@@ -1,0 +1,1 @@
+"""Versioned topic contracts: frozen pydantic v2 models, one module per topic."""

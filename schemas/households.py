@@ -1,0 +1,50 @@
+"""Contract of the ``households`` topic: one DTSEN/DTKS registry record, keyed by ``household_id``.
+
+A tombstone (null value) removes the household. An update older than the stored one is ignored.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Literal
+
+from pydantic import Field, StringConstraints
+
+from schemas.common import Contract, Count, UtcDatetime, VillageCode
+
+__all__ = ["PROGRAMS", "Household", "Program"]
+
+logger = logging.getLogger(__name__)
+
+Program = Literal["PKH", "BPNT", "PBI"]
+PROGRAMS: tuple[str, ...] = ("PKH", "BPNT", "PBI")
+Digits16 = Annotated[str, StringConstraints(pattern=r"^\d{16}$")]
+
+
+class Household(Contract):
+    """A registry household. ``nik_head`` and ``kk_number`` are personal data: never stored in clear."""
+
+    schema_version: Literal[1] = 1
+    household_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    village_code: VillageCode
+    updated_at: UtcDatetime
+    nik_head: Digits16 | None = None
+    kk_number: Digits16 | None = None
+    members: Annotated[int, Field(ge=1)] = 1
+    desil: Annotated[int, Field(ge=1, le=10)] | None = None
+    programs: frozenset[Program] = frozenset()
+    elderly: Count = 0
+    disabled: Count = 0
+    under5: Count = 0
+    pregnant: Count = 0
+    lat: Annotated[float, Field(ge=-90, le=90)] | None = None
+    lon: Annotated[float, Field(ge=-180, le=180)] | None = None
+
+    @property
+    def vulnerable(self) -> int:
+        return self.elderly + self.disabled + self.under5 + self.pregnant
+
+    @property
+    def kpm(self) -> bool:
+        """A KPM (keluarga penerima manfaat) receives at least one programme."""
+        return bool(self.programs)

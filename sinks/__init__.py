@@ -1,0 +1,1 @@
+"""ClickHouse: DDL migrations, batching sink, read-only queries."""

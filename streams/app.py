@@ -1,0 +1,96 @@
+"""Builds the one ``faust.App`` from settings, with its topics, tables and agents.
+
+``dampak worker`` (or ``python -m streams worker``) runs it.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from typing import Any
+
+import faust
+
+from streams import field_reports, households, web
+from streams.pipeline import Pipeline, RowSink
+from streams.privacy import Pseudonymizer
+from streams.settings import Settings
+from streams.topics import INPUT_TOPICS, Topic, dlq_name, physical_name
+
+__all__ = ["TABLES", "create_app"]
+
+logger = logging.getLogger(__name__)
+
+TABLES = {
+    "registry": "household_id -> registry state (households topic)",
+    "household_reports": "household_id -> {report_id: latest report} (field-reports-by-household)",
+    "report_revisions": "report_id -> [revision, digest] (field-reports)",
+}
+
+
+def _credentials(settings: Settings) -> Any:
+    k = settings.kafka
+    if k.security_protocol in ("SASL_PLAINTEXT", "SASL_SSL"):
+        ctx = ssl.create_default_context(cafile=k.ssl_cafile) if k.security_protocol == "SASL_SSL" else None
+        return faust.SASLCredentials(
+            username=k.sasl_username,
+            password=k.sasl_password.get_secret_value() if k.sasl_password else None,
+            mechanism=k.sasl_mechanism or "PLAIN",
+            ssl_context=ctx,
+        )
+    if k.security_protocol == "SSL":
+        ctx = ssl.create_default_context(cafile=k.ssl_cafile)
+        if k.ssl_certfile:
+            ctx.load_cert_chain(k.ssl_certfile, k.ssl_keyfile)
+        return faust.SSLCredentials(ctx)
+    return None
+
+
+def create_app(settings: Settings, sink: RowSink) -> tuple[faust.App, Pipeline]:
+    """The Faust app wired to ``sink``. Topics carry raw bytes; pydantic validates inside agents."""
+    k = settings.kafka
+    app = faust.App(
+        settings.app_id,
+        broker=";".join(f"kafka://{server.strip()}" for server in k.bootstrap_servers.split(",")),
+        broker_credentials=_credentials(settings),
+        store=settings.table_store,
+        datadir=str(settings.data_dir / "faust"),
+        topic_partitions=k.partitions,
+        topic_replication_factor=k.replication_factor,
+        consumer_auto_offset_reset="earliest",
+        web_enabled=True,
+        web_host=settings.web.host,
+        web_port=settings.web.port,
+        web_bind=settings.web.host,
+        autodiscover=False,
+        producer_acks=-1,
+        stream_buffer_maxsize=max(4096, settings.sink.batch_size * 2),
+        broker_max_poll_records=2000,
+        # A worker killed without leaving its group blocks the next rebalance until its session
+        # expires: keep that short so a restarted worker resumes within seconds.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=3.0,
+    )
+    pipeline = Pipeline(settings=settings, sink=sink, pseudo=Pseudonymizer(settings.privacy), app=app)
+    raw: dict[str, Any] = {
+        "key_type": bytes,
+        "value_type": bytes,
+        "key_serializer": "raw",
+        "value_serializer": "raw",
+    }
+    for topic in Topic:
+        pipeline.topics[topic] = app.topic(physical_name(topic, settings), internal=False, **raw)
+    for topic in INPUT_TOPICS:
+        pipeline.dlq[physical_name(topic, settings)] = app.topic(dlq_name(topic, settings), **raw)
+    # Changelog-backed tables, all partitioned like the keyed topics (co-partitioned with sources).
+    for name, help_text in TABLES.items():
+        pipeline.tables[name] = app.Table(
+            name,
+            default=None,
+            partitions=k.partitions,
+            help=help_text,
+        )
+    households.register(pipeline)
+    field_reports.register(pipeline)
+    web.register(pipeline)
+    return app, pipeline

@@ -1,0 +1,225 @@
+"""The ``dampak`` command: local stack, database, worker, publishing, queries and the demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from streams.cli_output import print_rows
+from streams.errors import DampakError, QueryRejected
+from streams.settings import Settings
+from streams.worker import engine_lock, worker_file
+
+__all__ = ["main", "query"]
+
+logger = logging.getLogger(__name__)
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("kafka", "aiokafka", "clickhouse_connect", "chdb"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def query(settings: Settings, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Run a read-only query: through a running worker when it holds the embedded engine,
+    straight on the engine (or the configured server) otherwise."""
+    from sinks.clickhouse import connect, run_query
+
+    ch = settings.clickhouse
+    if settings.embedded_clickhouse:
+        with engine_lock(settings, blocking=False) as free:
+            if free:
+                client = connect(settings)
+                try:
+                    return run_query(client, sql, ch.query_max_rows, ch.query_timeout_s)
+                finally:
+                    client.close()
+        return _query_worker(settings, sql)
+    client = connect(settings)
+    try:
+        return run_query(client, sql, ch.query_max_rows, ch.query_timeout_s)
+    finally:
+        client.close()
+
+
+def _query_worker(settings: Settings, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+    try:
+        url = json.loads(worker_file(settings).read_text())["url"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise QueryRejected("the embedded engine is locked but no worker address is recorded") from exc
+    request = urllib.request.Request(
+        f"{url}/query", data=json.dumps({"sql": sql}).encode(), headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=settings.clickhouse.query_timeout_s + 5) as resp:
+            body = json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        detail = json.loads(exc.read() or b"{}").get("error", str(exc))
+        raise QueryRejected(detail) from exc
+    except urllib.error.URLError as exc:
+        raise QueryRejected(f"worker at {url} did not answer: {exc.reason}") from exc
+    return body["columns"], [tuple(r) for r in body["rows"]]
+
+
+# --------------------------------------------------------------------------- commands
+def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.admin import ensure_topics
+    from streams.localstack import LocalKafka
+
+    result = LocalKafka(settings).up()
+    if result == "external":
+        print(f"using the Kafka cluster at {settings.kafka.bootstrap_servers} (nothing started locally)")
+    else:
+        print(f"Kafka {settings.local_kafka.version} {result} at {settings.kafka.bootstrap_servers}")
+    created = ensure_topics(settings)
+    print(f"topics ready ({len(created)} created)")
+    return 0
+
+
+def cmd_down(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.localstack import LocalKafka
+
+    stopped = LocalKafka(settings).down()
+    print("Kafka stopped" if stopped else "no local Kafka started by dampak is running")
+    return 0
+
+
+def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.localstack import LocalKafka
+
+    st = LocalKafka(settings).status()
+    worker = None
+    if worker_file(settings).exists():
+        with engine_lock(settings, blocking=False) as free:
+            worker = None if free else json.loads(worker_file(settings).read_text())
+    report = {
+        "kafka": {
+            "bootstrap_servers": st.bootstrap_servers,
+            "local": st.managed,
+            "answering": st.answering,
+            "pid": st.pid,
+            "log": str(st.log_file) if st.log_file else None,
+        },
+        "clickhouse": settings.redacted()["clickhouse"]["dsn"],
+        "worker": worker,
+    }
+    print(json.dumps(report, indent=2))
+    return 0 if st.answering else 1
+
+
+def cmd_init_db(settings: Settings, args: argparse.Namespace) -> int:
+    from sinks.clickhouse import init_db
+
+    with engine_lock(settings, blocking=False) as free:
+        if settings.embedded_clickhouse and not free:
+            print("a running worker holds the embedded engine; it applied the migrations at start")
+            return 0
+        applied = init_db(settings)
+    print(f"migrations applied: {applied}" if applied else "database is up to date")
+    return 0
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.worker import run_worker
+
+    return run_worker(settings)
+
+
+def cmd_produce(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.admin import iter_json_lines, produce
+
+    if args.file == "-":
+        lines = list(iter_json_lines(sys.stdin.buffer))
+    else:
+        with open(args.file, "rb") as fh:
+            lines = list(iter_json_lines(fh))
+    sent = produce(settings, args.topic, lines, args.key, args.tombstone or (), raw=args.raw)
+    print(f"published {sent} messages to {args.topic}")
+    return 0
+
+
+def cmd_query(settings: Settings, args: argparse.Namespace) -> int:
+    columns, rows = query(settings, args.sql)
+    print_rows(columns, rows, args.format, sys.stdout)
+    return 0
+
+
+def cmd_config(settings: Settings, args: argparse.Namespace) -> int:
+    print(json.dumps(settings.redacted(), indent=2, default=str))
+    return 0
+
+
+def cmd_schemas(settings: Settings, args: argparse.Namespace) -> int:
+    from schemas.export import export_json_schemas
+
+    for path in export_json_schemas(Path(args.out)):
+        print(path)
+    return 0
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.demo import run_demo
+
+    return run_demo(settings, keep_running=args.keep_running)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dampak", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="start the local Kafka broker (reused if running) and create topics")
+    sub.add_parser("down", help="stop the local Kafka broker that `up` started")
+    sub.add_parser("status", help="report the broker, ClickHouse and worker")
+    sub.add_parser("init-db", help="apply ClickHouse migrations and load region names")
+    sub.add_parser("worker", help="run the Faust worker (SIGTERM stops it cleanly)")
+    p = sub.add_parser("produce", help="publish JSON lines to a topic")
+    p.add_argument("topic")
+    p.add_argument("file", help="JSON-lines file, or - for standard input")
+    p.add_argument("--key", help="field whose value keys each message")
+    p.add_argument("--tombstone", action="append", metavar="KEY", help="also publish a null value for KEY")
+    p.add_argument("--raw", action="store_true", help="publish lines that are not JSON as they are")
+    p = sub.add_parser("query", help="run a read-only SQL query on ClickHouse")
+    p.add_argument("sql")
+    p.add_argument("--format", choices=("table", "json", "tsv"), default="table")
+    sub.add_parser("config", help="print the effective settings (secrets masked)")
+    p = sub.add_parser("schemas", help="export the topics' JSON Schemas")
+    p.add_argument("--out", default="schemas/json")
+    p = sub.add_parser("demo", help="replay the bundled Cianjur scenario end to end and print the impact")
+    p.add_argument("--keep-running", action="store_true", help="leave the worker running afterwards")
+    return parser
+
+
+COMMANDS = {
+    "up": cmd_up,
+    "down": cmd_down,
+    "status": cmd_status,
+    "init-db": cmd_init_db,
+    "worker": cmd_worker,
+    "produce": cmd_produce,
+    "query": cmd_query,
+    "config": cmd_config,
+    "schemas": cmd_schemas,
+    "demo": cmd_demo,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    settings = Settings()
+    _setup_logging(settings.log_level)
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    try:
+        code = COMMANDS[args.command](settings, args)
+    except DampakError as exc:
+        print(f"dampak {args.command}: {exc}", file=sys.stderr)
+        code = 2
+    sys.exit(code)

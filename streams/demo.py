@@ -1,0 +1,206 @@
+"""``dampak demo``: the bundled Cianjur 2022 scenario replayed end to end on the configured stack.
+
+A deterministic registry of Cianjur households and a stream of field reports (revisions,
+retractions, re-sends, village summaries, a few malformed messages) go through Kafka and a real
+worker; the impact is then read back from ClickHouse.
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib.resources
+import json
+import logging
+import random
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from streams.admin import ensure_topics, producer
+from streams.cli_output import print_rows
+from streams.errors import DampakError
+from streams.localstack import LocalKafka
+from streams.settings import Settings
+from streams.topics import Topic, physical_name
+
+__all__ = ["CIANJUR_EVENT", "run_demo", "scenario"]
+
+logger = logging.getLogger(__name__)
+
+#: BMKG event id of the Cianjur earthquake, 2022-11-21 06:21:10 UTC (M5.6, 10 km).
+CIANJUR_EVENT = "bmkg-20221121062110"
+_QUAKE = datetime(2022, 11, 21, 6, 21, 10, tzinfo=UTC)
+
+
+def _cianjur_villages() -> list[str]:
+    with (importlib.resources.files("lokal") / "data" / "desa.json.gz").open("rb") as fh:
+        names: dict[str, str] = json.loads(gzip.decompress(fh.read()))
+    # The districts around the epicentre: Cugenang, Pacet, Cianjur, Warungkondang, Gekbrong.
+    districts = ("32.03.01", "32.03.02", "32.03.03", "32.03.12", "32.03.13", "32.03.21", "32.03.22")
+    return sorted(code for code in names if code[:8] in districts)
+
+
+def scenario(seed: int = 2022) -> tuple[list[dict[str, Any]], list[tuple[str, bytes, bytes]], int]:
+    """(households, field-report messages in arrival order, expected number of current reports)."""
+    rng = random.Random(seed)
+    villages = _cianjur_villages()
+    households = []
+    for i in range(3000):
+        desil = rng.choice([None, *range(1, 11)])
+        households.append(
+            {
+                "household_id": f"CJR-{i:05d}",
+                "village_code": rng.choice(villages),
+                "updated_at": "2022-11-01T00:00:00Z",
+                "nik_head": f"3203{rng.randrange(10**11, 10**12)}",
+                "members": rng.randint(1, 7),
+                "desil": desil,
+                "programs": sorted(rng.sample(["PKH", "BPNT", "PBI"], rng.randint(1, 2)))
+                if desil and desil <= 4
+                else [],
+                "elderly": rng.randint(0, 1),
+                "under5": rng.randint(0, 2),
+                "lat": round(-6.82 + rng.uniform(-0.08, 0.08), 5),
+                "lon": round(107.08 + rng.uniform(-0.08, 0.08), 5),
+            }
+        )
+    latest: dict[str, dict[str, Any]] = {}
+    messages: list[tuple[str, bytes, bytes]] = []
+    for i in range(6000):
+        hh = rng.choice(households) if rng.random() < 0.85 else None
+        report: dict[str, Any] = {
+            "report_id": f"CJR-R{i:05d}",
+            "reported_at": (_QUAKE + timedelta(minutes=rng.randint(30, 5 * 24 * 60))).isoformat(),
+            "reporter_id": f"TGN-{rng.randint(1, 80):03d}",
+            "reporter_role": rng.choice(["tagana", "tagana", "tksk", "pkh", "psm"]),
+        }
+        if rng.random() < 0.9:
+            report["event_id"] = CIANJUR_EVENT
+        if hh:
+            report |= {"village_code": hh["village_code"], "household_id": hh["household_id"]}
+            damage = rng.choice(["houses_heavy", "houses_moderate", "houses_light", "houses_heavy"])
+            report |= {damage: 1, "displaced": hh["members"] if damage == "houses_heavy" else 0}
+            report["injured"] = 1 if rng.random() < 0.05 else 0
+        else:
+            report |= {
+                "village_code": rng.choice(villages),
+                "dead": rng.choice([0, 0, 0, 1, 2]),
+                "missing": rng.choice([0, 0, 1]),
+                "injured": rng.randint(0, 30),
+            }
+        versions = [report]
+        if rng.random() < 0.15:
+            versions.append(report | {"revision": 2, "injured": report.get("injured", 0) + 1})
+        elif rng.random() < 0.03:
+            versions.append(report | {"revision": 2, "retracted": True})
+        if rng.random() < 0.05:
+            versions.append(versions[-1])
+        for v in versions:
+            messages.append(("field-reports", v["report_id"].encode(), json.dumps(v).encode()))
+        latest[report["report_id"]] = versions[-1]
+    rng.shuffle(messages)
+    messages += [
+        ("field-reports", b"bad-1", b"{not json"),
+        (
+            "field-reports",
+            b"bad-2",
+            json.dumps({"report_id": "bad-2", "village_code": "3203012001"}).encode(),
+        ),
+        (
+            "field-reports",
+            b"bad-3",
+            json.dumps(
+                {
+                    "report_id": "bad-3",
+                    "reported_at": "2022-11-21T09:00:00Z",
+                    "village_code": "32.03.01.2001",
+                    "dead": -4,
+                }
+            ).encode(),
+        ),
+    ]
+    current = sum(1 for r in latest.values() if not r.get("retracted"))
+    return households, messages, current
+
+
+def _wait_ready(url: str, worker: subprocess.Popen[bytes], timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if worker.poll() is not None:
+            raise DampakError(f"the worker exited with {worker.returncode}; see its log above")
+        try:
+            with urllib.request.urlopen(f"{url}/readyz", timeout=2) as resp:
+                if json.loads(resp.read()).get("ready"):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise DampakError(f"the worker was not ready within {timeout_s:.0f}s")
+
+
+def run_demo(settings: Settings, keep_running: bool = False) -> int:
+    """Start Kafka if local, run a worker, publish the scenario, wait for the figures, print them."""
+    from streams.cli import query
+
+    started = time.monotonic()
+    print(f"Kafka: {LocalKafka(settings).up()} at {settings.kafka.bootstrap_servers}")
+    ensure_topics(settings)
+    worker = subprocess.Popen([sys.executable, "-m", "streams", "worker"])
+    try:
+        _wait_ready(f"http://{settings.web.host}:{settings.web.port}", worker)
+        households, messages, current = scenario()
+        prod = producer(settings)
+        for h in households:
+            prod.send(
+                physical_name(Topic.HOUSEHOLDS, settings),
+                key=h["household_id"].encode(),
+                value=json.dumps(h).encode(),
+            )
+        for logical, key, value in messages:
+            prod.send(physical_name(Topic(logical), settings), key=key, value=value)
+        prod.flush()
+        prod.close()
+        print(f"published {len(households)} households and {len(messages)} field-report messages")
+        count_sql = "SELECT count() FROM dampak.field_reports WHERE report_id LIKE 'CJR-R%'"
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            seen = query(settings, count_sql)[1][0][0]
+            if seen == current:
+                break
+            time.sleep(1)
+        print(f"{current} current reports visible in ClickHouse after {time.monotonic() - started:.1f}s\n")
+        for title, sql in _SUMMARY:
+            print(f"== {title}")
+            print_rows(*query(settings, sql), "table", sys.stdout)
+            print()
+    finally:
+        if not keep_running:
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(timeout=60)
+    return 0
+
+
+_SUMMARY = [
+    (
+        "Impact per regency (reported)",
+        f"SELECT event_id, regency_code, regency_name, reports, households_affected, houses_heavy, "
+        f"houses_moderate, houses_light, displaced, dead, injured, missing, kpm_households_affected "
+        f"FROM dampak.impact_regency WHERE event_id = '{CIANJUR_EVENT}'",
+    ),
+    (
+        "Most damaged villages",
+        "SELECT village_code, village_name, households_affected, houses_heavy, displaced, "
+        "kpm_households_affected, vulnerable_persons_affected FROM dampak.impact_village "
+        f"WHERE event_id = '{CIANJUR_EVENT}' ORDER BY houses_heavy DESC LIMIT 10",
+    ),
+    (
+        "Households to re-assess in the welfare registry",
+        "SELECT reason, count() AS households FROM dampak.registry_candidates "
+        "GROUP BY reason ORDER BY reason",
+    ),
+    ("Dead letters", "SELECT topic, reason FROM dampak.dead_letters ORDER BY offset LIMIT 5"),
+]

@@ -1,0 +1,1 @@
+"""Pure domain functions (no Kafka, no ClickHouse): registry state, report revisions, enrichment."""

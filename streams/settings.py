@@ -1,0 +1,157 @@
+"""The one settings object: every knob of dampak, read from ``DAMPAK_*`` environment variables.
+
+Build it once at the entry point (``Settings()``) and pass it down; nothing else reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = [
+    "LOCAL_BOOTSTRAP",
+    "ClickHouseSettings",
+    "KafkaSettings",
+    "LocalKafkaSettings",
+    "PrivacySettings",
+    "Settings",
+    "SinkSettings",
+    "WebSettings",
+]
+
+logger = logging.getLogger(__name__)
+
+#: The address the bundled local broker (``dampak up``) listens on.
+LOCAL_BOOTSTRAP = "127.0.0.1:9092"
+
+
+class KafkaSettings(BaseModel):
+    """Kafka connection; TLS/SASL options are passed through to the clients unchanged."""
+
+    bootstrap_servers: str = LOCAL_BOOTSTRAP
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    #: Prefix prepended to every physical topic name (tests and multi-tenant clusters).
+    topic_prefix: str = ""
+    partitions: int = Field(6, ge=1)
+    replication_factor: int = Field(1, ge=1)
+
+    def client_options(self) -> dict[str, Any]:
+        """Security options in kafka-python / aiokafka keyword form (only those that are set)."""
+        opts: dict[str, Any] = {"security_protocol": self.security_protocol}
+        if self.sasl_mechanism:
+            opts["sasl_mechanism"] = self.sasl_mechanism
+        if self.sasl_username:
+            opts["sasl_plain_username"] = self.sasl_username
+        if self.sasl_password:
+            opts["sasl_plain_password"] = self.sasl_password.get_secret_value()
+        for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+            if getattr(self, name):
+                opts[name] = getattr(self, name)
+        return opts
+
+
+class LocalKafkaSettings(BaseModel):
+    """The Apache Kafka broker that ``dampak up`` runs from Maven Central jars (no Docker)."""
+
+    version: str = "4.1.1"
+    #: The java executable (a name on PATH or a path); Java 17+.
+    java: str = "java"
+    controller_port: int = 9093
+    heap: str = "768m"
+    start_timeout_s: float = 90.0
+
+
+class ClickHouseSettings(BaseModel):
+    """Where impact tables live. ``None`` means the embedded chDB engine under the data directory."""
+
+    dsn: str | None = None
+    database: str = "dampak"
+    #: Timeout and row limit of read-only queries forwarded to a running worker.
+    query_timeout_s: float = 30.0
+    query_max_rows: int = 10_000
+
+
+class SinkSettings(BaseModel):
+    """Batching of ClickHouse writes: a batch is flushed at ``batch_size`` rows or ``batch_seconds``."""
+
+    batch_size: int = Field(10_000, ge=1)
+    batch_seconds: float = Field(0.5, gt=0)
+    retry_backoff_max_s: float = Field(10.0, gt=0)
+    dead_letter_payload_max_bytes: int = Field(8192, ge=256)
+
+
+class WebSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 6066
+
+
+class PrivacySettings(BaseModel):
+    """Keyed hashing of personal identifiers (NIK, KK number, household id).
+
+    Rotate by setting a new ``hmac_key`` (and ``key_id``): new rows carry new pseudonyms.
+    """
+
+    hmac_key: SecretStr = SecretStr("dampak-development-key-change-me")
+    key_id: str = "k1"
+
+
+class Settings(BaseSettings):
+    """All settings. Environment: ``DAMPAK_<GROUP>__<FIELD>``, e.g. ``DAMPAK_KAFKA__BOOTSTRAP_SERVERS``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="DAMPAK_", env_nested_delimiter="__", extra="ignore", frozen=True
+    )
+
+    #: Faust application id: the consumer group and the prefix of changelog topics.
+    app_id: str = "dampak"
+    data_dir: Path = Path(".dampak")
+    log_level: str = "info"
+    #: Faust table store; ``rocksdb://`` in production, ``memory://`` for small tests.
+    table_store: str = "rocksdb://"
+    kafka: KafkaSettings = KafkaSettings()
+    local_kafka: LocalKafkaSettings = LocalKafkaSettings()
+    clickhouse: ClickHouseSettings = ClickHouseSettings()
+    sink: SinkSettings = SinkSettings()
+    web: WebSettings = WebSettings()
+    privacy: PrivacySettings = PrivacySettings()
+
+    @model_validator(mode="after")
+    def _absolute_data_dir(self) -> Settings:
+        object.__setattr__(self, "data_dir", self.data_dir.expanduser().resolve())
+        return self
+
+    @property
+    def clickhouse_dsn(self) -> str:
+        """The effective DSN: the configured one, or the embedded engine under the data directory."""
+        return self.clickhouse.dsn or f"chdb://{self.data_dir / 'clickhouse'}"
+
+    @property
+    def embedded_clickhouse(self) -> bool:
+        return self.clickhouse_dsn.startswith("chdb:")
+
+    @property
+    def uses_local_kafka(self) -> bool:
+        """True when the bootstrap servers are the bundled local broker's address."""
+        return self.kafka.bootstrap_servers.strip() == LOCAL_BOOTSTRAP
+
+    def redacted(self) -> dict[str, Any]:
+        """Settings as a dict with secrets and DSN passwords masked, for ``dampak config``."""
+        data = self.model_dump(mode="json")
+        dsn = self.clickhouse_dsn
+        if "@" in dsn and "://" in dsn:
+            scheme, rest = dsn.split("://", 1)
+            creds, host = rest.rsplit("@", 1)
+            user = creds.split(":", 1)[0]
+            dsn = f"{scheme}://{user}:***@{host}"
+        data["clickhouse"]["dsn"] = dsn
+        return data

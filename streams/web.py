@@ -1,0 +1,73 @@
+"""HTTP endpoints of the worker: health, readiness, Prometheus metrics and read-only queries.
+
+``/query`` exists because the embedded engine admits one process: while a worker holds it,
+``dampak query`` is served here (read-only, row-limited, time-limited).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import faust
+import orjson
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from streams.errors import QueryRejected
+from streams.pipeline import Pipeline
+
+__all__ = ["register", "worker_ready"]
+
+logger = logging.getLogger(__name__)
+
+
+def worker_ready(app: Any) -> tuple[bool, dict[str, Any]]:
+    """Ready = partitions assigned, not rebalancing, and table recovery finished."""
+    recovery = app.tables.recovery
+    checks = {
+        "partitions_assigned": bool(app.consumer.assignment()) if app.consumer else False,
+        "rebalancing": bool(app.rebalancing),
+        "recovery_completed": recovery.completed.is_set() and not recovery.in_recovery,
+    }
+    ready = checks["partitions_assigned"] and not checks["rebalancing"] and checks["recovery_completed"]
+    return ready, checks
+
+
+def register(p: Pipeline) -> None:
+    app = p.app
+    limits = p.settings.clickhouse
+
+    def _json(view: faust.web.View, value: Any, status: int = 200) -> Any:
+        body = orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS)
+        return view.bytes(body, content_type="application/json", status=status)
+
+    @app.page("/healthz")
+    async def healthz(view: faust.web.View, request: faust.web.Request) -> Any:
+        return _json(view, {"status": "alive"})
+
+    @app.page("/readyz")
+    async def readyz(view: faust.web.View, request: faust.web.Request) -> Any:
+        ready, checks = worker_ready(app)
+        return _json(view, {"ready": ready, **checks}, status=200 if ready else 503)
+
+    @app.page("/metrics")
+    async def metrics(view: faust.web.View, request: faust.web.Request) -> Any:
+        return view.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+    @app.page("/query")
+    class Query(faust.web.View):
+        async def _run(self, sql: str) -> Any:
+            if not sql:
+                return _json(self, {"error": "no SQL given"}, status=400)
+            try:
+                columns, rows = await p.sink.query(sql, limits.query_max_rows, limits.query_timeout_s)
+            except QueryRejected as exc:
+                return _json(self, {"error": str(exc)}, status=400)
+            return _json(self, {"columns": columns, "rows": rows})
+
+        async def get(self, request: faust.web.Request) -> Any:
+            return await self._run(request.query.get("sql", ""))
+
+        async def post(self, request: faust.web.Request) -> Any:
+            body = await request.json()
+            return await self._run(body.get("sql", "") if isinstance(body, dict) else "")

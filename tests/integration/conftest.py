@@ -1,0 +1,35 @@
+"""Fixtures for integration tests: the real local Kafka broker and the embedded ClickHouse engine."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from streams.localstack import broker_answers
+from streams.settings import Settings
+from tests.conftest import require
+from tests.integration.harness import Deployment
+
+_ports = itertools.count(16100 + (os.getpid() % 500) * 4)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> str:
+    servers = Settings().kafka.bootstrap_servers
+    require(
+        broker_answers(servers), f"no Kafka broker answers at {servers}; run `dampak up` (or `make test`)"
+    )
+    return servers
+
+
+@pytest.fixture
+def deployment(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Deployment]:
+    dep = Deployment(uuid.uuid4().hex[:10], tmp_path / "data", next(_ports))
+    yield dep
+    if dep.worker is not None and dep.worker.poll() is None:
+        dep.kill_worker()
