@@ -64,6 +64,8 @@ class LocalKafkaSettings(BaseModel):
     """The Apache Kafka broker that ``dampak up`` runs from Maven Central jars (no Docker)."""
 
     version: str = "4.1.1"
+    #: The broker is "local" (managed by up/down) when the bootstrap servers are 127.0.0.1:<port>.
+    port: int = 9092
     #: The java executable (a name on PATH or a path); Java 17+.
     java: str = "java"
     controller_port: int = 9093
@@ -142,7 +144,7 @@ class Settings(BaseSettings):
     @property
     def uses_local_kafka(self) -> bool:
         """True when the bootstrap servers are the bundled local broker's address."""
-        return self.kafka.bootstrap_servers.strip() == LOCAL_BOOTSTRAP
+        return self.kafka.bootstrap_servers.strip() == f"127.0.0.1:{self.local_kafka.port}"
 
     def redacted(self) -> dict[str, Any]:
         """Settings as a dict with secrets and DSN passwords masked, for ``dampak config``."""

@@ -22,12 +22,15 @@ logger = logging.getLogger(__name__)
 
 
 def worker_ready(app: Any) -> tuple[bool, dict[str, Any]]:
-    """Ready = partitions assigned, not rebalancing, and table recovery finished."""
-    recovery = app.tables.recovery
+    """Ready = partitions assigned, not rebalancing, and table recovery finished.
+
+    ``tables.actives_ready`` is set when recovery of the active partitions ends and cleared on each
+    rebalance (``recovery.completed`` is set once and never cleared, so it is not used).
+    """
     checks = {
         "partitions_assigned": bool(app.consumer.assignment()) if app.consumer else False,
         "rebalancing": bool(app.rebalancing),
-        "recovery_completed": recovery.completed.is_set() and not recovery.in_recovery,
+        "recovery_completed": bool(app.tables.actives_ready) and not app.in_recovery,
     }
     ready = checks["partitions_assigned"] and not checks["rebalancing"] and checks["recovery_completed"]
     return ready, checks

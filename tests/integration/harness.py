@@ -53,12 +53,15 @@ class Deployment:
         self, *args: str, stdin: bytes | None = None, check: bool = True
     ) -> subprocess.CompletedProcess[bytes]:
         proc = subprocess.run(
-            [sys.executable, "-m", "streams", *args], env=self.env, input=stdin, capture_output=True, cwd=ROOT
+            [sys.executable, "-m", "streams", *args],
+            env=self.env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
         )
         if check and proc.returncode != 0:
-            raise AssertionError(
-                f"dampak {' '.join(args)} exited {proc.returncode}: {proc.stderr.decode()[-2000:]}"
-            )
+            raise AssertionError(f"dampak {' '.join(args)} exited {proc.returncode}: {proc.stderr[-2000:]}")
         return proc
 
     # -------------------------------------------------------------- worker
