@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import hashlib
 import importlib.resources
 import json
 import logging
 import re
 import time
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -20,7 +22,7 @@ from typing import Any
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
-from sinks.migrations import MIGRATIONS
+from sinks.ddl import MIGRATIONS, VIEWS
 from streams.errors import QueryRejected, SinkError
 from streams.settings import Settings, SinkSettings
 
@@ -53,10 +55,10 @@ def connect(settings: Settings) -> Client:
 
 
 def migrate(client: Client, database: str) -> list[int]:
-    """Apply pending migrations in order and record each; returns the versions applied now.
+    """Apply pending table migrations in order, then (re-)create the views if their DDL changed.
 
-    Every statement is idempotent (IF NOT EXISTS / OR REPLACE), so a migration interrupted halfway
-    is simply re-run.
+    Returns the migration versions applied now. Every statement is idempotent (IF NOT EXISTS /
+    OR REPLACE), so an interrupted run is simply re-run; a second run changes nothing.
     """
     client.command(
         f"CREATE TABLE IF NOT EXISTS {database}.schema_migrations "
@@ -71,13 +73,25 @@ def migrate(client: Client, database: str) -> list[int]:
         logger.info("applying migration %d: %s", migration.version, migration.name)
         for statement in migration.statements:
             client.command(statement.format(db=database))
-        client.insert(
-            f"{database}.schema_migrations",
-            [[migration.version, migration.name]],
-            column_names=["version", "name"],
-        )
+        _record(client, database, migration.version, migration.name)
         applied.append(migration.version)
+    views = [v.format(db=database) for v in VIEWS]
+    checksum = hashlib.sha256("\n".join(views).encode()).hexdigest()[:16]
+    have = client.query(
+        f"SELECT count() FROM {database}.schema_migrations WHERE version = 0 AND name = {{c:String}}",
+        parameters={"c": f"views {checksum}"},
+    ).result_rows[0][0]
+    if applied or not have:
+        logger.info("creating %d views (%s)", len(views), checksum)
+        for view in views:
+            client.command(view)
+        # Version 0 records the views' checksum; ReplacingMergeTree keeps the latest.
+        _record(client, database, 0, f"views {checksum}")
     return applied
+
+
+def _record(client: Client, database: str, version: int, name: str) -> None:
+    client.insert(f"{database}.schema_migrations", [[version, name]], column_names=["version", "name"])
 
 
 def load_regions(client: Client, database: str) -> int:
@@ -185,6 +199,34 @@ class ClickHouseSink:
         """A read-only query on the sink's I/O thread (the embedded engine admits one process)."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._io, run_query, self._client, sql, max_rows, timeout_s)
+
+    async def select_columns(self, sql: str) -> dict[str, list[Any]]:
+        """An internal query (no row limit), column-oriented, on the sink's I/O thread.
+
+        Retried in place like writes: the caller needs the answer to make progress.
+        """
+        loop = asyncio.get_running_loop()
+        delay = 0.1
+        while True:
+            try:
+                return await loop.run_in_executor(self._io, self._select_columns, sql)
+            except SinkError as exc:
+                self.retries += 1
+                logger.warning("%s; retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._settings.retry_backoff_max_s)
+
+    def _select_columns(self, sql: str) -> dict[str, list[Any]]:
+        try:
+            result = self._client.query(sql)
+        except Exception as exc:
+            raise SinkError("(query)", exc) from exc
+        # An empty result may come back without column names (chDB): absent columns read as empty.
+        out: dict[str, list[Any]] = defaultdict(list)
+        if result.row_count:
+            for name, col in zip(result.column_names, result.result_columns, strict=True):
+                out[name] = list(col)
+        return out
 
     def _insert(self, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
         names = list(rows[0])

@@ -11,7 +11,7 @@ from typing import Any
 
 import faust
 
-from streams import field_reports, households, web
+from streams import alerts, field_reports, households, web
 from streams.pipeline import Pipeline, RowSink
 from streams.privacy import Pseudonymizer
 from streams.settings import Settings
@@ -92,5 +92,6 @@ def create_app(settings: Settings, sink: RowSink) -> tuple[faust.App, Pipeline]:
         )
     households.register(pipeline)
     field_reports.register(pipeline)
+    alerts.register(pipeline)
     web.register(pipeline)
     return app, pipeline

@@ -47,6 +47,8 @@ class RowSink(Protocol):
         self, sql: str, max_rows: int, timeout_s: float
     ) -> tuple[list[str], list[tuple[Any, ...]]]: ...
 
+    async def select_columns(self, sql: str) -> dict[str, list[Any]]: ...
+
 
 def describe_validation_error(exc: ValidationError) -> str:
     """A one-line reason built from locations and messages only: input values (which may hold a NIK)
@@ -64,6 +66,8 @@ class Batch:
 
     rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     deliveries: list[Awaitable[Any]] = field(default_factory=list)
+    #: Run after the rows are written and before the events are acked (e.g. notifications).
+    after_write: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def add(self, table: str, row: dict[str, Any]) -> None:
         self.rows.setdefault(table, []).append(row)
@@ -145,6 +149,8 @@ async def run_batches(
                 if batch.deliveries:
                     await asyncio.gather(*batch.deliveries)
                 await pipeline.sink.write(batch.rows)
+                for hook in batch.after_write:
+                    await hook()
                 break
             except asyncio.CancelledError:
                 raise

@@ -12,11 +12,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streams.domain.hazard import DisplacementRates
+
 __all__ = [
     "LOCAL_BOOTSTRAP",
     "ClickHouseSettings",
     "KafkaSettings",
     "LocalKafkaSettings",
+    "NotifySettings",
     "PrivacySettings",
     "Settings",
     "SinkSettings",
@@ -107,6 +110,16 @@ class PrivacySettings(BaseModel):
     key_id: str = "k1"
 
 
+class NotifySettings(BaseModel):
+    """When to publish on ``impact-notifications``."""
+
+    #: Alert levels (PAGER) that notify on an earthquake estimate.
+    alert_levels: tuple[str, ...] = ("orange", "red")
+    #: Reported displaced persons in a regency; each threshold crossed notifies once.
+    displaced_thresholds: tuple[int, ...] = (1_000, 10_000, 50_000)
+    check_interval_s: float = Field(10.0, gt=0)
+
+
 class Settings(BaseSettings):
     """All settings. Environment: ``DAMPAK_<GROUP>__<FIELD>``, e.g. ``DAMPAK_KAFKA__BOOTSTRAP_SERVERS``."""
 
@@ -126,6 +139,8 @@ class Settings(BaseSettings):
     sink: SinkSettings = SinkSettings()
     web: WebSettings = WebSettings()
     privacy: PrivacySettings = PrivacySettings()
+    displacement: DisplacementRates = DisplacementRates()
+    notify: NotifySettings = NotifySettings()
 
     @model_validator(mode="after")
     def _absolute_data_dir(self) -> Settings:

@@ -1,0 +1,243 @@
+"""Contract of the ``disaster-alerts`` topic (keyed by ``event_id``), in three payload forms.
+
+1. A BMKG TEWS earthquake bulletin exactly as BMKG publishes it (``{"Infogempa": {"gempa": ...}}``,
+   a list under ``gempa``, or a bare ``gempa`` object); every value is an Indonesian-format string.
+2. A normalized alert (``Alert`` below).
+3. A CAP 1.2 XML warning as BMKG publishes its nowcasts.
+
+``parse_alerts`` detects the form by content and returns normalized ``Alert`` objects.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Annotated, Any, Literal
+from xml.etree import ElementTree
+
+import orjson
+from pydantic import Field, StringConstraints, ValidationError, model_validator
+
+from schemas.common import REGION_CODE_RE, Contract, UtcDatetime
+
+__all__ = ["HAZARDS", "Alert", "AreaImpact", "FeltIntensity", "Hazard", "InvalidAlert", "parse_alerts"]
+
+logger = logging.getLogger(__name__)
+
+Hazard = Literal["earthquake", "flood", "landslide", "volcano", "tsunami", "extreme_weather"]
+HAZARDS: tuple[str, ...] = ("earthquake", "flood", "landslide", "volcano", "tsunami", "extreme_weather")
+Severity = Literal["low", "medium", "high"]
+RegionCode = Annotated[str, StringConstraints(pattern=REGION_CODE_RE.pattern)]
+
+
+class InvalidAlert(ValueError):
+    """A payload that is none of the three forms, or a malformed one. The reason names the field."""
+
+
+class FeltIntensity(Contract):
+    """One place of BMKG's ``Dirasakan``: ``III-IV Kota Bengkulu`` -> mmi_min 3, mmi_max 4."""
+
+    place: str
+    mmi_min: Annotated[int, Field(ge=1, le=12)]
+    mmi_max: Annotated[int, Field(ge=1, le=12)]
+
+
+class AreaImpact(Contract):
+    """An area hazard's area. ``village_code`` is a Kemendagri code at any level: a province,
+    regency or district code covers all its villages."""
+
+    village_code: RegionCode
+    severity: Severity = "medium"
+    depth_cm: Annotated[float, Field(ge=0)] | None = None
+
+
+class Alert(Contract):
+    schema_version: Literal[1] = 1
+    event_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    hazard: Hazard
+    issued_at: UtcDatetime
+    #: When the event began (earthquake origin time); defaults to ``issued_at``.
+    event_time: UtcDatetime | None = None
+    revision: Annotated[int, Field(ge=1, lt=2**23)] = 1
+    source: Annotated[str, StringConstraints(max_length=64)] = ""
+    headline: Annotated[str, StringConstraints(max_length=1000)] = ""
+    lat: Annotated[float, Field(ge=-90, le=90)] | None = None
+    lon: Annotated[float, Field(ge=-180, le=180)] | None = None
+    magnitude: Annotated[float, Field(ge=0, le=10)] | None = None
+    depth_km: Annotated[float, Field(ge=0, le=800)] | None = None
+    tsunami: bool = False
+    felt: tuple[FeltIntensity, ...] = ()
+    areas: tuple[AreaImpact, ...] = ()
+    #: Areas named in text only (e.g. CAP areaDesc without a Kemendagri geocode).
+    area_text: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _hazard_fields(self) -> Alert:
+        if self.hazard == "earthquake":
+            missing = [f for f in ("lat", "lon", "magnitude", "depth_km") if getattr(self, f) is None]
+            if missing:
+                raise ValueError(f"an earthquake needs {', '.join(missing)}")
+        return self
+
+    @property
+    def began_at(self) -> datetime:
+        return self.event_time or self.issued_at
+
+
+# --------------------------------------------------------------------------- BMKG TEWS
+_MONTHS = {
+    "jan": 1, "feb": 2, "mar": 3, "apr": 4, "mei": 5, "jun": 6,
+    "jul": 7, "agu": 8, "agt": 8, "sep": 9, "okt": 10, "nov": 11, "des": 12,
+}  # fmt: skip
+_ZONES = {"WIB": 7, "WITA": 8, "WIT": 9}
+_ROMAN = {
+    "I": 1,
+    "II": 2,
+    "III": 3,
+    "IV": 4,
+    "V": 5,
+    "VI": 6,
+    "VII": 7,
+    "VIII": 8,
+    "IX": 9,
+    "X": 10,
+    "XI": 11,
+    "XII": 12,
+}
+_FELT = re.compile(r"^\s*([IVX]+)(?:\s*-\s*([IVX]+))?\s+(.+?)\s*$")
+_NUMBER = re.compile(r"-?\d+(?:[.,]\d+)?")
+
+
+def _bmkg_time(g: dict[str, Any]) -> datetime:
+    if g.get("DateTime"):
+        return datetime.fromisoformat(str(g["DateTime"]).replace("Z", "+00:00")).astimezone(UTC)
+    # Older feeds: local date and time, e.g. "9 Jan 2024" and "20:17:26 WIB".
+    day, month, year = str(g["Tanggal"]).split()
+    clock, zone = str(g["Jam"]).split()
+    local = datetime.strptime(
+        f"{year}-{_MONTHS[month[:3].lower()]:02d}-{int(day):02d} {clock}", "%Y-%m-%d %H:%M:%S"
+    )
+    return local.replace(tzinfo=timezone(timedelta(hours=_ZONES[zone.upper()]))).astimezone(UTC)
+
+
+def _felt(text: str) -> list[FeltIntensity]:
+    out = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        m = _FELT.match(part)
+        if m is None or m.group(1) not in _ROMAN or (m.group(2) and m.group(2) not in _ROMAN):
+            raise InvalidAlert(f"Dirasakan: cannot read {part!r} as 'MMI[-MMI] place'")
+        low = _ROMAN[m.group(1)]
+        out.append(
+            FeltIntensity(place=m.group(3), mmi_min=low, mmi_max=_ROMAN[m.group(2)] if m.group(2) else low)
+        )
+    return out
+
+
+def _bmkg_alert(g: dict[str, Any]) -> Alert:
+    try:
+        when = _bmkg_time(g)
+        lat_s, lon_s = str(g["Coordinates"]).split(",")
+        depth = _NUMBER.search(str(g["Kedalaman"]))
+        if depth is None:
+            raise InvalidAlert(f"Kedalaman: no number in {g['Kedalaman']!r}")
+        potensi = str(g.get("Potensi", "")).lower()
+        return Alert(
+            event_id=f"bmkg-{when:%Y%m%d%H%M%S}",
+            hazard="earthquake",
+            issued_at=when,
+            event_time=when,
+            source="bmkg",
+            headline=str(g.get("Wilayah", "")),
+            lat=float(lat_s),
+            lon=float(lon_s),
+            magnitude=float(str(g["Magnitude"]).replace(",", ".")),
+            depth_km=float(depth.group().replace(",", ".")),
+            tsunami="berpotensi tsunami" in potensi and "tidak" not in potensi,
+            felt=tuple(_felt(str(g.get("Dirasakan", "")))),
+        )
+    except KeyError as exc:
+        raise InvalidAlert(f"BMKG bulletin: missing {exc.args[0]}") from exc
+    except (ValueError, TypeError) as exc:
+        if isinstance(exc, InvalidAlert):
+            raise
+        raise InvalidAlert(f"BMKG bulletin: {exc}") from exc
+
+
+# --------------------------------------------------------------------------- CAP 1.2
+_CAP = "{urn:oasis:names:tc:emergency:cap:1.2}"
+_CAP_SEVERITY: dict[str, Severity] = {"extreme": "high", "severe": "high", "moderate": "medium"}
+
+
+def _cap_alerts(xml: bytes) -> list[Alert]:
+    try:
+        root = ElementTree.fromstring(xml)
+    except ElementTree.ParseError as exc:
+        raise InvalidAlert(f"CAP: not well-formed XML ({exc})") from exc
+    if root.tag != f"{_CAP}alert":
+        raise InvalidAlert("CAP: root element is not a CAP 1.2 <alert>")
+
+    def text(node: ElementTree.Element, name: str) -> str:
+        return (node.findtext(f"{_CAP}{name}") or "").strip()
+
+    identifier, sent = text(root, "identifier"), text(root, "sent")
+    if not identifier or not sent:
+        raise InvalidAlert("CAP: identifier and sent are required")
+    alerts = []
+    for i, info in enumerate(root.findall(f"{_CAP}info")):
+        event = text(info, "event").lower()
+        hazard: Hazard = "flood" if ("banjir" in event or "flood" in event) else "extreme_weather"
+        severity = _CAP_SEVERITY.get(text(info, "severity").lower(), "low")
+        areas, area_text = [], []
+        for area in info.findall(f"{_CAP}area"):
+            codes = [text(g, "value") for g in area.findall(f"{_CAP}geocode")]
+            coded = [c for c in codes if REGION_CODE_RE.match(c)]
+            areas += [AreaImpact(village_code=c, severity=severity) for c in coded]
+            if not coded and text(area, "areaDesc"):
+                area_text.append(text(area, "areaDesc"))
+        onset = text(info, "onset") or text(info, "effective")
+        try:
+            alerts.append(
+                Alert.model_validate_json(
+                    orjson.dumps(
+                        {
+                            "event_id": f"cap-{identifier}" + (f"-{i}" if i else ""),
+                            "hazard": hazard,
+                            "issued_at": sent,
+                            "event_time": onset or None,
+                            "source": text(root, "sender")[:64] or "cap",
+                            "headline": text(info, "headline") or text(info, "event"),
+                            "areas": [a.model_dump() for a in areas],
+                            "area_text": area_text,
+                        }
+                    )
+                )
+            )
+        except ValidationError as exc:
+            raise InvalidAlert(f"CAP: {exc.errors(include_input=False)[0]['msg']}") from exc
+    if not alerts:
+        raise InvalidAlert("CAP: no <info> block")
+    return alerts
+
+
+# --------------------------------------------------------------------------- detection
+def parse_alerts(payload: bytes) -> list[Alert]:
+    """Normalize one message of any of the three forms. Raises InvalidAlert or ValidationError."""
+    head = payload.lstrip()[:1]
+    if head == b"<":
+        return _cap_alerts(payload)
+    try:
+        doc = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidAlert(f"neither JSON nor XML ({exc})") from exc
+    if isinstance(doc, dict) and "Infogempa" in doc:
+        doc = doc["Infogempa"]
+    if isinstance(doc, dict) and "gempa" in doc:
+        doc = doc["gempa"]
+    if isinstance(doc, dict) and "Magnitude" in doc:
+        return [_bmkg_alert(doc)]
+    if isinstance(doc, list) and doc and all(isinstance(g, dict) and "Magnitude" in g for g in doc):
+        return [_bmkg_alert(g) for g in doc]
+    if isinstance(doc, dict):
+        return [Alert.model_validate_json(payload)]
+    raise InvalidAlert("not a BMKG bulletin, a normalized alert or a CAP 1.2 document")

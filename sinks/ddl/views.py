@@ -1,0 +1,305 @@
+"""Analyst views over the storage tables: repeatable DDL, re-created whenever it changes.
+
+Views apply ``FINAL`` and filter retractions and superseded revisions, so a plain SELECT returns
+the current, exact figures; analysts never need to know about versions or merges.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from streams.domain.needs import NEEDS_PER_PERSON, PREGNANT_EXTRA_RICE_KG_WEEK
+
+__all__ = ["VIEWS", "impact_view_sql"]
+
+logger = logging.getLogger(__name__)
+
+
+# The latest version of each alert; BMKG bulletins carry no revision, so a later bulletin for the
+# same event (same origin time) supersedes the earlier one by its position in the topic.
+_ALERTS = """
+CREATE OR REPLACE VIEW {db}.alerts AS
+SELECT * EXCEPT (version) FROM {db}.alerts_state FINAL
+"""
+
+_ALERT_EXPOSURE = """
+CREATE OR REPLACE VIEW {db}.alert_exposure AS
+SELECT
+    e.event_id AS event_id, e.village_code AS village_code, e.regency_code AS regency_code,
+    e.mmi AS mmi, e.hazard_class AS hazard_class,
+    e.exposed_households AS exposed_households, e.exposed_persons AS exposed_persons,
+    e.exposed_kpm_households AS exposed_kpm_households, e.exposed_vulnerable AS exposed_vulnerable,
+    e.exposed_pregnant AS exposed_pregnant,
+    e.est_displaced AS est_displaced, e.est_deaths AS est_deaths
+FROM {db}.alert_exposure_state AS e FINAL
+WHERE (e.event_id, e.version) IN (SELECT event_id, version FROM {db}.alerts_state FINAL)
+"""
+
+# Where an event is known to have struck, and since when:
+# - an alert covers the villages with estimated MMI >= IV, or the areas it lists;
+# - an event named by field reports (with no alert) begins with its earliest report and covers
+#   the regencies reported under it.
+_EVENT_COVERAGE = """
+CREATE OR REPLACE VIEW {db}.event_coverage AS
+SELECT e.event_id AS event_id, e.village_code AS village_code, a.event_time AS began_at
+FROM {db}.alert_exposure AS e
+INNER JOIN (SELECT event_id, event_time FROM {db}.alerts_state FINAL) AS a ON a.event_id = e.event_id
+"""
+
+_REPORTED_EVENT_COVERAGE = """
+CREATE OR REPLACE VIEW {db}.reported_event_coverage AS
+SELECT event_id, regency_code, began_at
+FROM (
+    SELECT reported_event_id AS event_id, min(reported_at) AS began_at,
+           groupUniqArray(regency_code) AS regencies
+    FROM {db}.report_state FINAL
+    WHERE reported_event_id != '' AND NOT retracted
+      AND reported_event_id NOT IN (SELECT event_id FROM {db}.alerts_state)
+    GROUP BY reported_event_id
+)
+ARRAY JOIN regencies AS regency_code
+"""
+
+# A report without event_id joins the most recent covering event that began at most 14 days
+# before it; computed at query time, so a late alert re-attaches earlier reports.
+_FIELD_REPORTS = """
+CREATE OR REPLACE VIEW {db}.field_reports AS
+SELECT
+    r.report_id AS report_id,
+    r.revision AS revision,
+    multiIf(
+        r.reported_event_id != '', r.reported_event_id,
+        c.event_id != '' AND c.began_at >= r.reported_at - INTERVAL 14 DAY
+            AND NOT (g.event_id != '' AND g.began_at >= r.reported_at - INTERVAL 14 DAY
+                     AND g.began_at > c.began_at), c.event_id,
+        g.event_id != '' AND g.began_at >= r.reported_at - INTERVAL 14 DAY, g.event_id,
+        'unassigned') AS event_id,
+    r.reported_event_id = '' AS event_inferred,
+    r.reported_at AS reported_at,
+    r.reporter_id AS reporter_id,
+    r.reporter_role AS reporter_role,
+    r.province_code AS province_code,
+    r.regency_code AS regency_code,
+    r.district_code AS district_code,
+    r.village_code AS village_code,
+    r.household_ref AS household_ref,
+    r.houses_light AS houses_light,
+    r.houses_moderate AS houses_moderate,
+    r.houses_heavy AS houses_heavy,
+    r.displaced AS displaced,
+    r.dead AS dead,
+    r.injured AS injured,
+    r.missing AS missing,
+    r.needs AS needs,
+    r.lat AS lat,
+    r.lon AS lon,
+    r.notes AS notes,
+    r.registered AS registered,
+    r.desil AS desil,
+    r.programs AS programs,
+    r.kpm AS kpm,
+    r.members AS members,
+    r.vulnerable_persons AS vulnerable_persons,
+    r.kk_ref AS kk_ref,
+    r.ingested_at AS updated_at
+FROM (SELECT * FROM {db}.report_state FINAL WHERE NOT retracted) AS r
+ASOF LEFT JOIN {db}.event_coverage AS c
+    ON r.village_code = c.village_code AND r.reported_at >= c.began_at
+ASOF LEFT JOIN {db}.reported_event_coverage AS g
+    ON r.regency_code = g.regency_code AND r.reported_at >= g.began_at
+SETTINGS join_use_nulls = 0
+"""
+
+_AREA_LEVELS = {
+    "village": "village_code",
+    "district": "district_code",
+    "regency": "regency_code",
+    "province": "province_code",
+}
+
+
+def impact_view_sql(level: str) -> str:
+    """Impact figures per event and area: households are counted once per area, even when several
+    reports name them; village-level summaries add to the counts of houses and persons only."""
+    code = _AREA_LEVELS[level]
+    return f"""
+CREATE OR REPLACE VIEW {{db}}.impact_{level} AS
+SELECT
+    a.event_id AS event_id,
+    a.{code} AS {code},
+    g.name AS {level}_name,
+    a.reports AS reports,
+    a.households_affected AS households_affected,
+    a.houses_light AS houses_light,
+    a.houses_moderate AS houses_moderate,
+    a.houses_heavy AS houses_heavy,
+    a.displaced AS displaced,
+    a.dead AS dead,
+    a.injured AS injured,
+    a.missing AS missing,
+    a.kpm_households_affected AS kpm_households_affected,
+    a.vulnerable_persons_affected AS vulnerable_persons_affected,
+    a.unregistered_households_affected AS unregistered_households_affected,
+    a.updated_at AS updated_at
+FROM (
+    SELECT
+        event_id, {code},
+        sum(n) AS reports,
+        countIf(household_ref != '') AS households_affected,
+        sum(hl) AS houses_light, sum(hm) AS houses_moderate, sum(hh) AS houses_heavy,
+        sum(dis) AS displaced, sum(d) AS dead, sum(inj) AS injured, sum(mis) AS missing,
+        countIf(household_ref != '' AND kpm) AS kpm_households_affected,
+        sumIf(vul, household_ref != '') AS vulnerable_persons_affected,
+        countIf(household_ref != '' AND NOT registered) AS unregistered_households_affected,
+        max(upd) AS updated_at
+    FROM (
+        SELECT event_id, {code}, household_ref,
+            count() AS n,
+            sum(houses_light) AS hl, sum(houses_moderate) AS hm, sum(houses_heavy) AS hh,
+            sum(displaced) AS dis, sum(dead) AS d, sum(injured) AS inj, sum(missing) AS mis,
+            any(kpm) AS kpm, any(vulnerable_persons) AS vul, any(registered) AS registered,
+            max(updated_at) AS upd
+        FROM {{db}}.field_reports
+        GROUP BY event_id, {code}, household_ref
+    )
+    GROUP BY event_id, {code}
+) AS a
+LEFT JOIN {{db}}.regions AS g ON g.code = a.{code}
+"""
+
+
+# Households that a disaster may have pushed into poverty: hit hard (heavy damage or displaced) and
+# not known to be poor (unregistered, unranked, or above desil 5). Welfare staff re-assess them.
+_REGISTRY_CANDIDATES = """
+CREATE OR REPLACE VIEW {db}.registry_candidates AS
+SELECT
+    event_id,
+    household_ref,
+    village AS village_code,
+    hh_desil AS desil,
+    hh_kk_ref AS kk_ref,
+    multiIf(NOT hh_registered, 'unregistered', hh_desil IS NULL, 'unranked', 'above_desil_5') AS reason,
+    heavy > 0 AS heavy_damage,
+    persons_displaced > 0 AS displacement,
+    upd AS updated_at
+FROM (
+    SELECT
+        event_id, household_ref,
+        min(village_code) AS village,
+        any(desil) AS hh_desil,
+        any(kk_ref) AS hh_kk_ref,
+        any(registered) AS hh_registered,
+        max(houses_heavy) AS heavy,
+        max(displaced) AS persons_displaced,
+        max(updated_at) AS upd
+    FROM {db}.field_reports
+    WHERE household_ref != '' AND (houses_heavy > 0 OR displaced > 0)
+    GROUP BY event_id, household_ref
+)
+WHERE NOT hh_registered OR hh_desil IS NULL OR hh_desil > 5
+"""
+
+_VILLAGE_STATS = """
+CREATE OR REPLACE VIEW {db}.village_stats AS
+SELECT
+    h.village_code AS village_code,
+    count() AS households,
+    sum(h.members) AS persons,
+    countIf(h.kpm) AS kpm_households,
+    sum(h.elderly + h.disabled + h.under5 + h.pregnant) AS vulnerable_persons,
+    sum(h.pregnant) AS pregnant,
+    avgIf(h.lat, h.lat IS NOT NULL) AS lat,
+    avgIf(h.lon, h.lon IS NOT NULL) AS lon
+FROM {db}.registry_state AS h FINAL
+WHERE NOT h.deleted
+GROUP BY h.village_code
+"""
+
+_DEAD_LETTERS = """
+CREATE OR REPLACE VIEW {db}.dead_letters AS
+SELECT topic, partition, offset, reason, key_ref, payload, payload_bytes, message_timestamp, received_at
+FROM {db}.dead_letter_state FINAL
+"""
+
+# Estimated (from the latest alert) beside reported (from field reports), per event.
+_EVENT_SUMMARY = """
+CREATE OR REPLACE VIEW {db}.event_summary AS
+SELECT
+    a.event_id AS event_id, a.hazard AS hazard, a.event_time AS event_time, a.issued_at AS issued_at,
+    a.revision AS revision, a.source AS source, a.headline AS headline,
+    a.magnitude AS magnitude, a.depth_km AS depth_km, a.lat AS lat, a.lon AS lon, a.tsunami AS tsunami,
+    a.areas AS areas, a.pager_level AS pager_level,
+    a.est_exposed_households AS est_exposed_households, a.est_exposed_persons AS est_exposed_persons,
+    a.est_exposed_kpm_households AS est_exposed_kpm_households,
+    a.est_deaths AS est_deaths, a.est_displaced AS est_displaced,
+    r.reports AS reported_reports,
+    r.households_affected AS reported_households_affected,
+    r.houses_light AS reported_houses_light,
+    r.houses_moderate AS reported_houses_moderate,
+    r.houses_heavy AS reported_houses_heavy,
+    r.displaced AS reported_displaced,
+    r.dead AS reported_dead,
+    r.injured AS reported_injured,
+    r.missing AS reported_missing,
+    r.kpm_households_affected AS reported_kpm_households_affected
+FROM {db}.alerts AS a
+LEFT JOIN (
+    SELECT event_id, sum(reports) AS reports, sum(households_affected) AS households_affected,
+           sum(houses_light) AS houses_light, sum(houses_moderate) AS houses_moderate,
+           sum(houses_heavy) AS houses_heavy, sum(displaced) AS displaced, sum(dead) AS dead,
+           sum(injured) AS injured, sum(missing) AS missing,
+           sum(kpm_households_affected) AS kpm_households_affected
+    FROM {db}.impact_province GROUP BY event_id
+) AS r ON r.event_id = a.event_id
+"""
+
+
+def _needs_columns(prefix: str, displaced: str, pregnant: str) -> str:
+    cols = []
+    for name, per_person in NEEDS_PER_PERSON.items():
+        expr = f"{displaced} * {per_person}"
+        if name == "rice_kg_week":
+            expr += f" + {pregnant} * {PREGNANT_EXTRA_RICE_KG_WEEK}"
+        cols.append(f"{expr} AS {prefix}_{name}")
+    return ",\n    ".join(cols)
+
+
+# BNPB minimum needs per event and regency, from estimated and from reported displaced persons.
+_MINIMUM_NEEDS = f"""
+CREATE OR REPLACE VIEW {{db}}.minimum_needs AS
+SELECT
+    event_id, regency_code, any(g.name) AS regency_name,
+    sum(est_disp) AS est_displaced, sum(rep_disp) AS reported_displaced,
+    {_needs_columns("est", "sum(est_disp)", "sum(est_preg)")},
+    {_needs_columns("reported", "sum(rep_disp)", "0")}
+FROM (
+    SELECT event_id, regency_code, est_displaced AS est_disp,
+           exposed_pregnant * est_displaced / greatest(exposed_persons, 1) AS est_preg, 0 AS rep_disp
+    FROM {{db}}.alert_exposure
+    UNION ALL
+    SELECT event_id, regency_code, 0, 0, displaced FROM {{db}}.impact_regency
+) AS n
+LEFT JOIN {{db}}.regions AS g ON g.code = n.regency_code
+GROUP BY event_id, regency_code
+"""
+
+_NOTIFICATIONS = """
+CREATE OR REPLACE VIEW {db}.notifications AS
+SELECT notification_id, event_id, kind, regency_code, level, message, sent_at
+FROM {db}.notification_state FINAL
+"""
+
+VIEWS: tuple[str, ...] = (
+    _ALERTS,
+    _ALERT_EXPOSURE,
+    _EVENT_COVERAGE,
+    _REPORTED_EVENT_COVERAGE,
+    _FIELD_REPORTS,
+    *(impact_view_sql(level) for level in _AREA_LEVELS),
+    _REGISTRY_CANDIDATES,
+    _VILLAGE_STATS,
+    _DEAD_LETTERS,
+    _EVENT_SUMMARY,
+    _MINIMUM_NEEDS,
+    _NOTIFICATIONS,
+)

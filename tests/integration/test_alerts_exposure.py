@@ -1,0 +1,212 @@
+"""Acceptance of the alert flow on the real broker and chDB: Cianjur 2022 bulletin -> exposure,
+event summary beside reported figures, revision replaces, reports attach, notifications once."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from typing import Any
+
+import pytest
+from kafka import KafkaConsumer
+
+from tests.integration.harness import ROOT, Deployment
+
+pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
+
+EPI = (-6.84, 107.05)
+BULLETIN = json.loads((ROOT / "tests/fixtures/disaster-alerts/bmkg-autogempa-cianjur-2022.json").read_text())
+EVENT = "bmkg-20221121062110"
+
+
+def _mmi(m: float, depth: float, lat: float, lon: float) -> float:
+    # Written out again here, independently of streams.domain.hazard.
+    p1, p2 = math.radians(EPI[0]), math.radians(lat)
+    a = (
+        math.sin((p2 - p1) / 2) ** 2
+        + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lon - EPI[1]) / 2) ** 2
+    )
+    epi = 2 * 6371.0088 * math.asin(math.sqrt(a))
+    r = math.hypot(epi, depth)
+    rm = -0.209 + 2.042 * math.exp(m - 5)
+    v = 2.085 + 1.428 * m - 1.402 * math.log(math.hypot(r, rm)) + (0.078 * math.log(r / 50) if r > 50 else 0)
+    return v
+
+
+def _death_rate(level: int) -> float:
+    if level < 5:
+        return 0.0
+    z = math.log(min(level, 9) / 13.248768) / 0.150846
+    return 0.5 * (1 + math.erf(z / math.sqrt(2)))
+
+
+def _registry(rng: random.Random) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    households, villages = [], {}
+    for v in range(60):
+        code = f"32.03.{1 + v // 20:02d}.{2001 + v % 20}"
+        lat = EPI[0] + rng.uniform(-0.6, 0.6)
+        lon = EPI[1] + rng.uniform(-0.6, 0.6)
+        villages[code] = {"lat": lat, "lon": lon, "households": 0, "persons": 0, "kpm": 0, "vulnerable": 0}
+        for h in range(rng.randint(5, 30)):
+            members = rng.randint(1, 6)
+            programs = ["PKH"] if rng.random() < 0.3 else []
+            elderly = rng.randint(0, 1)
+            households.append(
+                {"household_id": f"AH-{v}-{h}", "village_code": code, "updated_at": "2022-11-01T00:00:00Z",
+                 "members": members, "programs": programs, "elderly": elderly, "lat": lat, "lon": lon}
+            )  # fmt: skip
+            s = villages[code]
+            s["households"] += 1
+            s["persons"] += members
+            s["kpm"] += bool(programs)
+            s["vulnerable"] += elderly
+    return households, villages
+
+
+def _expected_exposure(villages: dict[str, dict[str, Any]], magnitude: float) -> dict[str, dict[str, Any]]:
+    out = {}
+    for code, s in villages.items():
+        mmi = _mmi(magnitude, 10.0, s["lat"], s["lon"])
+        level = math.floor(mmi + 0.5)
+        if level < 4:
+            continue
+        deaths = s["persons"] * _death_rate(level)
+        out[code] = {
+            "village_code": code,
+            "exposed_households": s["households"],
+            "exposed_persons": s["persons"],
+            "exposed_kpm_households": s["kpm"],
+            "exposed_vulnerable": s["vulnerable"],
+            "mmi": round(mmi, 3),
+            "est_deaths": round(deaths, 6),
+            "est_displaced": round(s["persons"] - deaths if level >= 6 else 0.0, 6),
+        }
+    return out
+
+
+EXPOSURE_SQL = (
+    "SELECT village_code, exposed_households, exposed_persons, exposed_kpm_households, exposed_vulnerable, "
+    f"round(mmi, 3) AS mmi, round(est_deaths, 6) AS est_deaths, round(est_displaced, 6) AS est_displaced "
+    f"FROM dampak.alert_exposure WHERE event_id = '{EVENT}' ORDER BY village_code"
+)
+
+
+def _exposure(dep: Deployment, expected: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Wait for the exposure rows; MMI (stored as Float32) is compared to 0.005, all else exactly."""
+    want = [{k: v for k, v in expected[c].items() if k != "mmi"} for c in sorted(expected)]
+    sql = EXPOSURE_SQL.replace("round(mmi, 3) AS mmi, ", "")
+    rows = dep.wait_for(sql, want, timeout_s=90)
+    assert rows == want
+    mmis = dep.query(EXPOSURE_SQL)
+    assert [r["mmi"] for r in mmis] == pytest.approx(
+        [expected[c]["mmi"] for c in sorted(expected)], abs=0.005
+    )
+    return rows
+
+
+def test_cianjur_bulletin_exposure_revision_reports_and_needs(deployment: Deployment) -> None:
+    dep = deployment
+    households, villages = _registry(random.Random(21))
+    dep.start_worker()
+    dep.produce(("households", h["household_id"].encode(), json.dumps(h).encode()) for h in households)
+    dep.wait_for("SELECT count() AS n FROM dampak.village_stats", [{"n": len(villages)}], timeout_s=60)
+
+    dep.produce([("disaster-alerts", EVENT.encode(), json.dumps(BULLETIN).encode())])
+    expected = _expected_exposure(villages, 5.6)
+    assert len(expected) > 10
+    _exposure(dep, expected)
+
+    # BMKG revises the magnitude: the estimate is replaced, never added to.
+    revised = json.loads(json.dumps(BULLETIN))
+    revised["Infogempa"]["gempa"]["Magnitude"] = "5.0"
+    dep.produce([("disaster-alerts", EVENT.encode(), json.dumps(revised).encode())])
+    expected_rev = _expected_exposure(villages, 5.0)
+    assert len(expected_rev) < len(expected)
+    _exposure(dep, expected_rev)
+
+    summary = dep.query(
+        "SELECT magnitude, pager_level, est_exposed_households, round(est_deaths, 6) AS d, "
+        f"round(est_displaced, 6) AS disp FROM dampak.event_summary WHERE event_id = '{EVENT}'"
+    )
+    assert len(summary) == 1
+    assert summary[0]["magnitude"] == pytest.approx(5.0)
+    assert summary[0]["est_exposed_households"] == sum(e["exposed_households"] for e in expected_rev.values())
+    assert summary[0]["disp"] == pytest.approx(
+        sum(e["est_displaced"] for e in expected_rev.values()), abs=1e-3
+    )
+    assert summary[0]["pager_level"] == ("green" if summary[0]["d"] < 1 else "yellow")
+
+    # Reports without event_id in covered villages attach to the event; elsewhere 'unassigned'.
+    covered = sorted(expected_rev)[:3]
+    reports = [
+        {"report_id": f"AR-{i}", "reported_at": "2022-11-22T09:00:00Z", "village_code": code,
+         "houses_heavy": 2, "displaced": 10 + i, "dead": 1}
+        for i, code in enumerate(covered)
+    ] + [{"report_id": "AR-far", "reported_at": "2022-11-22T09:00:00Z", "village_code": "35.01.01.2001",
+          "displaced": 3}]  # fmt: skip
+    dep.produce(("field-reports", r["report_id"].encode(), json.dumps(r).encode()) for r in reports)
+    got = dep.wait_for(
+        "SELECT report_id, event_id FROM dampak.field_reports ORDER BY report_id",
+        [{"report_id": "AR-0", "event_id": EVENT}, {"report_id": "AR-1", "event_id": EVENT},
+         {"report_id": "AR-2", "event_id": EVENT}, {"report_id": "AR-far", "event_id": "unassigned"}],
+        timeout_s=60,
+    )  # fmt: skip
+    assert got[0]["event_id"] == EVENT and got[-1]["event_id"] == "unassigned"
+
+    summary = dep.query(
+        f"SELECT reported_displaced, reported_dead, reported_houses_heavy FROM dampak.event_summary "
+        f"WHERE event_id = '{EVENT}'"
+    )
+    assert summary == [{"reported_displaced": 33, "reported_dead": 3, "reported_houses_heavy": 6}]
+
+    needs = dep.query(
+        "SELECT regency_code, round(est_displaced, 3) AS est, reported_displaced AS rep, "
+        "round(reported_rice_kg_week, 3) AS rice, round(reported_toilets, 3) AS toilets "
+        f"FROM dampak.minimum_needs WHERE event_id = '{EVENT}'"
+    )
+    assert len(needs) == 1 and needs[0]["regency_code"] == "32.03"
+    assert needs[0]["est"] == pytest.approx(
+        round(sum(e["est_displaced"] for e in expected_rev.values()), 3), abs=0.01
+    )
+    assert (needs[0]["rep"], needs[0]["rice"], needs[0]["toilets"]) == (
+        33,
+        pytest.approx(92.4),
+        pytest.approx(1.65),
+    )
+    assert dep.stop_worker() == 0
+
+
+def test_displacement_notifications_are_sent_once_per_crossing(kafka_bootstrap: str, tmp_path: Any) -> None:
+    from tests.integration.conftest import _ports
+
+    dep = Deployment(
+        "notify" + str(random.randrange(10**6)), tmp_path / "d", next(_ports),
+        DAMPAK_NOTIFY__DISPLACED_THRESHOLDS="[20, 50]", DAMPAK_NOTIFY__CHECK_INTERVAL_S="1",
+    )  # fmt: skip
+    dep.start_worker()
+    reports = [
+        {"report_id": f"N-{i}", "event_id": "E-N", "reported_at": "2022-11-22T09:00:00Z",
+         "village_code": "32.03.01.2001", "displaced": 10}
+        for i in range(3)
+    ]  # fmt: skip
+    dep.produce(("field-reports", r["report_id"].encode(), json.dumps(r).encode()) for r in reports)
+    dep.wait_for("SELECT count() AS n FROM dampak.notifications", [{"n": 1}], timeout_s=60)
+    # Restart and replay the same reports: nothing new; then cross the next threshold once.
+    dep.stop_worker()
+    dep.start_worker()
+    dep.produce(("field-reports", r["report_id"].encode(), json.dumps(r).encode()) for r in reports)
+    more = [dict(r, report_id=f"M-{i}") for i, r in enumerate(reports)]
+    dep.produce(("field-reports", r["report_id"].encode(), json.dumps(r).encode()) for r in more)
+    dep.wait_for("SELECT count() AS n FROM dampak.notifications", [{"n": 2}], timeout_s=60)
+    consumer = KafkaConsumer(
+        dep.topic("impact-notifications"), bootstrap_servers=kafka_bootstrap,
+        auto_offset_reset="earliest", consumer_timeout_ms=5000,
+    )  # fmt: skip
+    messages = [json.loads(m.value) for m in consumer]
+    consumer.close()
+    assert sorted(m["notification_id"] for m in messages) == [
+        "E-N:32.03:displaced>=20",
+        "E-N:32.03:displaced>=50",
+    ]
+    assert dep.stop_worker() == 0

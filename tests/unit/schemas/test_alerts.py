@@ -1,0 +1,91 @@
+"""The three forms of ``disaster-alerts``, parsed from real BMKG bulletins (shared DOMAIN.md)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from schemas.alerts import FeltIntensity, InvalidAlert, parse_alerts
+
+ALERTS = Path(__file__).resolve().parents[2] / "fixtures" / "disaster-alerts"
+
+
+def _load(name: str) -> bytes:
+    return (ALERTS / name).read_bytes()
+
+
+def test_every_alert_fixture_parses() -> None:
+    files = sorted(ALERTS.iterdir())
+    assert len(files) >= 6
+    for path in files:
+        assert parse_alerts(path.read_bytes())
+
+
+def test_cianjur_autogempa_wrapper() -> None:
+    [a] = parse_alerts(_load("bmkg-autogempa-cianjur-2022.json"))
+    assert a.event_id == "bmkg-20221121062110"
+    assert a.event_time == datetime(2022, 11, 21, 6, 21, 10, tzinfo=UTC)
+    assert (a.lat, a.lon, a.magnitude, a.depth_km, a.tsunami) == (-6.84, 107.05, 5.6, 10.0, False)
+    assert a.felt[0] == FeltIntensity(place="Cianjur", mmi_min=5, mmi_max=6)
+    assert [f.place for f in a.felt] == ["Cianjur", "Garut", "Sukabumi", "Cimahi", "Lembang", "Bandung"]
+    assert "Cianjur" in a.headline and a.source == "bmkg"
+
+
+def test_list_under_gempa_yields_one_alert_each_and_time_comes_from_datetime() -> None:
+    sumedang, bengkulu = parse_alerts(_load("bmkg-gempadirasakan-sumedang-2024.json"))
+    # Tanggal/Jam say 9 Jan 20:17 WIB; DateTime (the event time) is 10 Jan 13:17:26 UTC.
+    assert sumedang.event_id == "bmkg-20240110131726"
+    assert sumedang.issued_at == datetime(2024, 1, 10, 13, 17, 26, tzinfo=UTC)
+    assert (sumedang.magnitude, sumedang.depth_km, sumedang.lat, sumedang.lon) == (2.8, 6.0, -6.83, 107.95)
+    assert sumedang.felt == (FeltIntensity(place="Sumedang Utara", mmi_min=3, mmi_max=3),)
+    assert bengkulu.felt[-1] == FeltIntensity(place="Kota Bengkulu", mmi_min=3, mmi_max=4)
+    assert not bengkulu.tsunami  # gempadirasakan items carry no Potensi
+
+
+def test_bare_gempa_with_tsunami_potential() -> None:
+    [a] = parse_alerts(_load("bmkg-gempaterkini-tsunami.json"))
+    assert a.tsunami and a.magnitude == 7.1 and a.event_id == "bmkg-20250823141000"
+
+
+def test_local_date_and_time_when_datetime_is_missing() -> None:
+    g = json.loads(_load("bmkg-gempaterkini-tsunami.json"))
+    del g["DateTime"]
+    [a] = parse_alerts(json.dumps(g).encode())
+    assert a.event_time == datetime(2025, 8, 23, 14, 10, tzinfo=UTC)  # 22:10 WITA = UTC+8
+
+
+def test_tidak_berpotensi_is_not_a_tsunami() -> None:
+    g = json.loads(_load("bmkg-gempaterkini-tsunami.json")) | {"Potensi": "Tidak berpotensi tsunami"}
+    assert not parse_alerts(json.dumps(g).encode())[0].tsunami
+
+
+def test_normalized_flood_and_cap() -> None:
+    [flood] = parse_alerts(_load("normalized-flood.json"))
+    assert flood.hazard == "flood" and len(flood.areas) == 3 and flood.areas[0].depth_cm == 180
+    [cap] = parse_alerts(_load("cap-nowcast-banjir.xml"))
+    assert cap.hazard == "flood" and cap.event_id == "cap-CJB20200225010000"
+    assert [a.village_code for a in cap.areas] == ["32.75.01.1001"] and cap.areas[0].severity == "high"
+    assert cap.area_text == ("Pesisir Muara Gembong",)
+    assert cap.issued_at == datetime(2020, 2, 25, 1, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"nonsense",
+        b'{"Infogempa": {"gempa": {"Magnitude": "5.0"}}}',
+        b'{"Magnitude": "5.0", "DateTime": "2022-11-21T06:21:10+00:00", "Coordinates": "x", '
+        b'"Kedalaman": "10 km"}',
+        b'{"event_id": "e", "hazard": "earthquake", "issued_at": "2022-11-21T06:21:10Z"}',
+        b'{"event_id": "e", "hazard": "meteor", "issued_at": "2022-11-21T06:21:10Z"}',
+        b"<alert><identifier>x</identifier></alert>",
+        b"[1, 2]",
+    ],
+)
+def test_invalid_alerts_are_rejected(payload: bytes) -> None:
+    with pytest.raises((InvalidAlert, ValidationError)):
+        parse_alerts(payload)
