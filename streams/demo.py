@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -127,6 +128,14 @@ def scenario(seed: int = 2022) -> tuple[list[dict[str, Any]], list[tuple[str, by
     return households, messages, current
 
 
+def _wait_until(condition: Callable[[], bool], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise DampakError(f"the pipeline did not get there within {timeout_s:.0f}s")
+        time.sleep(0.5)
+
+
 def _wait_ready(url: str, worker: subprocess.Popen[bytes], timeout_s: float = 120) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -160,18 +169,24 @@ def run_demo(settings: Settings, keep_running: bool = False) -> int:
                 key=h["household_id"].encode(),
                 value=json.dumps(h).encode(),
             )
+        prod.flush()
+        registered = "SELECT count() FROM dampak.registry_state FINAL WHERE household_ref != ''"
+        _wait_until(lambda: query(settings, registered)[1][0][0] >= len(households), 120)
+        # The BMKG bulletin comes first: an estimate minutes after the quake, before any report.
+        prod.send(physical_name(Topic.DISASTER_ALERTS, settings), key=CIANJUR_EVENT.encode(), value=_BULLETIN)
+        prod.flush()
+        estimate = _SUMMARY[0][1]
+        _wait_until(lambda: bool(query(settings, estimate)[1]), 60)
+        print("\n== The estimate from the BMKG bulletin alone, before any field report")
+        print_rows(*query(settings, estimate), "table", sys.stdout)
+        print()
         for logical, key, value in messages:
             prod.send(physical_name(Topic(logical), settings), key=key, value=value)
         prod.flush()
         prod.close()
         print(f"published {len(households)} households and {len(messages)} field-report messages")
         count_sql = "SELECT count() FROM dampak.field_reports WHERE report_id LIKE 'CJR-R%'"
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            seen = query(settings, count_sql)[1][0][0]
-            if seen == current:
-                break
-            time.sleep(1)
+        _wait_until(lambda: query(settings, count_sql)[1][0][0] == current, 180)
         print(f"{current} current reports visible in ClickHouse after {time.monotonic() - started:.1f}s\n")
         for title, sql in _SUMMARY:
             print(f"== {title}")
@@ -184,7 +199,39 @@ def run_demo(settings: Settings, keep_running: bool = False) -> int:
     return 0
 
 
+_BULLETIN = json.dumps(
+    {
+        "Infogempa": {
+            "gempa": {
+                "Tanggal": "21 Nov 2022", "Jam": "13:21:10 WIB", "DateTime": "2022-11-21T06:21:10+00:00",
+                "Coordinates": "-6.84,107.05", "Lintang": "6.84 LS", "Bujur": "107.05 BT", "Magnitude": "5.6",
+                "Kedalaman": "10 km", "Wilayah": "Pusat gempa berada di darat 10 km BaratDaya Kab. Cianjur",
+                "Potensi": "Gempa ini dirasakan untuk diteruskan pada masyarakat",
+                "Dirasakan": "V-VI Cianjur, IV-V Garut, IV-V Sukabumi, III Cimahi, III Lembang, III Bandung",
+            }
+        }
+    }
+).encode()  # fmt: skip
+
 _SUMMARY = [
+    (
+        "Event summary: estimated beside reported",
+        "SELECT event_id, magnitude, pager_level, est_exposed_households, "
+        "round(est_deaths, 1) AS est_deaths, round(est_displaced) AS est_displaced, "
+        "reported_households_affected, reported_houses_heavy, reported_houses_moderate, "
+        "reported_houses_light, reported_displaced, reported_dead, reported_injured, "
+        "reported_missing, reported_kpm_households_affected "
+        f"FROM dampak.event_summary WHERE event_id = '{CIANJUR_EVENT}'",
+    ),
+    (
+        "Minimum needs per regency (BNPB, per week; toilets one-off), estimated and reported",
+        "SELECT regency_name, round(est_displaced) AS est_displaced, reported_displaced, "
+        "round(est_rice_kg_week) AS est_rice_kg, round(reported_rice_kg_week) AS rep_rice_kg, "
+        "round(reported_drinking_water_l_week) AS rep_drinking_l, "
+        "round(reported_clean_water_l_week) AS rep_clean_l, "
+        "round(reported_family_kits_week) AS rep_family_kits, round(reported_toilets) AS rep_toilets "
+        f"FROM dampak.minimum_needs WHERE event_id = '{CIANJUR_EVENT}'",
+    ),
     (
         "Impact per regency (reported)",
         f"SELECT event_id, regency_code, regency_name, reports, households_affected, houses_heavy, "
