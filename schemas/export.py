@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from schemas.alerts import Alert
 from schemas.field_reports import FieldReport
 from schemas.households import Household
 
@@ -19,6 +20,7 @@ logger = logging.getLogger(__name__)
 TOPIC_MODELS: dict[str, type[BaseModel]] = {
     "households": Household,
     "field-reports": FieldReport,
+    "disaster-alerts": Alert,  # the normalized form; BMKG and CAP payloads are converted to it
 }
 
 

@@ -140,7 +140,7 @@ def _wait_ready(url: str, worker: subprocess.Popen[bytes], timeout_s: float = 12
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if worker.poll() is not None:
-            raise DampakError(f"the worker exited with {worker.returncode}; see its log above")
+            raise DampakError(f"the worker exited with {worker.returncode}; see its log")
         try:
             with urllib.request.urlopen(f"{url}/readyz", timeout=2) as resp:
                 if json.loads(resp.read()).get("ready"):
@@ -158,7 +158,14 @@ def run_demo(settings: Settings, keep_running: bool = False) -> int:
     started = time.monotonic()
     print(f"Kafka: {LocalKafka(settings).up()} at {settings.kafka.bootstrap_servers}")
     ensure_topics(settings)
-    worker = subprocess.Popen([sys.executable, "-m", "streams", "worker"])
+    # The worker's own log goes to a file; the demo prints what an analyst would see.
+    log = settings.data_dir / "demo-worker.log"
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "streams", "worker"], stdout=out, stderr=subprocess.STDOUT
+        )
+    print(f"worker started (log: {log})")
     try:
         _wait_ready(f"http://{settings.web.host}:{settings.web.port}", worker)
         households, messages, current = scenario()

@@ -17,7 +17,7 @@ from streams.pipeline import describe_validation_error
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 
 
-@pytest.mark.parametrize("topic", sorted(TOPIC_MODELS))
+@pytest.mark.parametrize("topic", ["households", "field-reports"])  # alerts: see test_alerts.py
 def test_every_fixture_parses(topic: str) -> None:
     lines = (FIXTURES / f"{topic}.jsonl").read_bytes().splitlines()
     assert lines
