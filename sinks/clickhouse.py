@@ -24,6 +24,7 @@ from clickhouse_connect.driver.client import Client
 
 from sinks.ddl import MIGRATIONS, VIEWS
 from streams.errors import QueryRejected, SinkError
+from streams.metrics import SINK_RETRIES, SINK_ROWS
 from streams.settings import Settings, SinkSettings
 
 __all__ = ["ClickHouseSink", "QueryResult", "connect", "init_db", "load_regions", "migrate", "run_query"]
@@ -171,8 +172,6 @@ class ClickHouseSink:
         self._db = database
         self._settings = settings
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
-        self.rows_written: dict[str, int] = {}
-        self.retries = 0
 
     @property
     def client(self) -> Client:
@@ -189,11 +188,11 @@ class ClickHouseSink:
                     await loop.run_in_executor(self._io, self._insert, table, rows)
                     break
                 except SinkError as exc:
-                    self.retries += 1
+                    SINK_RETRIES.inc()
                     logger.warning("%s; retrying in %.1fs", exc, delay)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, self._settings.retry_backoff_max_s)
-            self.rows_written[table] = self.rows_written.get(table, 0) + len(rows)
+            SINK_ROWS.labels(table).inc(len(rows))
 
     async def query(self, sql: str, max_rows: int, timeout_s: float) -> QueryResult:
         """A read-only query on the sink's I/O thread (the embedded engine admits one process)."""
@@ -211,7 +210,7 @@ class ClickHouseSink:
             try:
                 return await loop.run_in_executor(self._io, self._select_columns, sql)
             except SinkError as exc:
-                self.retries += 1
+                SINK_RETRIES.inc()
                 logger.warning("%s; retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._settings.retry_backoff_max_s)

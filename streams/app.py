@@ -11,7 +11,7 @@ from typing import Any
 
 import faust
 
-from streams import alerts, field_reports, households, web
+from streams import alerts, field_reports, households, operations, web
 from streams.pipeline import Pipeline, RowSink
 from streams.privacy import Pseudonymizer
 from streams.settings import Settings
@@ -69,6 +69,10 @@ def create_app(settings: Settings, sink: RowSink) -> tuple[faust.App, Pipeline]:
         # A worker killed without leaving its group blocks the next rebalance until its session
         # expires: keep that short so a restarted worker resumes within seconds.
         broker_session_timeout=10.0,
+        # Agents ack only after their rows are written (noack_take), so shutdown need not wait for
+        # in-flight events: what is unacked is uncommitted and is processed again after restart.
+        # Waiting would hang SIGTERM while ClickHouse is down and a write is being retried.
+        stream_wait_empty=False,
         broker_heartbeat_interval=3.0,
     )
     pipeline = Pipeline(settings=settings, sink=sink, pseudo=Pseudonymizer(settings.privacy), app=app)
@@ -93,5 +97,6 @@ def create_app(settings: Settings, sink: RowSink) -> tuple[faust.App, Pipeline]:
     households.register(pipeline)
     field_reports.register(pipeline)
     alerts.register(pipeline)
+    operations.register(pipeline)
     web.register(pipeline)
     return app, pipeline

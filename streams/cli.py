@@ -154,6 +154,34 @@ def cmd_query(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lag(settings: Settings, args: argparse.Namespace) -> int:
+    import time
+
+    from streams.lag import LagMonitor
+
+    monitor = LagMonitor(settings, history_file=settings.data_dir / "lag-history.json")
+    try:
+        while True:
+            groups = monitor.sample([args.group] if args.group else None)
+            if args.json:
+                print(json.dumps([g.as_dict() for g in groups]), flush=True)
+            else:
+                for g in groups:
+                    print(f"group {g.group}: {g.status} ({g.members} members)")
+                    rows = [
+                        (p.topic, p.partition, p.committed, p.end, p.lag, p.lag_seconds, p.status)
+                        for p in g.partitions
+                    ]
+                    cols = ["topic", "partition", "committed", "log_end", "lag", "lag_seconds", "status"]
+                    print_rows(cols, rows, "table", sys.stdout)
+                sys.stdout.flush()
+            if not args.watch:
+                return 0
+            time.sleep(args.watch)
+    finally:
+        monitor.close()
+
+
 def cmd_config(settings: Settings, args: argparse.Namespace) -> int:
     print(json.dumps(settings.redacted(), indent=2, default=str))
     return 0
@@ -190,6 +218,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("query", help="run a read-only SQL query on ClickHouse")
     p.add_argument("sql")
     p.add_argument("--format", choices=("table", "json", "tsv"), default="table")
+    p = sub.add_parser("lag", help="consumer lag per partition with Burrow-style status")
+    p.add_argument("--group", help="one consumer group (default: every group of the app)")
+    p.add_argument("--watch", type=float, metavar="SECONDS", help="sample again every SECONDS")
+    p.add_argument("--json", action="store_true", help="one JSON document per sample")
     sub.add_parser("config", help="print the effective settings (secrets masked)")
     p = sub.add_parser("schemas", help="export the topics' JSON Schemas")
     p.add_argument("--out", default="schemas/json")
@@ -206,6 +238,7 @@ COMMANDS = {
     "worker": cmd_worker,
     "produce": cmd_produce,
     "query": cmd_query,
+    "lag": cmd_lag,
     "config": cmd_config,
     "schemas": cmd_schemas,
     "demo": cmd_demo,

@@ -16,15 +16,14 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from faust.streams import _current_event
-from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
 
 from streams.domain.reports import Outcome
+from streams.metrics import END_TO_END_SECONDS, EVENTS, SINK_BATCH_SECONDS
 from streams.privacy import Pseudonymizer
 from streams.settings import Settings
 
 __all__ = [
-    "EVENTS",
     "Batch",
     "Pipeline",
     "RowSink",
@@ -33,9 +32,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-EVENTS = Counter("dampak_events_total", "Messages processed, by topic and outcome", ["topic", "outcome"])
-SINK_BATCH_SECONDS = Histogram("dampak_sink_batch_seconds", "Time to process and write one batch")
 
 
 class RowSink(Protocol):
@@ -158,7 +154,10 @@ async def run_batches(
                 # A bug or an infrastructure failure: never ack what was not written.
                 logger.exception("batch of %d events failed; retrying", len(events))
                 await asyncio.sleep(1.0)
+        visible = time.time()
         for event, outcome in zip(events, outcomes, strict=True):
             EVENTS.labels(event.message.topic, outcome.value).inc()
+            if event.message.timestamp:
+                END_TO_END_SECONDS.observe(max(0.0, visible - event.message.timestamp))
             await stream.ack(event)
         SINK_BATCH_SECONDS.observe(time.perf_counter() - started)

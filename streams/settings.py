@@ -18,6 +18,7 @@ __all__ = [
     "LOCAL_BOOTSTRAP",
     "ClickHouseSettings",
     "KafkaSettings",
+    "LagSettings",
     "LocalKafkaSettings",
     "NotifySettings",
     "PrivacySettings",
@@ -120,6 +121,17 @@ class NotifySettings(BaseModel):
     check_interval_s: float = Field(10.0, gt=0)
 
 
+class LagSettings(BaseModel):
+    """Consumer-lag evaluation (Burrow's rules) and sampling."""
+
+    #: Sliding window of offset samples that statuses are evaluated over.
+    window_s: float = Field(120.0, gt=0)
+    #: Lag (messages) still counted as OK.
+    allowed_lag: int = Field(0, ge=0)
+    #: How often a worker samples lag into metrics and ClickHouse ``consumer_lag``.
+    sample_interval_s: float = Field(15.0, gt=0)
+
+
 class Settings(BaseSettings):
     """All settings. Environment: ``DAMPAK_<GROUP>__<FIELD>``, e.g. ``DAMPAK_KAFKA__BOOTSTRAP_SERVERS``."""
 
@@ -141,6 +153,7 @@ class Settings(BaseSettings):
     privacy: PrivacySettings = PrivacySettings()
     displacement: DisplacementRates = DisplacementRates()
     notify: NotifySettings = NotifySettings()
+    lag: LagSettings = LagSettings()
 
     @model_validator(mode="after")
     def _absolute_data_dir(self) -> Settings:

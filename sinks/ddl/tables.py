@@ -172,6 +172,24 @@ CREATE TABLE IF NOT EXISTS {db}.notification_state (
 ORDER BY notification_id
 """
 
+# Lag samples for analysts and dashboards; kept 30 days.
+_CONSUMER_LAG = """
+CREATE TABLE IF NOT EXISTS {db}.consumer_lag (
+    sampled_at DateTime64(3, 'UTC'),
+    group LowCardinality(String),
+    topic LowCardinality(String),
+    partition UInt32,
+    committed Nullable(Int64),
+    end_offset UInt64,
+    lag UInt64,
+    lag_seconds Float64,
+    status LowCardinality(String),
+    group_status LowCardinality(String)
+) ENGINE = ReplacingMergeTree
+ORDER BY (group, topic, partition, sampled_at)
+TTL toDateTime(sampled_at) + INTERVAL 30 DAY
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -183,4 +201,5 @@ MIGRATIONS: tuple[Migration, ...] = (
         "alerts, hazard exposure, notifications",
         (_ALERTS_STATE, _ALERT_EXPOSURE_STATE, _NOTIFICATION_STATE),
     ),
+    Migration(3, "consumer lag samples", (_CONSUMER_LAG,)),
 )

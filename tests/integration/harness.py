@@ -128,8 +128,13 @@ class Deployment:
         return n
 
     def query(self, sql: str) -> list[dict[str, Any]]:
-        columns, rows = query(self.settings, sql)
-        return [dict(zip(columns, row, strict=True)) for row in rows]
+        """Rows as dicts: through the running worker, or a ``dampak query`` process when none runs
+        (opening the embedded engine in the test process would keep it from the next worker)."""
+        if self.worker is not None and self.worker.poll() is None:
+            columns, rows = query(self.settings, sql)
+            return [dict(zip(columns, row, strict=True)) for row in rows]
+        out = self.dampak("query", sql, "--format", "json")
+        return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
 
     def wait_for(self, sql: str, expected: Any, timeout_s: float = 240) -> Any:
         """Poll ``sql`` until its rows equal ``expected``; returns the last rows either way."""
