@@ -45,4 +45,12 @@ test-unit: install ## Unit tests only (no services)
 schemas: install ## Re-export the topics' JSON Schemas into schemas/json
 	$(DAMPAK) schemas
 
-.PHONY: help install up down demo lint test test-unit schemas
+.PHONY: help install up down demo lint test test-unit schemas bench bench-quick
+
+bench: install ## Full benchmark (1M households, 1M reports): writes docs/benchmarks.{json,md}
+	$(DAMPAK) up
+	$(PY) -m tests.bench.run --mode full
+
+bench-quick: install ## Quick benchmark smoke (< 2 min): asserts exact totals, not speed
+	$(DAMPAK) up
+	$(PY) -m tests.bench.run --mode quick
