@@ -59,7 +59,15 @@ class LagMonitor:
             self._load(history_file)
         opts = {"bootstrap_servers": settings.kafka.bootstrap_servers, **settings.kafka.client_options()}
         self._admin = KafkaAdminClient(**opts)
-        self._consumer = KafkaConsumer(**opts, group_id=None, enable_auto_commit=False)
+        # Reads one message per lagging partition (for its timestamp): keep fetches small and skip
+        # kafka-python's pure-Python CRC checks, which would compete with a worker for the GIL.
+        self._consumer = KafkaConsumer(
+            **opts,
+            group_id=None,
+            enable_auto_commit=False,
+            check_crcs=False,
+            max_partition_fetch_bytes=16 * 1024,
+        )
 
     def close(self) -> None:
         self._admin.close()
@@ -154,7 +162,7 @@ class LagMonitor:
         ages: dict[TopicPartition, float] = {}
         deadline = time.monotonic() + 3.0
         while len(ages) < len(positions) and time.monotonic() < deadline:
-            for tp, records in self._consumer.poll(timeout_ms=500, max_records=500).items():
+            for tp, records in self._consumer.poll(timeout_ms=500, max_records=len(positions)).items():
                 if tp not in ages and records:
                     ages[tp] = max(0.0, now - records[0].timestamp / 1000.0)
                     self._consumer.pause(tp)

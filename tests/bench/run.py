@@ -87,8 +87,8 @@ class Run:
         return f"{self.tag}-{logical}"
 
     def start_worker(self, env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-        log = open(Path(env["DAMPAK_DATA_DIR"]).parent / f"worker-{port}.log", "ab")  # noqa: SIM115
         Path(env["DAMPAK_DATA_DIR"]).mkdir(parents=True, exist_ok=True)
+        log = open(Path(env["DAMPAK_DATA_DIR"]).parent / f"worker-{port}.log", "ab")  # noqa: SIM115
         proc = subprocess.Popen(
             [sys.executable, "-m", "streams", "worker"], env=env, stdout=log, stderr=log, cwd=ROOT
         )
