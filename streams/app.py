@@ -64,6 +64,10 @@ def create_app(settings: Settings, sink: RowSink) -> tuple[faust.App, Pipeline]:
         web_bind=settings.web.host,
         autodiscover=False,
         producer_acks=-1,
+        # Faust's defaults (no linger, 16 KiB batches) send changelog and repartition records
+        # almost one request each; batching them is most of a worker's produce cost.
+        producer_linger=0.02,
+        producer_max_batch_size=512 * 1024,
         stream_buffer_maxsize=max(4096, settings.sink.batch_size * 2),
         broker_max_poll_records=2000,
         # A worker killed without leaving its group blocks the next rebalance until its session
