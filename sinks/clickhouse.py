@@ -15,7 +15,7 @@ import logging
 import re
 import time
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -178,21 +178,10 @@ class ClickHouseSink:
         return self._client
 
     async def write(self, batches: Mapping[str, Sequence[Mapping[str, Any]]]) -> None:
-        loop = asyncio.get_running_loop()
         for table, rows in batches.items():
-            if not rows:
-                continue
-            delay = 0.1
-            while True:
-                try:
-                    await loop.run_in_executor(self._io, self._insert, table, rows)
-                    break
-                except SinkError as exc:
-                    SINK_RETRIES.inc()
-                    logger.warning("%s; retrying in %.1fs", exc, delay)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, self._settings.retry_backoff_max_s)
-            SINK_ROWS.labels(table).inc(len(rows))
+            if rows:
+                await self._retrying(self._insert, table, rows)
+                SINK_ROWS.labels(table).inc(len(rows))
 
     async def query(self, sql: str, max_rows: int, timeout_s: float) -> QueryResult:
         """A read-only query on the sink's I/O thread (the embedded engine admits one process)."""
@@ -204,11 +193,16 @@ class ClickHouseSink:
 
         Retried in place like writes: the caller needs the answer to make progress.
         """
+        result: dict[str, list[Any]] = await self._retrying(self._select_columns, sql)
+        return result
+
+    async def _retrying(self, call: Callable[..., Any], *args: Any) -> Any:
+        """Run ``call`` on the I/O thread until it succeeds, backing off up to the configured cap."""
         loop = asyncio.get_running_loop()
         delay = 0.1
         while True:
             try:
-                return await loop.run_in_executor(self._io, self._select_columns, sql)
+                return await loop.run_in_executor(self._io, call, *args)
             except SinkError as exc:
                 SINK_RETRIES.inc()
                 logger.warning("%s; retrying in %.1fs", exc, delay)

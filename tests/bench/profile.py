@@ -1,0 +1,93 @@
+"""Profile a worker with py-spy while it drains a pre-filled backlog; writes docs/profile-worker.*
+
+    python -m tests.bench.profile [--seconds 30]
+
+Outputs the raw collapsed stacks (``docs/profile-worker.collapsed``, loadable in speedscope or
+flamegraph.pl) and a summary of where the worker's time goes (``docs/profile-worker.md``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+from streams.admin import ensure_topics
+from tests.bench.run import ROOT, Run
+from tests.bench.workload import generate
+
+_BUCKETS = [
+    ("faust stream/agent machinery", ("faust/streams.py", "faust/agents/", "faust/channels.py", "mode/")),
+    ("faust tables + changelog", ("faust/tables/", "faust/stores/", "rocksdict")),
+    (
+        "producing (aiokafka/faust producer)",
+        ("aiokafka/producer", "faust/transport/producer", "faust/topics.py"),
+    ),
+    (
+        "consuming (aiokafka fetch)",
+        ("aiokafka/consumer", "faust/transport/consumer", "faust/transport/drivers"),
+    ),
+    ("pydantic validation", ("pydantic",)),
+    ("ClickHouse insert (clickhouse-connect/chDB)", ("clickhouse_connect", "chdb")),
+    ("dampak domain + agents", ("streams/domain/", "streams/field_reports.py", "streams/households.py")),
+    ("asyncio event loop", ("asyncio/",)),
+]
+
+
+def summarize(raw: Path) -> str:
+    total, inclusive, own = 0, Counter[str](), Counter[str]()
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        n = int(count)
+        total += n
+        frames = stack.split(";")
+        own[frames[-1]] += n
+        for label, needles in _BUCKETS:
+            if any(any(k in f for k in needles) for f in frames[-3:]):
+                inclusive[label] += n
+                break
+    lines = [
+        "# Where a worker's time goes",
+        "",
+        f"py-spy, {total} samples of a worker draining a backlog of households and field reports "
+        "(`python -m tests.bench.profile`). Raw stacks: `docs/profile-worker.collapsed`.",
+        "",
+        "| component (innermost 3 frames) | share of samples |",
+        "|---|---:|",
+        *[f"| {label} | {inclusive[label] / total:.1%} |" for label, _ in _BUCKETS],
+        "",
+        "| hottest functions (self time) | share |",
+        "|---|---:|",
+        *[f"| `{name[:100]}` | {n / total:.1%} |" for name, n in own.most_common(15)],
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=30)
+    args = parser.parse_args()
+    run = Run("quick")
+    w = generate(100_000, 200_000, 10_000)
+    settings, env = run.settings("profile", 16700)
+    ensure_topics(settings)
+    run.produce("households", w.households)
+    run.produce("field-reports", w.reports)
+    worker = run.start_worker(env, 16700)
+    docs = ROOT / "docs"
+    docs.mkdir(exist_ok=True)
+    raw = docs / "profile-worker.collapsed"
+    py_spy = str(Path(sys.executable).with_name("py-spy"))
+    spy = [py_spy, "record", "--pid", str(worker.pid), "--duration", str(args.seconds),
+           "--format", "raw", "--rate", "200", "-o", str(raw), "--nonblocking"]  # fmt: skip
+    subprocess.run(spy, check=True)
+    run.stop(worker)
+    (docs / "profile-worker.md").write_text(summarize(raw))
+    print((docs / "profile-worker.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
