@@ -173,10 +173,6 @@ class ClickHouseSink:
         self._settings = settings
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
 
-    @property
-    def client(self) -> Client:
-        return self._client
-
     async def write(self, batches: Mapping[str, Sequence[Mapping[str, Any]]]) -> None:
         for table, rows in batches.items():
             if rows:
