@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
@@ -45,9 +46,29 @@ def ensure_topics(settings: Settings) -> list[str]:
                 pass  # another process created it meanwhile
         if created:
             logger.info("created topics: %s", ", ".join(created))
+            _wait_for_leaders(admin, {s.name: s.partitions for s in missing if s.name in created})
         return created
     finally:
         admin.close()
+
+
+def _wait_for_leaders(admin: KafkaAdminClient, topics: dict[str, int], timeout_s: float = 30.0) -> None:
+    """Wait until every partition of the new topics has a leader: a consumer that subscribes
+    before that ignores the topic until its next metadata refresh."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        described = admin.describe_topics(list(topics))
+        ready = {
+            t["name"]
+            for t in described
+            if not t.get("error_code")
+            and sum(1 for p in t.get("partitions", []) if p.get("leader_id", -1) >= 0)
+            == topics.get(t["name"], -1)
+        }
+        if ready >= set(topics):
+            return
+        time.sleep(0.2)
+    logger.warning("topics without leaders after %.0fs: %s", timeout_s, ", ".join(sorted(topics)))
 
 
 def producer(settings: Settings, **overrides: Any) -> KafkaProducer:

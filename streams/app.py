@@ -70,6 +70,8 @@ def create_app(settings: Settings, sink: RowSink) -> tuple[faust.App, Pipeline]:
         producer_max_batch_size=512 * 1024,
         stream_buffer_maxsize=max(4096, settings.sink.batch_size * 2),
         broker_max_poll_records=2000,
+        # A topic the consumer saw before it had leaders is picked up at the next refresh.
+        consumer_metadata_max_age_ms=15_000,
         # A worker killed without leaving its group blocks the next rebalance until its session
         # expires: keep that short so a restarted worker resumes within seconds.
         broker_session_timeout=10.0,

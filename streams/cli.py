@@ -26,8 +26,10 @@ logger = logging.getLogger(__name__)
 
 def _setup_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("kafka", "aiokafka", "clickhouse_connect", "chdb"):
+    for noisy in ("aiokafka", "clickhouse_connect", "chdb"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # kafka-python (admin and lag tooling) warns about Faust's group metadata it cannot decode.
+    logging.getLogger("kafka").setLevel(logging.ERROR)
 
 
 def query(settings: Settings, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
