@@ -16,7 +16,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,6 +26,7 @@ from streams.errors import DampakError
 from streams.localstack import LocalKafka
 from streams.settings import Settings
 from streams.topics import Topic, physical_name
+from streams.worker import wait_until_ready
 
 __all__ = ["CIANJUR_EVENT", "run_demo", "scenario"]
 
@@ -136,21 +136,6 @@ def _wait_until(condition: Callable[[], bool], timeout_s: float) -> None:
         time.sleep(0.5)
 
 
-def _wait_ready(url: str, worker: subprocess.Popen[bytes], timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if worker.poll() is not None:
-            raise DampakError(f"the worker exited with {worker.returncode}; see its log")
-        try:
-            with urllib.request.urlopen(f"{url}/readyz", timeout=2) as resp:
-                if json.loads(resp.read()).get("ready"):
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise DampakError(f"the worker was not ready within {timeout_s:.0f}s")
-
-
 def run_demo(settings: Settings, keep_running: bool = False) -> int:
     """Start Kafka if local, run a worker, publish the scenario, wait for the figures, print them."""
     from streams.cli import query
@@ -167,7 +152,7 @@ def run_demo(settings: Settings, keep_running: bool = False) -> int:
         )
     print(f"worker started (log: {log})")
     try:
-        _wait_ready(f"http://{settings.web.host}:{settings.web.port}", worker)
+        wait_until_ready(f"http://{settings.web.host}:{settings.web.port}", worker, timeout_s=120)
         households, messages, current = scenario()
         prod = producer(settings)
         for h in households:

@@ -6,6 +6,9 @@ import fcntl
 import json
 import logging
 import os
+import subprocess
+import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,7 +16,7 @@ from pathlib import Path
 from streams.errors import DampakError
 from streams.settings import Settings
 
-__all__ = ["engine_lock", "run_worker", "worker_file"]
+__all__ = ["engine_lock", "run_worker", "wait_until_ready", "worker_file"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +44,25 @@ def engine_lock(settings: Settings, blocking: bool) -> Iterator[bool]:
             yield True
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def wait_until_ready(url: str, proc: subprocess.Popen[bytes], timeout_s: float) -> float:
+    """Poll a worker's ``/readyz`` at ``url`` until it is ready; returns the seconds it took.
+
+    Raises DampakError when the process exits first or the timeout passes.
+    """
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        if proc.poll() is not None:
+            raise DampakError(f"the worker exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/readyz", timeout=2) as resp:
+                if json.loads(resp.read()).get("ready"):
+                    return time.monotonic() - started
+        except (OSError, ValueError):
+            pass  # not listening yet, or 503 while recovering
+        time.sleep(0.1)
+    raise DampakError(f"the worker was not ready within {timeout_s:.0f}s")
 
 
 def run_worker(settings: Settings) -> int:

@@ -32,6 +32,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from streams.admin import ensure_topics
 from streams.settings import Settings
+from streams.worker import wait_until_ready
 from tests.bench.workload import Workload, generate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -97,18 +98,7 @@ class Run:
 
     @staticmethod
     def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout_s: float = 900) -> float:
-        started = time.monotonic()
-        while time.monotonic() - started < timeout_s:
-            if proc.poll() is not None:
-                raise RuntimeError(f"worker exited {proc.returncode}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
-                    if json.loads(r.read())["ready"]:
-                        return time.monotonic() - started
-            except (OSError, ValueError):
-                pass
-            time.sleep(0.1)
-        raise RuntimeError("worker not ready")
+        return wait_until_ready(f"http://127.0.0.1:{port}", proc, timeout_s)
 
     @staticmethod
     def query(port: int, sql: str) -> list[list[Any]]:

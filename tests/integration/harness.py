@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,9 @@ from typing import Any
 from kafka import KafkaProducer
 
 from streams.cli import query
+from streams.errors import DampakError
 from streams.settings import Settings
+from streams.worker import wait_until_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -78,20 +79,11 @@ class Deployment:
         self.wait_ready()
 
     def wait_ready(self, timeout_s: float = 90) -> None:
-        deadline = time.monotonic() + timeout_s
-        url = f"http://127.0.0.1:{self.settings.web.port}/readyz"
-        while time.monotonic() < deadline:
-            assert self.worker is not None
-            if self.worker.poll() is not None:
-                raise AssertionError(f"worker exited {self.worker.returncode}: {self.log_tail()}")
-            try:
-                with urllib.request.urlopen(url, timeout=2) as resp:
-                    if json.loads(resp.read()).get("ready"):
-                        return
-            except OSError:
-                pass
-            time.sleep(0.3)
-        raise AssertionError(f"worker not ready in {timeout_s}s: {self.log_tail()}")
+        assert self.worker is not None
+        try:
+            wait_until_ready(f"http://127.0.0.1:{self.settings.web.port}", self.worker, timeout_s)
+        except DampakError as exc:
+            raise AssertionError(f"{exc}: {self.log_tail()}") from exc
 
     def kill_worker(self) -> None:
         assert self.worker is not None
