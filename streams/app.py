@@ -24,7 +24,6 @@ logger = logging.getLogger(__name__)
 TABLES = {
     "registry": "household_id -> registry state (households topic)",
     "household_reports": "household_id -> {report_id: latest report} (field-reports-by-household)",
-    "report_revisions": "report_id -> [revision, digest] (field-reports)",
 }
 
 
@@ -53,7 +52,7 @@ def create_app(settings: Settings, sink: RowSink) -> tuple[faust.App, Pipeline]:
         settings.app_id,
         broker=";".join(f"kafka://{server.strip()}" for server in k.bootstrap_servers.split(",")),
         broker_credentials=_credentials(settings),
-        store=settings.table_store,
+        store=settings.tables.store,
         datadir=str(settings.data_dir / "faust"),
         topic_partitions=k.partitions,
         topic_replication_factor=k.replication_factor,
@@ -99,6 +98,7 @@ def create_app(settings: Settings, sink: RowSink) -> tuple[faust.App, Pipeline]:
             default=None,
             partitions=k.partitions,
             help=help_text,
+            options=settings.tables.store_options(),
         )
     households.register(pipeline)
     field_reports.register(pipeline)

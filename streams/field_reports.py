@@ -1,8 +1,10 @@
-"""Agents for field reports: validate and de-duplicate revisions, then enrich with the registry.
+"""Agents for field reports: validate, then enrich household-level reports with the registry.
 
-``route_reports`` reads ``field-reports`` (keyed by report_id). Village summaries are written at
-once; household-level reports are re-keyed by household_id onto ``field-reports-by-household``,
-co-partitioned with the registry, where ``enrich_reports`` joins them with the household.
+``route_reports`` reads ``field-reports`` (keyed by report_id) and keeps no state. Village
+summaries are written at once; ClickHouse keeps their highest revision (row version = revision,
+then source offset). Household-level reports are re-keyed by household_id onto
+``field-reports-by-household``, co-partitioned with the registry, where ``enrich_reports`` decides
+revisions against the household's stored reports and joins them with the household.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ logger = logging.getLogger(__name__)
 def register(p: Pipeline) -> None:
     registry = p.tables["registry"]
     household_reports = p.tables["household_reports"]
-    revisions = p.tables["report_revisions"]
     by_household = p.topics[Topic.REPORTS_BY_HOUSEHOLD]
 
     async def route(batch: Batch, event: Any) -> Outcome:
@@ -39,32 +40,29 @@ def register(p: Pipeline) -> None:
         except ValidationError as exc:
             return p.dead_letter(batch, event, describe_validation_error(exc))
         doc = report_doc(report)
-        stored = revisions.get(report.report_id)
-        outcome = decide_revision(tuple(stored) if stored else None, report.revision, doc["digest"])
-        if outcome is Outcome.STALE:
-            return outcome
-        if outcome is Outcome.OK:
-            revisions[report.report_id] = [report.revision, doc["digest"]]
-        # A duplicate is emitted again: its first copy's write may have been lost in a crash.
         if report.household_id is not None:
             batch.deliveries.append(
                 await by_household.send(key=report.household_id.encode(), value=orjson.dumps(doc))
             )
         else:
-            batch.add("report_state", report_row(doc, None, p.pseudo, datetime.now(UTC)))
-        return outcome
+            batch.add("report_state", report_row(doc, None, p.pseudo, datetime.now(UTC), msg.offset))
+        return Outcome.OK
 
     async def enrich(batch: Batch, event: Any) -> Outcome:
         doc = orjson.loads(event.message.value)
         household_id = doc["household_id"]
         reports = household_reports.get(household_id) or {}
         previous = reports.get(doc["report_id"])
-        if previous is not None and previous["revision"] > doc["revision"]:
-            return Outcome.STALE
-        reports[doc["report_id"]] = doc
-        household_reports[household_id] = reports
+        stored = (previous["revision"], previous["digest"]) if previous is not None else None
+        outcome = decide_revision(stored, doc["revision"], doc["digest"])
+        if outcome is Outcome.STALE:
+            return outcome
+        if outcome is Outcome.OK:
+            reports[doc["report_id"]] = doc
+            household_reports[household_id] = reports
+        # A duplicate is written again: its first copy's write may have been lost in a crash.
         batch.add("report_state", report_row(doc, registry.get(household_id), p.pseudo, datetime.now(UTC)))
-        return Outcome.OK
+        return outcome
 
     @p.app.agent(p.topics[Topic.FIELD_REPORTS], name="route_reports")
     async def route_reports(stream: Any) -> None:

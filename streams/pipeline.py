@@ -10,6 +10,7 @@ import asyncio
 import logging
 import time
 import weakref
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -155,9 +156,12 @@ async def run_batches(
                 logger.exception("batch of %d events failed; retrying", len(events))
                 await asyncio.sleep(1.0)
         visible = time.time()
+        counts: Counter[tuple[str, str]] = Counter()
         for event, outcome in zip(events, outcomes, strict=True):
-            EVENTS.labels(event.message.topic, outcome.value).inc()
+            counts[event.message.topic, outcome.value] += 1
             if event.message.timestamp:
                 END_TO_END_SECONDS.observe(max(0.0, visible - event.message.timestamp))
             await stream.ack(event)
+        for (topic, outcome_label), n in counts.items():
+            EVENTS.labels(topic, outcome_label).inc(n)
         SINK_BATCH_SECONDS.observe(time.perf_counter() - started)

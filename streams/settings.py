@@ -121,6 +121,37 @@ class NotifySettings(BaseModel):
     check_interval_s: float = Field(10.0, gt=0)
 
 
+class TableSettings(BaseModel):
+    """Faust tables (the registry and each household's reports): store and RocksDB memory."""
+
+    #: ``rocksdb://`` in production, ``memory://`` for small tests.
+    store: str = "rocksdb://"
+    #: RocksDB memtable size per table partition (Faust's default is 64 MiB x 3 per partition,
+    #: which holds a whole 1M-household registry in memory).
+    write_buffer_mb: int = Field(8, ge=1)
+    max_write_buffers: int = Field(2, ge=1)
+    #: RocksDB block cache per table partition (Faust's default is 2 GiB).
+    block_cache_mb: int = Field(16, ge=1)
+    #: At worker start, load table partitions whose local store is behind their changelog
+    #: straight from the changelog (bulk RocksDB writes) before the worker joins its group.
+    bulk_restore: bool = True
+
+    @property
+    def rocksdb(self) -> bool:
+        return self.store.startswith("rocksdb")
+
+    def store_options(self) -> dict[str, int] | None:
+        """Options for Faust's RocksDB store (None for another store)."""
+        if not self.rocksdb:
+            return None
+        mib = 1024 * 1024
+        return {
+            "write_buffer_size": self.write_buffer_mb * mib,
+            "max_write_buffer_number": self.max_write_buffers,
+            "block_cache_size": self.block_cache_mb * mib,
+        }
+
+
 class LagSettings(BaseModel):
     """Consumer-lag evaluation (Burrow's rules) and sampling."""
 
@@ -143,12 +174,11 @@ class Settings(BaseSettings):
     app_id: str = "dampak"
     data_dir: Path = Path(".dampak")
     log_level: str = "info"
-    #: Faust table store; ``rocksdb://`` in production, ``memory://`` for small tests.
-    table_store: str = "rocksdb://"
     kafka: KafkaSettings = KafkaSettings()
     local_kafka: LocalKafkaSettings = LocalKafkaSettings()
     clickhouse: ClickHouseSettings = ClickHouseSettings()
     sink: SinkSettings = SinkSettings()
+    tables: TableSettings = TableSettings()
     web: WebSettings = WebSettings()
     privacy: PrivacySettings = PrivacySettings()
     displacement: DisplacementRates = DisplacementRates()

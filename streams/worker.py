@@ -70,27 +70,39 @@ def run_worker(settings: Settings) -> int:
 
     Raises DampakError when Kafka does not answer or another worker holds the embedded engine.
     """
+    import asyncio
+
     import faust
+    import uvloop
 
     from sinks.clickhouse import ClickHouseSink, connect, init_db
     from streams.admin import ensure_topics
     from streams.app import create_app
     from streams.localstack import broker_answers
+    from streams.restore import bulk_restore
 
     if not broker_answers(settings.kafka.bootstrap_servers, **settings.kafka.client_options()):
         hint = " (run `dampak up`)" if settings.uses_local_kafka else ""
         raise DampakError(f"no Kafka broker answers at {settings.kafka.bootstrap_servers}{hint}")
     ensure_topics(settings)
+    # uvloop's event loop: a worker spends about a third of its time in the loop itself.
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     with engine_lock(settings, blocking=False) as free:
         if settings.embedded_clickhouse and not free:
             raise DampakError(f"another process holds the embedded ClickHouse engine in {settings.data_dir}")
         client = connect(settings)
         init_db(settings, client)
         sink = ClickHouseSink(client, settings.clickhouse.database, settings.sink)
-        app, _ = create_app(settings, sink)
+        app, pipeline = create_app(settings, sink)
+        if settings.tables.bulk_restore and settings.tables.rocksdb:
+            bulk_restore(settings, pipeline.tables)
         url = f"http://{settings.web.host}:{settings.web.port}"
         worker_file(settings).write_text(json.dumps({"pid": os.getpid(), "url": url}))
         worker = faust.Worker(app, loglevel=settings.log_level)
+        # Faust's terminal spinner, on at WARNING and above, lowers the root logger to DEBUG so
+        # that it spins on every record: every debug call then builds a record. A service has
+        # no terminal to spin.
+        worker.spinner = None
         try:
             worker.execute_from_commandline()
         except SystemExit as exc:

@@ -1,8 +1,10 @@
 """Field-report revisions and enrichment with the registry, as pure functions.
 
-A report's ClickHouse row carries ``version = revision * 2**40 + registry_offset + 1``: the highest
-revision wins, and within a revision the latest registry state of its household wins. Rows are
-state, not deltas, so writing one twice changes nothing (ReplacingMergeTree keeps one per report).
+A report's ClickHouse row carries ``version = revision * 2**40 + order + 1``: the highest revision
+wins; within a revision, ``order`` is the registry offset of the household's state for a
+household-level report (the latest registry state wins) and the report's own source offset for a
+village summary (the copy received last wins). Rows are state, not deltas, so writing one twice
+changes nothing (ReplacingMergeTree keeps one per report).
 """
 
 from __future__ import annotations
@@ -60,27 +62,33 @@ def report_doc(report: FieldReport) -> ReportDoc:
 def decide_revision(stored: tuple[int, str] | None, revision: int, digest: str) -> Outcome:
     """Compare an incoming revision with the latest one seen for the report.
 
-    Higher: OK (replaces). Lower: STALE (ignored). Equal: DUPLICATE; a duplicate with the same
-    content is still re-emitted by callers, because after a crash the first copy's write may be lost.
-    A same-revision message with different content changes nothing: the first one stands.
+    Higher: OK (replaces). Lower: STALE (ignored). Equal with the same content: DUPLICATE, which
+    callers still write, because after a crash the first copy's write may be lost. Equal with
+    different content: OK, the copy received last stands (as for village summaries, whose rows are
+    ordered by their source offset).
     """
     if stored is None or revision > stored[0]:
         return Outcome.OK
     if revision < stored[0]:
         return Outcome.STALE
-    return Outcome.DUPLICATE if digest == stored[1] else Outcome.STALE
+    return Outcome.DUPLICATE if digest == stored[1] else Outcome.OK
 
 
-def row_version(revision: int, registry_offset: int) -> int:
-    return (revision << REGISTRY_OFFSET_BITS) + registry_offset + 1
+def row_version(revision: int, order: int) -> int:
+    return (revision << REGISTRY_OFFSET_BITS) + order + 1
 
 
 def report_row(
-    doc: ReportDoc, household: HouseholdState | None, pseudo: Pseudonymizer, ingested_at: datetime
+    doc: ReportDoc,
+    household: HouseholdState | None,
+    pseudo: Pseudonymizer,
+    ingested_at: datetime,
+    source_offset: int = -1,
 ) -> dict[str, Any]:
     """The ``report_state`` row of a report, enriched with its household's registry state.
 
-    ``household`` is None for a village-level report or a household unknown to the registry.
+    ``household`` is None for a village-level report or a household unknown to the registry;
+    ``source_offset`` orders same-revision copies of a village summary.
     """
     hid = doc["household_id"]
     live = household is not None and not household["deleted"]
@@ -90,7 +98,7 @@ def report_row(
     return {
         "report_id": doc["report_id"],
         "revision": doc["revision"],
-        "version": row_version(doc["revision"], household["offset"] if household else -1),
+        "version": row_version(doc["revision"], household["offset"] if household else source_offset),
         "retracted": doc["retracted"],
         "reported_event_id": doc["event_id"] or "",
         "reported_at": datetime.fromisoformat(doc["reported_at"]),

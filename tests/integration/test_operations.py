@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -157,9 +158,10 @@ def test_metrics_and_readiness_during_recovery(deployment: Deployment) -> None:
     assert metrics["dampak_end_to_end_seconds_count"] >= 30_000
     assert dep.stop_worker() == 0
 
-    # Lose the local table state: the restarted worker recovers it from the changelog first.
+    # Lose the local table state: the restarted worker restores it from the changelog first.
     shutil.rmtree(Path(dep.settings.data_dir) / "faust")
     dep.worker = None
+    dep.env["DAMPAK_LOG_LEVEL"] = "info"
     seen: list[bool] = []
     import sys
     from subprocess import STDOUT
@@ -187,4 +189,16 @@ def test_metrics_and_readiness_during_recovery(deployment: Deployment) -> None:
     assert seen and seen[-1] is True
     assert False in seen, "readyz never reported not-ready while recovering"
     assert _metrics(dep)["dampak_table_recovery_seconds"] > 0
+    restored = re.search(r"restored (\d+) changelog records", dep.log.read_text())
+    assert restored and int(restored.group(1)) >= 30_000, "no bulk restore of the registry"
+    # The restored registry enriches a household-level report of a household loaded before.
+    doc = {"report_id": "after-restore", "reported_at": "2022-11-21T09:00:00Z",
+           "village_code": "32.03.01.2001", "household_id": "RH-7", "houses_heavy": 1}  # fmt: skip
+    dep.produce([("field-reports", b"after-restore", json.dumps(doc).encode())])
+    dep.wait_for(
+        "SELECT toUInt8(registered) AS registered FROM dampak.field_reports"
+        " WHERE report_id = 'after-restore'",
+        [{"registered": 1}],
+        60,
+    )
     assert dep.stop_worker() == 0

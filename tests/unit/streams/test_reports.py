@@ -32,8 +32,8 @@ def test_revision_decisions() -> None:
     assert decide_revision((1, d["digest"]), 2, "x") is Outcome.OK
     assert decide_revision((2, "x"), 1, d["digest"]) is Outcome.STALE
     assert decide_revision((1, d["digest"]), 1, d["digest"]) is Outcome.DUPLICATE
-    # Same revision, different content: the first one stands.
-    assert decide_revision((1, d["digest"]), 1, "other") is Outcome.STALE
+    # Same revision, different content: the copy received last stands.
+    assert decide_revision((1, d["digest"]), 1, "other") is Outcome.OK
 
 
 def test_digest_ignores_nothing_but_is_stable() -> None:
