@@ -21,6 +21,7 @@ from typing import Any
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.options import check_pandas
 
 from sinks.ddl import MIGRATIONS, VIEWS
 from streams.errors import QueryRejected, SinkError
@@ -172,6 +173,9 @@ class ClickHouseSink:
         self._db = database
         self._settings = settings
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
+        # clickhouse-connect imports pandas lazily on the first insert (a second with the GIL
+        # held, mid-stream): do it at start instead.
+        check_pandas()  # type: ignore[no-untyped-call]
 
     async def write(self, batches: Mapping[str, Sequence[Mapping[str, Any]]]) -> None:
         for table, rows in batches.items():

@@ -91,7 +91,7 @@ class SinkSettings(BaseModel):
     """Batching of ClickHouse writes: a batch is flushed at ``batch_size`` rows or ``batch_seconds``."""
 
     batch_size: int = Field(10_000, ge=1)
-    batch_seconds: float = Field(0.5, gt=0)
+    batch_seconds: float = Field(0.2, gt=0)
     retry_backoff_max_s: float = Field(10.0, gt=0)
     dead_letter_payload_max_bytes: int = Field(8192, ge=256)
 

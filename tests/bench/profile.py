@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from streams.admin import ensure_topics
 from tests.bench.run import ROOT, Run
 from tests.bench.workload import generate
 
+_LOOP = "asyncio/uvloop event loop"
 _BUCKETS = [
     ("faust stream/agent machinery", ("faust/streams.py", "faust/agents/", "faust/channels.py", "mode/")),
     ("faust tables + changelog", ("faust/tables/", "faust/stores/", "rocksdict")),
@@ -32,7 +34,7 @@ _BUCKETS = [
     ("pydantic validation", ("pydantic",)),
     ("ClickHouse insert (clickhouse-connect/chDB)", ("clickhouse_connect", "chdb")),
     ("dampak domain + agents", ("streams/domain/", "streams/field_reports.py", "streams/households.py")),
-    ("asyncio event loop", ("asyncio/",)),
+    (_LOOP, ("asyncio/",)),
 ]
 
 
@@ -44,6 +46,9 @@ def summarize(raw: Path) -> str:
         total += n
         frames = stack.split(";")
         own[frames[-1]] += n
+        if frames[-1].startswith("Worker.execute_from_commandline"):  # uvloop's C code runs here
+            inclusive[_LOOP] += n
+            continue
         for label, needles in _BUCKETS:
             if any(any(k in f for k in needles) for f in frames[-3:]):
                 inclusive[label] += n
@@ -51,8 +56,10 @@ def summarize(raw: Path) -> str:
     lines = [
         "# Where a worker's time goes",
         "",
-        f"py-spy, {total} samples of a worker draining a backlog of households and field reports "
-        "(`python -m tests.bench.profile`). Raw stacks: `docs/profile-worker.collapsed`.",
+        f"py-spy, {total} samples of a worker (uvloop) processing a backlog of 200,000 field reports "
+        "with 200,000 households loaded (`python -m tests.bench.profile`). Raw stacks: "
+        "`docs/profile-worker.collapsed`. Under uvloop, the event loop's own C code is counted "
+        "in its caller, `Worker.execute_from_commandline`.",
         "",
         "| component (innermost 3 frames) | share of samples |",
         "|---|---:|",
@@ -68,15 +75,18 @@ def summarize(raw: Path) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=int, default=30)
+    parser.add_argument("--seconds", type=int, default=20)
     args = parser.parse_args()
     run = Run("quick")
-    w = generate(100_000, 200_000, 10_000)
+    w = generate(200_000, 200_000, 10_000)
     settings, env = run.settings("profile", 16700)
     ensure_topics(settings)
+    # As in the benchmark: the registry is loaded first, then the field reports arrive.
     run.produce("households", w.households)
-    run.produce("field-reports", w.reports)
     worker = run.start_worker(env, 16700)
+    while not run.committed_all(settings.app_id, ("households",)):
+        time.sleep(0.5)
+    run.produce("field-reports", w.reports)
     docs = ROOT / "docs"
     docs.mkdir(exist_ok=True)
     raw = docs / "profile-worker.collapsed"
