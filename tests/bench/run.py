@@ -121,6 +121,16 @@ class Run:
             proc.kill()
             proc.wait()
 
+    def wait_idle(self, pid: int, timeout_s: float = 180) -> float:
+        """Wait until the process uses < 0.1 core over 2 s (or the timeout); returns the wait."""
+        t = time.perf_counter()
+        while time.perf_counter() - t < timeout_s:
+            before = self.cpu_seconds(pid)
+            time.sleep(2)
+            if self.cpu_seconds(pid) - before < 0.2:
+                break
+        return round(time.perf_counter() - t, 1)
+
     @staticmethod
     def cpu_seconds(pid: int) -> float:
         """User + system CPU time of a running process."""
@@ -293,9 +303,11 @@ class Run:
         t, cpu0 = time.perf_counter(), self.cpu_seconds(proc.pid)
         want = [w.expected_reports, w.expected_displaced]
         # Poll a cheap count (it shares the worker's ClickHouse thread), then check the totals.
-        while int(self.query(port, "SELECT count() FROM dampak.report_state")[0][0]) < w.expected_reports:
+        # (The latency phase's reports belong to other events.)
+        cheap = "SELECT count() FROM dampak.report_state WHERE reported_event_id = 'bench-event'"
+        while int(self.query(port, cheap)[0][0]) < w.expected_reports:
             time.sleep(0.5)
-        sql = "SELECT sum(reports), sum(displaced) FROM dampak.impact_village"
+        sql = "SELECT sum(reports), sum(displaced) FROM dampak.impact_village WHERE event_id = 'bench-event'"
         while True:
             row = self.query(port, sql)[0]
             totals = [int(row[0] or 0), int(row[1] or 0)]
@@ -331,7 +343,9 @@ class Run:
         rows = self.query(port, sql)[0][0]
         return {"seconds": round(elapsed, 3), "villages_exposed": rows}
 
-    def latency(self, port: int, seconds: float, rate: int = 5000, warmup_s: float = 5.0) -> dict[str, Any]:
+    def latency(
+        self, port: int, seconds: float, label: str, rate: int = 5000, warmup_s: float = 5.0
+    ) -> dict[str, Any]:
         """Offer ``rate`` village reports/s for ``warmup_s`` + ``seconds``; the quantiles of
         ``dampak_end_to_end_seconds`` over the steady part are the difference of two scrapes
         (as Prometheus' ``rate()`` would take them), those over the whole run are kept too."""
@@ -342,16 +356,16 @@ class Run:
                 before = _buckets(self.metrics(port), "dampak_end_to_end_seconds")
             due = int((time.perf_counter() - t0) * rate)
             while sent < due:
-                rid = f"LAT{sent:08d}"
-                doc = {"report_id": rid, "event_id": "bench-latency", "reported_at": "2022-11-21T08:00:00Z",
-                       "village_code": "11.01.01.2001", "displaced": 1}  # fmt: skip
+                rid = f"LAT-{label}-{sent:08d}"
+                doc = {"report_id": rid, "event_id": f"latency-{label}", "village_code": "11.01.01.2001",
+                       "reported_at": "2022-11-21T08:00:00Z", "displaced": 1}  # fmt: skip
                 prod.send(self.topic("field-reports"), key=rid.encode(), value=json.dumps(doc).encode())
                 sent += 1
             prod.flush()
             time.sleep(tick)
         prod.close()
         deadline = time.time() + 120
-        sql = "SELECT count() FROM dampak.field_reports WHERE event_id = 'bench-latency'"
+        sql = f"SELECT count() FROM dampak.field_reports WHERE event_id = 'latency-{label}'"
         while self.query(port, sql)[0][0] < sent and time.time() < deadline:
             time.sleep(0.5)
         after = _buckets(self.metrics(port), "dampak_end_to_end_seconds")
@@ -397,8 +411,13 @@ class Run:
         # 1. The registry: households first, as a registry is loaded before a disaster strikes.
         r["produce_per_s"] = round(self.produce("households", w.households))
         r["registry_load"], proc = self.registry_load(w, 16500)
-        r["registry_load"]["peak_rss_mb"] = round(self.peak_rss_mb(proc.pid), 1)
         print("registry", r["registry_load"], flush=True)
+        # Latency of a live stream at a fixed rate, the registry loaded and the worker idle again
+        # (its changelog writes and ClickHouse merges done).
+        idle_after = self.wait_idle(proc.pid)
+        r["latency"] = {**self.latency(16500, cfg["latency_s"], "live"), "idle_after_s": idle_after}
+        print("latency", r["latency"], flush=True)
+        r["registry_load"]["peak_rss_mb"] = round(self.peak_rss_mb(proc.pid), 1)
         self.stop(proc)
 
         # 2. The same field reports through every system.
@@ -422,8 +441,9 @@ class Run:
         # 3. Recovery: drop the local table state and time the restore from the changelogs.
         r["recovery"], proc = self.recovery(setup, env, 16500)
         print("recovery", r["recovery"], flush=True)
-        r["latency"] = self.latency(16500, cfg["latency_s"])
-        print("latency", r["latency"], flush=True)
+        # The same, right after the backlog of reports, while ClickHouse still merges it.
+        r["latency_after_backlog"] = self.latency(16500, cfg["latency_s"], "after-backlog")
+        print("latency after backlog", r["latency_after_backlog"], flush=True)
         self.stop(proc)
 
         if cfg["scaling"]:
@@ -541,7 +561,7 @@ def write_docs(r: dict[str, Any], docs: Path) -> None:
     docs.mkdir(parents=True, exist_ok=True)
     (docs / "benchmarks.json").write_text(json.dumps(r, indent=2) + "\n")
     d, lim, nv, reg = r["dampak"], r["limit"], r["naive"], r["registry_load"]
-    lat, rec = r["latency"], r["recovery"]
+    lat, lb, rec = r["latency"], r["latency_after_backlog"], r["recovery"]
     rows = [
         ("1. limit: raw aiokafka consume", f"{lim['reports_per_s']:,}", "1.00", "", ""),
         ("2. naive: kafka-python + per-message insert", f"{nv['reports_per_s']:,}",
@@ -555,10 +575,15 @@ def write_docs(r: dict[str, Any], docs: Path) -> None:
     figures = [
         ("dampak ÷ naive", f"{r['ratios']['dampak_to_naive']}x", "≥ 10x",
          _result(r["ratios"]["dampak_to_naive"], TARGETS["ratio_to_naive"])),
-        (f"end-to-end latency p50 / p95 / p99 at {lat['offered_per_s']:,} reports/s offered, after a "
-         f"{lat['warmup_s']:g} s warm-up (including it: p99 {lat['including_warmup']['p99_s']} s)",
+        (f"end-to-end latency p50 / p95 / p99 at {lat['offered_per_s']:,} reports/s offered, registry "
+         f"loaded and the worker idle again ({lat['idle_after_s']} s after the load), after a "
+         f"{lat['warmup_s']:g} s warm-up "
+         f"(including it: p99 {lat['including_warmup']['p99_s']} s)",
          f"{lat['p50_s']} / {lat['p95_s']} / {lat['p99_s']} s", "p99 ≤ 1 s",
          _result(lat["p99_s"], TARGETS["p99_latency_s"], higher_is_better=False)),
+        ("the same right after the 1,000,000-report backlog (restarted worker, ClickHouse merging)",
+         f"{lb['p50_s']} / {lb['p95_s']} / {lb['p99_s']} s", "p99 ≤ 1 s",
+         _result(lb["p99_s"], TARGETS["p99_latency_s"], higher_is_better=False)),
         ("worker peak RSS (registry load; reports)",
          f"{reg['peak_rss_mb']:,} MB; {d['peak_rss_mb']:,} MB", "≤ 1,536 MB with 1,000,000 households",
          _result(r["peak_rss_mb"], TARGETS["peak_rss_mb"], higher_is_better=False)),
