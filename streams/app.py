@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import logging
-import ssl
 from typing import Any
 
 import faust
@@ -30,18 +29,14 @@ TABLES = {
 def _credentials(settings: Settings) -> Any:
     k = settings.kafka
     if k.security_protocol in ("SASL_PLAINTEXT", "SASL_SSL"):
-        ctx = ssl.create_default_context(cafile=k.ssl_cafile) if k.security_protocol == "SASL_SSL" else None
         return faust.SASLCredentials(
             username=k.sasl_username,
             password=k.sasl_password.get_secret_value() if k.sasl_password else None,
             mechanism=k.sasl_mechanism or "PLAIN",
-            ssl_context=ctx,
+            ssl_context=k.ssl_context(),
         )
     if k.security_protocol == "SSL":
-        ctx = ssl.create_default_context(cafile=k.ssl_cafile)
-        if k.ssl_certfile:
-            ctx.load_cert_chain(k.ssl_certfile, k.ssl_keyfile)
-        return faust.SSLCredentials(ctx)
+        return faust.SSLCredentials(k.ssl_context())
     return None
 
 

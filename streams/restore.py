@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.helpers import create_ssl_context
 
 from streams.settings import Settings
 
@@ -61,14 +60,12 @@ def bulk_restore(settings: Settings, tables: dict[str, Any]) -> RestoreStats:
 
 
 def _consumer_options(settings: Settings) -> dict[str, Any]:
+    """The client options in aiokafka's form: a TLS context instead of certificate files."""
     opts = settings.kafka.client_options()
-    files = {k: opts.pop(k) for k in ("ssl_cafile", "ssl_certfile", "ssl_keyfile") if k in opts}
-    if settings.kafka.security_protocol in ("SSL", "SASL_SSL"):
-        opts["ssl_context"] = create_ssl_context(
-            cafile=files.get("ssl_cafile"),
-            certfile=files.get("ssl_certfile"),
-            keyfile=files.get("ssl_keyfile"),
-        )
+    for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+        opts.pop(name, None)
+    if ctx := settings.kafka.ssl_context():
+        opts["ssl_context"] = ctx
     return opts
 
 

@@ -6,6 +6,7 @@ Build it once at the entry point (``Settings()``) and pass it down; nothing else
 from __future__ import annotations
 
 import logging
+import ssl
 from pathlib import Path
 from typing import Any, Literal
 
@@ -62,6 +63,16 @@ class KafkaSettings(BaseModel):
             if getattr(self, name):
                 opts[name] = getattr(self, name)
         return opts
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context of SSL and SASL_SSL (for Faust and aiokafka, which take a context, not
+        files); None otherwise. A configured client certificate is presented."""
+        if self.security_protocol not in ("SSL", "SASL_SSL"):
+            return None
+        ctx = ssl.create_default_context(cafile=self.ssl_cafile)
+        if self.ssl_certfile:
+            ctx.load_cert_chain(self.ssl_certfile, self.ssl_keyfile)
+        return ctx
 
 
 class LocalKafkaSettings(BaseModel):

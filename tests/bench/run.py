@@ -32,6 +32,7 @@ from typing import Any
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from streams.admin import ensure_topics
+from streams.app import TABLES
 from streams.settings import Settings
 from streams.worker import wait_until_ready
 from tests.bench.workload import Workload, generate
@@ -89,9 +90,12 @@ class Run:
     def topic(self, logical: str) -> str:
         return f"{self.tag}-{logical}"
 
-    def start_worker(self, env: dict[str, str], port: int, wait: bool = True) -> subprocess.Popen[bytes]:
+    def start_worker(
+        self, env: dict[str, str], port: int, wait: bool = True, log_path: Path | None = None
+    ) -> subprocess.Popen[bytes]:
         Path(env["DAMPAK_DATA_DIR"]).mkdir(parents=True, exist_ok=True)
-        log = open(Path(env["DAMPAK_DATA_DIR"]).parent / f"worker-{port}.log", "ab")  # noqa: SIM115
+        log_path = log_path or Path(env["DAMPAK_DATA_DIR"]).parent / f"worker-{port}.log"
+        log = open(log_path, "ab")  # noqa: SIM115
         proc = subprocess.Popen(
             [sys.executable, "-m", "streams", "worker"], env=env, stdout=log, stderr=log, cwd=ROOT
         )
@@ -472,12 +476,7 @@ class Run:
         keys = _changelog_records(self.bootstrap, settings.app_id)
         log_path = self.base / "recovery.log"
         t = time.perf_counter()
-        with open(log_path, "wb") as log:
-            info = {**env, "DAMPAK_LOG_LEVEL": "info"}
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "streams", "worker"], cwd=ROOT, env=info, stdout=log, stderr=log
-            )
-            self.wait_ready(port, proc)
+        proc = self.start_worker({**env, "DAMPAK_LOG_LEVEL": "info"}, port, log_path=log_path)
         secs = time.perf_counter() - t
         restored = re.search(
             r"restored (\d+) changelog records .* in ([\d.]+)s \((\d+)/s\)", log_path.read_text()
@@ -532,7 +531,7 @@ def _quantiles(buckets: list[tuple[float, float]]) -> dict[str, float]:
 def _changelog_records(bootstrap: str, app_id: str) -> int:
     consumer = KafkaConsumer(bootstrap_servers=bootstrap)
     total = 0
-    for table in ("registry", "household_reports"):
+    for table in TABLES:
         topic = f"{app_id}-{table}-changelog"
         parts = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in parts]

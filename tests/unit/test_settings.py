@@ -34,3 +34,13 @@ def test_keyed_topics_share_one_partition_count() -> None:
     keyed = [specs[t.value] for t in Topic]
     assert {sp.partitions for sp in keyed} == {6}
     assert specs["field-reports-dlq"].partitions == 1
+
+
+def test_tls_context_only_for_tls_protocols() -> None:
+    from streams.settings import KafkaSettings
+
+    assert KafkaSettings().ssl_context() is None
+    assert KafkaSettings(security_protocol="SASL_PLAINTEXT").ssl_context() is None
+    for protocol in ("SSL", "SASL_SSL"):
+        ctx = KafkaSettings(security_protocol=protocol).ssl_context()  # type: ignore[arg-type]
+        assert ctx is not None and ctx.verify_mode.name == "CERT_REQUIRED"
