@@ -23,7 +23,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Kemendagri "kode wilayah" at any level (DOMAIN.md): PP[.KK[.CC[.DDDD]]], village first digit 1-3.
+#: Kemendagri "kode wilayah" at any level (Permendagri 72/2019, Kepmendagri 300.2.2-2430/2025):
+#: PP[.KK[.CC[.DDDD]]]; the village part starts with 1 (kelurahan), 2 (desa) or 3 (desa adat).
 REGION_CODE_RE = re.compile(r"^\d{2}(\.\d{2}(\.\d{2}(\.[123]\d{3})?)?)?$")
 #: A full village code, PP.KK.CC.DDDD.
 VILLAGE_CODE_RE = r"^\d{2}\.\d{2}\.\d{2}\.[123]\d{3}$"

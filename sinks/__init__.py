@@ -1,1 +1,1 @@
-"""ClickHouse: DDL migrations, batching sink, read-only queries."""
+"""ClickHouse: table declarations, migrations, the writer, the reader and the analysts' query path."""

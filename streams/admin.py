@@ -1,22 +1,24 @@
-"""Kafka admin and publishing with kafka-python: topic creation and ``dampak produce``."""
+"""Kafka admin and publishing with kafka-python: broker checks, topic creation, the shared
+producer, and ``dampak produce``."""
 
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from collections.abc import Iterable, Iterator
-from typing import IO, Any
+from typing import IO
 
 import orjson
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from streams.errors import InvalidMessage
 from streams.settings import Settings
 from streams.topics import all_specs
 
-__all__ = ["ensure_topics", "iter_json_lines", "produce", "producer"]
+__all__ = ["broker_answers", "ensure_topics", "iter_json_lines", "produce", "producer"]
 
 logger = logging.getLogger(__name__)
 
@@ -71,17 +73,38 @@ def _wait_for_leaders(admin: KafkaAdminClient, topics: dict[str, int], timeout_s
     logger.warning("topics without leaders after %.0fs: %s", timeout_s, ", ".join(sorted(topics)))
 
 
-def producer(settings: Settings, **overrides: Any) -> KafkaProducer:
-    options: dict[str, Any] = {
-        "bootstrap_servers": settings.kafka.bootstrap_servers,
-        "acks": "all",
-        "linger_ms": 20,
-        "batch_size": 256 * 1024,
-        "compression_type": None,
-        **settings.kafka.client_options(),
-    }
-    options.update(overrides)
-    return KafkaProducer(**options)
+def producer(settings: Settings) -> KafkaProducer:
+    """A kafka-python producer with the one shared producer configuration (``KafkaSettings``)."""
+    return KafkaProducer(**settings.kafka.producer_options())
+
+
+def broker_answers(bootstrap_servers: str, timeout_s: float = 2.0, **client_options: object) -> bool:
+    """True when a broker at ``bootstrap_servers`` answers a metadata request."""
+    # kafka-python retries an unreachable bootstrap for a minute; a refused TCP connect is a fast no.
+    if not any(_port_open(server, timeout_s) for server in bootstrap_servers.split(",")):
+        return False
+    try:
+        admin = KafkaAdminClient(
+            bootstrap_servers=bootstrap_servers, request_timeout_ms=int(timeout_s * 1000), **client_options
+        )
+    except (KafkaError, OSError, ValueError):
+        return False
+    try:
+        admin.describe_cluster()
+        return True
+    except (KafkaError, OSError):
+        return False
+    finally:
+        admin.close()
+
+
+def _port_open(server: str, timeout_s: float) -> bool:
+    host, _, port = server.strip().rpartition(":")
+    try:
+        with socket.create_connection((host or "localhost", int(port)), timeout=timeout_s):
+            return True
+    except (OSError, ValueError):
+        return False
 
 
 def iter_json_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:

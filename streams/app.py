@@ -1,17 +1,32 @@
-"""Builds the one ``faust.App`` from settings, with its topics, tables and agents.
+"""Builds the one ``faust.App`` from settings and wires the features onto the engine.
 
-``dampak worker`` (or ``python -m streams worker``) runs it.
+``dampak worker`` (or ``python -m streams worker``) runs it. Each agent is a feature's handler run
+by the engine; timers and the HTTP pages are wired here too, and nowhere else.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 from typing import Any
 
 import faust
 
-from streams import alerts, field_reports, households, operations, web
-from streams.pipeline import Pipeline, RowSink
+from sinks.connection import Connection
+from sinks.reader import ClickHouseReader
+from sinks.writer import ClickHouseWriter
+from streams import web
+from streams.engine import Engine, Flow
+from streams.engine.dead_letters import DeadLetters
+from streams.engine.forwarder import FaustForwarder
+from streams.features.alerts import AlertDeps, estimate_alert_impact
+from streams.features.field_reports import ReportDeps, enrich_report, route_report
+from streams.features.households import RegistryDeps, apply_household_change
+from streams.features.notifications import Notifier
+from streams.features.operations import publish_lag, time_table_recovery
+from streams.lag import LagMonitor
+from streams.metrics import PrometheusWriteObserver
 from streams.privacy import Pseudonymizer
 from streams.settings import Settings
 from streams.topics import INPUT_TOPICS, Topic, dlq_name, physical_name
@@ -20,6 +35,7 @@ __all__ = ["TABLES", "create_app"]
 
 logger = logging.getLogger(__name__)
 
+#: The changelog-backed tables, all partitioned like the keyed topics (co-partitioned with sources).
 TABLES = {
     "registry": "household_id -> registry state (households topic)",
     "household_reports": "household_id -> {report_id: latest report} (field-reports-by-household)",
@@ -40,10 +56,9 @@ def _credentials(settings: Settings) -> Any:
     return None
 
 
-def create_app(settings: Settings, sink: RowSink) -> tuple[faust.App, Pipeline]:
-    """The Faust app wired to ``sink``. Topics carry raw bytes; pydantic validates inside agents."""
+def _faust_app(settings: Settings) -> faust.App:
     k = settings.kafka
-    app = faust.App(
+    return faust.App(
         settings.app_id,
         broker=";".join(f"kafka://{server.strip()}" for server in k.bootstrap_servers.split(",")),
         broker_credentials=_credentials(settings),
@@ -57,47 +72,112 @@ def create_app(settings: Settings, sink: RowSink) -> tuple[faust.App, Pipeline]:
         web_port=settings.web.port,
         web_bind=settings.web.host,
         autodiscover=False,
-        producer_acks=-1,
-        # Faust's defaults (no linger, 16 KiB batches) send changelog and repartition records
-        # almost one request each; batching them is most of a worker's produce cost.
-        producer_linger=0.02,
-        producer_max_batch_size=512 * 1024,
+        producer_acks=-1 if k.producer_acks == "all" else int(k.producer_acks),
+        producer_linger=k.producer_linger_ms / 1000,
+        producer_max_batch_size=k.producer_batch_bytes,
         stream_buffer_maxsize=max(4096, settings.sink.batch_size * 2),
-        broker_max_poll_records=2000,
-        # A topic the consumer saw before it had leaders is picked up at the next refresh.
-        consumer_metadata_max_age_ms=15_000,
-        # A worker killed without leaving its group blocks the next rebalance until its session
-        # expires: keep that short so a restarted worker resumes within seconds.
-        broker_session_timeout=10.0,
-        # Agents ack only after their rows are written (noack_take), so shutdown need not wait for
-        # in-flight events: what is unacked is uncommitted and is processed again after restart.
-        # Waiting would hang SIGTERM while ClickHouse is down and a write is being retried.
+        broker_max_poll_records=k.consumer_max_poll_records,
+        consumer_metadata_max_age_ms=k.consumer_metadata_max_age_ms,
+        broker_session_timeout=k.session_timeout_s,
+        broker_heartbeat_interval=k.heartbeat_interval_s,
+        # The engine acks only after rows are written, so shutdown need not wait for in-flight
+        # events: what is unacked is uncommitted and is processed again after restart. Waiting
+        # would hang SIGTERM while ClickHouse is down and a write is being retried.
         stream_wait_empty=False,
-        broker_heartbeat_interval=3.0,
     )
-    pipeline = Pipeline(settings=settings, sink=sink, pseudo=Pseudonymizer(settings.privacy), app=app)
-    raw: dict[str, Any] = {
-        "key_type": bytes,
-        "value_type": bytes,
-        "key_serializer": "raw",
-        "value_serializer": "raw",
-    }
+
+
+def create_app(settings: Settings, conn: Connection) -> tuple[faust.App, dict[str, Any]]:
+    """The Faust app with its agents, timers and pages; returns it with its tables (name -> table).
+
+    Topics carry raw bytes; handlers validate with pydantic.
+    """
+    app = _faust_app(settings)
+    pseudo = Pseudonymizer(settings.privacy)
+    observer = PrometheusWriteObserver()
+    retry = settings.sink.retry
+    writer = ClickHouseWriter(conn, retry, observer)
+    reader = ClickHouseReader(conn, retry, observer.retrying)
+    forwarder = FaustForwarder(app)
+    engine = Engine(
+        writer,
+        forwarder,
+        DeadLetters(pseudo, settings.sink.dead_letter_payload_max_bytes),
+        retry,
+        batch_size=settings.sink.batch_size,
+        batch_seconds=settings.sink.batch_seconds,
+    )
+    # Declare every topic the worker reads or writes up front (raw bytes).
     for topic in Topic:
-        pipeline.topics[topic] = app.topic(physical_name(topic, settings), internal=False, **raw)
+        forwarder.topic(physical_name(topic, settings))
     for topic in INPUT_TOPICS:
-        pipeline.dlq[physical_name(topic, settings)] = app.topic(dlq_name(topic, settings), **raw)
-    # Changelog-backed tables, all partitioned like the keyed topics (co-partitioned with sources).
-    for name, help_text in TABLES.items():
-        pipeline.tables[name] = app.Table(
+        forwarder.topic(dlq_name(topic, settings))
+    tables = {
+        name: app.Table(
             name,
             default=None,
-            partitions=k.partitions,
+            partitions=settings.kafka.partitions,
             help=help_text,
             options=settings.tables.store_options(),
         )
-    households.register(pipeline)
-    field_reports.register(pipeline)
-    alerts.register(pipeline)
-    operations.register(pipeline)
-    web.register(pipeline)
-    return app, pipeline
+        for name, help_text in TABLES.items()
+    }
+    notifier = Notifier(reader, writer, forwarder, physical_name(Topic.IMPACT_NOTIFICATIONS, settings), retry)
+    registry = RegistryDeps(tables["registry"], tables["household_reports"], pseudo)
+    reports = ReportDeps(
+        tables["registry"],
+        tables["household_reports"],
+        pseudo,
+        physical_name(Topic.REPORTS_BY_HOUSEHOLD, settings),
+    )
+    alerts = AlertDeps(reader, settings.displacement, settings.notify.alert_levels, notifier)
+    flows = {
+        Topic.HOUSEHOLDS: Flow(
+            "apply_household_changes", functools.partial(apply_household_change, registry), personal_key=True
+        ),
+        Topic.FIELD_REPORTS: Flow("route_reports", functools.partial(route_report, reports)),
+        Topic.REPORTS_BY_HOUSEHOLD: Flow("enrich_reports", functools.partial(enrich_report, reports)),
+        Topic.DISASTER_ALERTS: Flow(
+            "estimate_alert_impact", functools.partial(estimate_alert_impact, alerts)
+        ),
+    }
+    for topic, flow in flows.items():
+        _agent(app, engine, forwarder.topic(physical_name(topic, settings)), flow)
+    _timers(app, settings, writer, notifier)
+    web.register(app, settings, conn)
+    return app, tables
+
+
+def _agent(app: faust.App, engine: Engine, channel: Any, flow: Flow) -> None:
+    async def agent(stream: Any) -> None:
+        await engine.run(flow, stream)
+
+    app.agent(channel, name=flow.name)(agent)
+
+
+def _timers(app: faust.App, settings: Settings, writer: ClickHouseWriter, notifier: Notifier) -> None:
+    monitor: list[LagMonitor] = []
+
+    # A timer that raises stops the whole worker: each one reports and tries again at its next tick.
+    @app.timer(settings.notify.check_interval_s, on_leader=True, name="notify_reported_displacement")
+    async def notify_reported_displacement() -> None:
+        try:
+            await notifier.check_displacement(settings.notify.displaced_thresholds)
+        except Exception:
+            logger.exception("checking reported displacement for notifications failed")
+
+    @app.timer(settings.lag.sample_interval_s, on_leader=True, name="sample_consumer_lag")
+    async def sample_consumer_lag() -> None:
+        # Blocking kafka-python calls run in a thread.
+        try:
+            loop = asyncio.get_running_loop()
+            if not monitor:
+                monitor.append(await loop.run_in_executor(None, LagMonitor, settings))
+            groups = await loop.run_in_executor(None, monitor[0].sample)
+            await publish_lag(groups, writer)
+        except Exception:
+            logger.exception("sampling consumer lag failed")
+
+    @app.task
+    async def table_recovery_timer() -> None:
+        await time_table_recovery(app, lambda a: bool(a.tables.actives_ready) and not a.rebalancing)

@@ -7,19 +7,14 @@ import json
 import logging
 import signal
 import sys
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from streams.cli_output import print_rows
-from streams.errors import DampakError, QueryRejected
+from streams.errors import DampakError
 from streams.settings import Settings
-from streams.worker import engine_lock, worker_file
 
-__all__ = ["main", "query"]
+__all__ = ["main"]
 
 logger = logging.getLogger(__name__)
 
@@ -32,51 +27,10 @@ def _setup_logging(level: str) -> None:
     logging.getLogger("kafka").setLevel(logging.ERROR)
 
 
-def query(settings: Settings, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """Run a read-only query: through a running worker when it holds the embedded engine,
-    straight on the engine (or the configured server) otherwise."""
-    from sinks.clickhouse import connect, run_query
-
-    ch = settings.clickhouse
-    if settings.embedded_clickhouse:
-        with engine_lock(settings, blocking=False) as free:
-            if free:
-                client = connect(settings)
-                try:
-                    return run_query(client, sql, ch.query_max_rows, ch.query_timeout_s)
-                finally:
-                    client.close()
-        return _query_worker(settings, sql)
-    client = connect(settings)
-    try:
-        return run_query(client, sql, ch.query_max_rows, ch.query_timeout_s)
-    finally:
-        client.close()
-
-
-def _query_worker(settings: Settings, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
-    try:
-        url = json.loads(worker_file(settings).read_text())["url"]
-    except (OSError, ValueError, KeyError) as exc:
-        raise QueryRejected("the embedded engine is locked but no worker address is recorded") from exc
-    request = urllib.request.Request(
-        f"{url}/query", data=json.dumps({"sql": sql}).encode(), headers={"Content-Type": "application/json"}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=settings.clickhouse.query_timeout_s + 5) as resp:
-            body = json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        detail = json.loads(exc.read() or b"{}").get("error", str(exc))
-        raise QueryRejected(detail) from exc
-    except urllib.error.URLError as exc:
-        raise QueryRejected(f"worker at {url} did not answer: {exc.reason}") from exc
-    return body["columns"], [tuple(r) for r in body["rows"]]
-
-
 # --------------------------------------------------------------------------- commands
 def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
+    from deploy.local.broker import LocalKafka
     from streams.admin import ensure_topics
-    from streams.localstack import LocalKafka
 
     result = LocalKafka(settings).up()
     if result == "external":
@@ -89,7 +43,7 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_down(settings: Settings, args: argparse.Namespace) -> int:
-    from streams.localstack import LocalKafka
+    from deploy.local.broker import LocalKafka
 
     stopped = LocalKafka(settings).down()
     print("Kafka stopped" if stopped else "no local Kafka started by dampak is running")
@@ -97,13 +51,11 @@ def cmd_down(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
-    from streams.localstack import LocalKafka
+    from deploy.local.broker import LocalKafka
+    from sinks.connection import holder
 
     st = LocalKafka(settings).status()
-    worker = None
-    if worker_file(settings).exists():
-        with engine_lock(settings, blocking=False) as free:
-            worker = None if free else json.loads(worker_file(settings).read_text())
+    worker = holder(settings.clickhouse_target)
     report = {
         "kafka": {
             "bootstrap_servers": st.bootstrap_servers,
@@ -120,13 +72,19 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_init_db(settings: Settings, args: argparse.Namespace) -> int:
-    from sinks.clickhouse import init_db
+    from sinks.connection import connect, engine_lock
+    from sinks.migrations import init_db
 
-    with engine_lock(settings, blocking=False) as free:
-        if settings.embedded_clickhouse and not free:
+    target = settings.clickhouse_target
+    with engine_lock(target, blocking=False) as free:
+        if target.embedded and not free:
             print("a running worker holds the embedded engine; it applied the migrations at start")
             return 0
-        applied = init_db(settings)
+        client = connect(target)
+        try:
+            applied = init_db(client, target.database)
+        finally:
+            client.close()
     print(f"migrations applied: {applied}" if applied else "database is up to date")
     return 0
 
@@ -151,7 +109,15 @@ def cmd_produce(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_query(settings: Settings, args: argparse.Namespace) -> int:
-    columns, rows = query(settings, args.sql)
+    from sinks.analyst import query
+
+    parameters = {}
+    for item in args.param or ():
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise DampakError(f"--param {item!r}: expected NAME=VALUE")
+        parameters[name] = value
+    columns, rows = query(settings.clickhouse_target, args.sql, parameters)
     print_rows(columns, rows, args.format, sys.stdout)
     return 0
 
@@ -198,7 +164,7 @@ def cmd_schemas(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
-    from streams.demo import run_demo
+    from deploy.local.demo import run_demo
 
     return run_demo(settings, keep_running=args.keep_running)
 
@@ -219,6 +185,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--raw", action="store_true", help="publish lines that are not JSON as they are")
     p = sub.add_parser("query", help="run a read-only SQL query on ClickHouse")
     p.add_argument("sql")
+    p.add_argument(
+        "--param",
+        action="append",
+        metavar="NAME=VALUE",
+        help="a value for the placeholder {NAME:Type} in the query (server-side, never pasted in)",
+    )
     p.add_argument("--format", choices=("table", "json", "tsv"), default="table")
     p = sub.add_parser("lag", help="consumer lag per partition with Burrow-style status")
     p.add_argument("--group", help="one consumer group (default: every group of the app)")

@@ -1,38 +1,42 @@
-"""The exception hierarchy of dampak. Errors carry context and are re-raised with ``from``."""
+"""The exception hierarchy of dampak. Errors carry context and are re-raised with ``from``.
+
+``DampakError`` and the ClickHouse layer's errors are defined in ``sinks.errors`` (``sinks`` never
+imports ``streams``) and re-exported here, so this module names every error dampak raises:
+
+- ``DampakError``
+  - ``InvalidMessage``: a message that breaks its topic contract; dead-lettered, never retried.
+  - ``SinkError``: ``SinkUnavailable`` (retried in place), ``RowsRejected`` (its message is found
+    and dead-lettered).
+  - ``QueryRejected``: an analyst query refused.
+  - ``LocalStackError``: the local development broker could not be prepared, started or stopped.
+"""
 
 from __future__ import annotations
 
 import logging
 
-__all__ = ["DampakError", "InvalidMessage", "LocalStackError", "QueryRejected", "SinkError"]
+from sinks.errors import DampakError, QueryRejected, RowsRejected, SinkError, SinkUnavailable
+
+__all__ = [
+    "DampakError",
+    "InvalidMessage",
+    "LocalStackError",
+    "QueryRejected",
+    "RowsRejected",
+    "SinkError",
+    "SinkUnavailable",
+]
 
 logger = logging.getLogger(__name__)
 
 
-class DampakError(Exception):
-    """Base of every error dampak raises on purpose."""
-
-
 class InvalidMessage(DampakError):
-    """A message that breaks its topic contract. It is dead-lettered, never retried."""
+    """A message that breaks its topic contract. A handler raises it; the engine dead-letters the
+    message with ``reason`` (which never contains an input value) and goes on."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-class SinkError(DampakError):
-    """A ClickHouse write that failed; retried in place by the writer, never dead-lettered."""
-
-    def __init__(self, table: str, cause: BaseException) -> None:
-        code = getattr(cause, "code", None)
-        super().__init__(f"writing {table} failed (ClickHouse code {code}): {cause}")
-        self.table = table
-        self.code = code
-
-
-class QueryRejected(DampakError):
-    """A query that ``dampak query`` refuses: not read-only, or the engine said no."""
 
 
 class LocalStackError(DampakError):

@@ -10,42 +10,29 @@ import json
 import logging
 import time
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import OffsetSpec
 
-from streams.domain.lag import GroupStatus, Sample, Status, evaluate_group, evaluate_partition, lag_of
+from streams.domain.lag import (
+    GroupLag,
+    GroupStatus,
+    PartitionLag,
+    Sample,
+    Status,
+    evaluate_group,
+    evaluate_partition,
+    lag_of,
+)
 from streams.settings import Settings
+from streams.topics import INPUT_TOPICS, Topic, physical_name
 
-__all__ = ["GroupLag", "LagMonitor", "PartitionLag"]
+__all__ = ["LagMonitor"]
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class PartitionLag:
-    group: str
-    topic: str
-    partition: int
-    committed: int | None
-    end: int
-    lag: int
-    lag_seconds: float
-    status: str
-
-
-@dataclass(frozen=True)
-class GroupLag:
-    group: str
-    status: str
-    members: int
-    partitions: list[PartitionLag]
-
-    def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "partitions": [asdict(p) for p in self.partitions]}
 
 
 class LagMonitor:
@@ -66,7 +53,7 @@ class LagMonitor:
             group_id=None,
             enable_auto_commit=False,
             check_crcs=False,
-            max_partition_fetch_bytes=16 * 1024,
+            max_partition_fetch_bytes=settings.lag.fetch_bytes,
         )
 
     def close(self) -> None:
@@ -132,8 +119,6 @@ class LagMonitor:
 
     # ------------------------------------------------------------------ helpers
     def _topics(self) -> set[str]:
-        from streams.topics import INPUT_TOPICS, Topic, physical_name
-
         consumed = (*INPUT_TOPICS, Topic.REPORTS_BY_HOUSEHOLD)
         return {physical_name(t, self.settings) for t in consumed}
 

@@ -16,6 +16,7 @@ __all__ = [
     "SINK_RETRIES",
     "SINK_ROWS",
     "TABLE_RECOVERY_SECONDS",
+    "PrometheusWriteObserver",
 ]
 
 logger = logging.getLogger(__name__)
@@ -43,3 +44,13 @@ GROUP_LAG_SECONDS = Gauge(
     ["group", "topic", "partition"],
 )
 GROUP_STATUS = Gauge("dampak_consumergroup_status", "Group status: 0 OK, 1 WARN, 2 ERR", ["group"])
+
+
+class PrometheusWriteObserver:
+    """The ClickHouse writer's reports, as ``dampak_sink_rows_total`` and ``dampak_sink_retries_total``."""
+
+    def written(self, table: str, rows: int, seconds: float) -> None:
+        SINK_ROWS.labels(table).inc(rows)
+
+    def retrying(self, error: object, delay_s: float) -> None:
+        SINK_RETRIES.inc()

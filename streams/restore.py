@@ -59,26 +59,16 @@ def bulk_restore(settings: Settings, tables: dict[str, Any]) -> RestoreStats:
         loop.close()
 
 
-def _consumer_options(settings: Settings) -> dict[str, Any]:
-    """The client options in aiokafka's form: a TLS context instead of certificate files."""
-    opts = settings.kafka.client_options()
-    for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
-        opts.pop(name, None)
-    if ctx := settings.kafka.ssl_context():
-        opts["ssl_context"] = ctx
-    return opts
-
-
 async def _restore(settings: Settings, stores: dict[str, tuple[Any, int | None]]) -> RestoreStats:
     started = time.perf_counter()
     stats = RestoreStats()
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka.bootstrap_servers,
         enable_auto_commit=False,
-        max_partition_fetch_bytes=8 * 1024 * 1024,
-        fetch_max_bytes=64 * 1024 * 1024,
+        max_partition_fetch_bytes=settings.tables.restore_partition_fetch_bytes,
+        fetch_max_bytes=settings.tables.restore_fetch_bytes,
         fetch_max_wait_ms=20,  # the tail of a changelog: do not wait for records that will not come
-        **_consumer_options(settings),
+        **settings.kafka.aiokafka_options(),
     )
     await consumer.start()
     try:

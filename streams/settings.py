@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from sinks.config import Backoff, ClickHouseSettings, ClickHouseTarget
 from streams.domain.hazard import DisplacementRates
 
 __all__ = [
@@ -49,6 +50,20 @@ class KafkaSettings(BaseModel):
     topic_prefix: str = ""
     partitions: int = Field(6, ge=1)
     replication_factor: int = Field(1, ge=1)
+    #: One producer configuration for the worker (Faust), the CLI, the demo, the bench and the
+    #: tests. Batching is most of a producer's cost: Faust's defaults (no linger, 16 KiB batches)
+    #: send changelog and repartition records almost one request each.
+    producer_acks: Literal["all", "1", "0"] = "all"
+    producer_linger_ms: int = Field(20, ge=0)
+    producer_batch_bytes: int = Field(512 * 1024, ge=1024)
+    #: Records per poll of the worker's consumer.
+    consumer_max_poll_records: int = Field(2000, ge=1)
+    #: A topic the consumer saw before it had leaders is picked up at the next refresh.
+    consumer_metadata_max_age_ms: int = Field(15_000, ge=1000)
+    #: A worker killed without leaving its group blocks the next rebalance until its session
+    #: expires: keep that short so a restarted worker resumes within seconds.
+    session_timeout_s: float = Field(10.0, gt=0)
+    heartbeat_interval_s: float = Field(3.0, gt=0)
 
     def client_options(self) -> dict[str, Any]:
         """Security options in kafka-python / aiokafka keyword form (only those that are set)."""
@@ -62,6 +77,25 @@ class KafkaSettings(BaseModel):
         for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
             if getattr(self, name):
                 opts[name] = getattr(self, name)
+        return opts
+
+    def producer_options(self) -> dict[str, Any]:
+        """kafka-python producer options: the shared producer configuration plus security."""
+        return {
+            "bootstrap_servers": self.bootstrap_servers,
+            "acks": self.producer_acks if self.producer_acks == "all" else int(self.producer_acks),
+            "linger_ms": self.producer_linger_ms,
+            "batch_size": self.producer_batch_bytes,
+            **self.client_options(),
+        }
+
+    def aiokafka_options(self) -> dict[str, Any]:
+        """Security options in aiokafka's form: a TLS context instead of certificate files."""
+        opts = self.client_options()
+        for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+            opts.pop(name, None)
+        if ctx := self.ssl_context():
+            opts["ssl_context"] = ctx
         return opts
 
     def ssl_context(self) -> ssl.SSLContext | None:
@@ -88,22 +122,16 @@ class LocalKafkaSettings(BaseModel):
     start_timeout_s: float = 90.0
 
 
-class ClickHouseSettings(BaseModel):
-    """Where impact tables live. ``None`` means the embedded chDB engine under the data directory."""
-
-    dsn: str | None = None
-    database: str = "dampak"
-    #: Timeout and row limit of read-only queries forwarded to a running worker.
-    query_timeout_s: float = 30.0
-    query_max_rows: int = 10_000
-
-
 class SinkSettings(BaseModel):
-    """Batching of ClickHouse writes: a batch is flushed at ``batch_size`` rows or ``batch_seconds``."""
+    """The engine's batches and the retry of everything retried in place.
+
+    A batch is written at ``batch_size`` events or ``batch_seconds``; a ClickHouse or Kafka failure
+    is retried with ``retry`` (capped exponential backoff).
+    """
 
     batch_size: int = Field(10_000, ge=1)
     batch_seconds: float = Field(0.2, gt=0)
-    retry_backoff_max_s: float = Field(10.0, gt=0)
+    retry: Backoff = Backoff()
     dead_letter_payload_max_bytes: int = Field(8192, ge=256)
 
 
@@ -146,6 +174,9 @@ class TableSettings(BaseModel):
     #: At worker start, load table partitions whose local store is behind their changelog
     #: straight from the changelog (bulk RocksDB writes) before the worker joins its group.
     bulk_restore: bool = True
+    #: Fetch sizes of the bulk restore's consumer (whole changelogs are read at once).
+    restore_partition_fetch_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    restore_fetch_bytes: int = Field(64 * 1024 * 1024, ge=1024)
 
     @property
     def rocksdb(self) -> bool:
@@ -172,6 +203,8 @@ class LagSettings(BaseModel):
     allowed_lag: int = Field(0, ge=0)
     #: How often a worker samples lag into metrics and ClickHouse ``consumer_lag``.
     sample_interval_s: float = Field(15.0, gt=0)
+    #: The lag sampler reads one message per lagging partition (for its timestamp): small fetches.
+    fetch_bytes: int = Field(16 * 1024, ge=1024)
 
 
 class Settings(BaseSettings):
@@ -202,13 +235,17 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def clickhouse_target(self) -> ClickHouseTarget:
+        """The effective engine: the configured DSN, or the embedded engine under the data directory."""
+        return ClickHouseTarget.of(self.clickhouse, self.data_dir)
+
+    @property
     def clickhouse_dsn(self) -> str:
-        """The effective DSN: the configured one, or the embedded engine under the data directory."""
-        return self.clickhouse.dsn or f"chdb://{self.data_dir / 'clickhouse'}"
+        return self.clickhouse_target.dsn
 
     @property
     def embedded_clickhouse(self) -> bool:
-        return self.clickhouse_dsn.startswith("chdb:")
+        return self.clickhouse_target.embedded
 
     @property
     def uses_local_kafka(self) -> bool:

@@ -13,8 +13,10 @@ import faust
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from streams.errors import QueryRejected
-from streams.pipeline import Pipeline
+from sinks.analyst import run_query
+from sinks.connection import Connection
+from sinks.errors import QueryRejected
+from streams.settings import Settings
 
 __all__ = ["register", "worker_ready"]
 
@@ -36,9 +38,8 @@ def worker_ready(app: Any) -> tuple[bool, dict[str, Any]]:
     return ready, checks
 
 
-def register(p: Pipeline) -> None:
-    app = p.app
-    limits = p.settings.clickhouse
+def register(app: faust.App, settings: Settings, conn: Connection) -> None:
+    limits = settings.clickhouse
 
     def _json(view: faust.web.View, value: Any, status: int = 200) -> Any:
         body = orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS)
@@ -59,18 +60,24 @@ def register(p: Pipeline) -> None:
 
     @app.page("/query")
     class Query(faust.web.View):
-        async def _run(self, sql: str) -> Any:
+        async def _run(self, sql: str, parameters: Any) -> Any:
             if not sql:
                 return _json(self, {"error": "no SQL given"}, status=400)
+            if not isinstance(parameters, dict):
+                return _json(self, {"error": "parameters must be an object"}, status=400)
             try:
-                columns, rows = await p.sink.query(sql, limits.query_max_rows, limits.query_timeout_s)
+                columns, rows = await conn.run(
+                    run_query, conn.client, sql, parameters, limits.query_max_rows, limits.query_timeout_s
+                )
             except QueryRejected as exc:
                 return _json(self, {"error": str(exc)}, status=400)
             return _json(self, {"columns": columns, "rows": rows})
 
         async def get(self, request: faust.web.Request) -> Any:
-            return await self._run(request.query.get("sql", ""))
+            return await self._run(request.query.get("sql", ""), {})
 
         async def post(self, request: faust.web.Request) -> Any:
             body = await request.json()
-            return await self._run(body.get("sql", "") if isinstance(body, dict) else "")
+            if not isinstance(body, dict):
+                return _json(self, {"error": "expected a JSON object"}, status=400)
+            return await self._run(body.get("sql", ""), body.get("parameters") or {})

@@ -26,7 +26,7 @@ from streams.domain.hazard import (
     pager_level,
 )
 
-__all__ = ["ROMAN", "Exposure", "VillageStats", "exposure"]
+__all__ = ["ROMAN", "Exposure", "VillageExposure", "VillageStats", "exposure"]
 
 logger = logging.getLogger(__name__)
 
@@ -67,9 +67,29 @@ class VillageStats:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class VillageExposure:
+    """One village's exposure to an alert and its estimated consequences."""
+
+    village_code: str
+    mmi: float | None
+    hazard_class: str
+    households: int
+    persons: int
+    kpm_households: int
+    vulnerable: int
+    pregnant: int
+    est_displaced: float
+    est_deaths: float
+
+    @property
+    def regency_code(self) -> str:
+        return regency_of(self.village_code)
+
+
 @dataclass
 class Exposure:
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    villages: list[VillageExposure] = field(default_factory=list)
     households: int = 0
     persons: int = 0
     kpm_households: int = 0
@@ -81,14 +101,14 @@ class Exposure:
         return pager_level(self.deaths)
 
 
-def exposure(alert: Alert, version: int, stats: VillageStats, rates: DisplacementRates) -> Exposure:
-    """Exposure rows for ``alert`` (one per village), with totals. Never raises on empty stats."""
+def exposure(alert: Alert, stats: VillageStats, rates: DisplacementRates) -> Exposure:
+    """Exposure of every village ``alert`` reaches, with totals. Never raises on empty stats."""
     if alert.hazard == "earthquake":
-        return _earthquake(alert, version, stats, rates)
-    return _areas(alert, version, stats, rates)
+        return _earthquake(alert, stats, rates)
+    return _areas(alert, stats, rates)
 
 
-def _earthquake(alert: Alert, version: int, stats: VillageStats, rates: DisplacementRates) -> Exposure:
+def _earthquake(alert: Alert, stats: VillageStats, rates: DisplacementRates) -> Exposure:
     assert alert.lat is not None and alert.lon is not None
     assert alert.magnitude is not None and alert.depth_km is not None
     located = ~np.isnan(stats.lat)
@@ -104,15 +124,15 @@ def _earthquake(alert: Alert, version: int, stats: VillageStats, rates: Displace
     out = Exposure()
     for j, i in enumerate(idx.tolist()):
         code = str(stats.codes[i])
-        out.rows.append(
-            _row(alert, version, code, stats, i, float(mmi[j]), f"MMI {ROMAN[min(int(bins[j]), 12)]}",
-                 float(displaced[j]), float(deaths[j]))
+        out.villages.append(
+            _village(code, stats, i, float(mmi[j]), f"MMI {ROMAN[min(int(bins[j]), 12)]}",
+                     float(displaced[j]), float(deaths[j]))
         )  # fmt: skip
     _total(out, stats, idx, float(deaths.sum()), float(displaced.sum()))
     return out
 
 
-def _areas(alert: Alert, version: int, stats: VillageStats, rates: DisplacementRates) -> Exposure:
+def _areas(alert: Alert, stats: VillageStats, rates: DisplacementRates) -> Exposure:
     out = Exposure()
     position = {str(c): i for i, c in enumerate(stats.codes)}
     chosen: dict[str, tuple[int | None, str, float]] = {}
@@ -131,35 +151,32 @@ def _areas(alert: Alert, version: int, stats: VillageStats, rates: DisplacementR
     idx = []
     for code, (i, label, rate) in sorted(chosen.items()):
         persons = int(stats.persons[i]) if i is not None else 0
-        out.rows.append(_row(alert, version, code, stats, i, None, label, persons * rate, 0.0))
+        out.villages.append(_village(code, stats, i, None, label, persons * rate, 0.0))
         if i is not None:
             idx.append(i)
-    _total(out, stats, np.asarray(idx, dtype=np.int64), 0.0, sum(r["est_displaced"] for r in out.rows))
+    _total(out, stats, np.asarray(idx, dtype=np.int64), 0.0, sum(v.est_displaced for v in out.villages))
     return out
 
 
-def _row(
-    alert: Alert, version: int, code: str, stats: VillageStats, i: int | None,
+def _village(
+    code: str, stats: VillageStats, i: int | None,
     mmi: float | None, hazard_class: str, displaced: float, deaths: float,
-) -> dict[str, Any]:  # fmt: skip
+) -> VillageExposure:  # fmt: skip
     def pick(arr: npt.NDArray[np.int64]) -> int:
         return int(arr[i]) if i is not None else 0
 
-    return {
-        "event_id": alert.event_id,
-        "version": version,
-        "village_code": code,
-        "regency_code": regency_of(code),
-        "mmi": mmi,
-        "hazard_class": hazard_class,
-        "exposed_households": pick(stats.households),
-        "exposed_persons": pick(stats.persons),
-        "exposed_kpm_households": pick(stats.kpm_households),
-        "exposed_vulnerable": pick(stats.vulnerable),
-        "exposed_pregnant": pick(stats.pregnant),
-        "est_displaced": displaced,
-        "est_deaths": deaths,
-    }
+    return VillageExposure(
+        village_code=code,
+        mmi=mmi,
+        hazard_class=hazard_class,
+        households=pick(stats.households),
+        persons=pick(stats.persons),
+        kpm_households=pick(stats.kpm_households),
+        vulnerable=pick(stats.vulnerable),
+        pregnant=pick(stats.pregnant),
+        est_displaced=displaced,
+        est_deaths=deaths,
+    )
 
 
 def _total(

@@ -1,11 +1,15 @@
 """Hazard intensity and its consequences, vectorised with numpy (no Kafka, no ClickHouse).
 
-Sources (see shared DOMAIN.md):
-- Allen, Wald & Worden (2012), hypocentral intensity prediction equation (OpenQuake
-  ``AllenEtAl2012Rhypo``).
-- USGS PAGER: exposure binning (MMI k covers [k-0.5, k+0.5)), empirical fatality model for
-  Indonesia (theta 13.248768, beta 0.150846; MMI 5-9, 10+ folded into 9), alert levels.
-- InaSAFE default displacement rates per hazard class.
+Sources:
+- Allen, T. I., Wald, D. J., Worden, C. B. (2012), "Intensity attenuation for active crustal
+  regions", J. Seismology 16:409-433; the hypocentral-distance equation (coefficients as in
+  OpenQuake's ``AllenEtAl2012Rhypo``).
+- Jaiswal, K., Wald, D. (2010), "An empirical model for global earthquake fatality estimation",
+  Earthquake Spectra 26(4) (USGS PAGER): exposure bins (MMI k covers [k-0.5, k+0.5)), the
+  fatality model for Indonesia (theta 13.248768, beta 0.150846; MMI 5-9, 10+ folded into 9),
+  and the PAGER alert levels.
+- InaSAFE (BNPB, Geoscience Australia, World Bank/GFDRR): default displacement rates per hazard
+  class.
 """
 
 from __future__ import annotations

@@ -14,11 +14,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from enum import IntEnum
 from itertools import pairwise
+from typing import Any
 
-__all__ = ["GroupStatus", "Sample", "Status", "evaluate_group", "evaluate_partition", "lag_of"]
+__all__ = [
+    "GroupLag",
+    "GroupStatus",
+    "PartitionLag",
+    "Sample",
+    "Status",
+    "evaluate_group",
+    "evaluate_partition",
+    "lag_of",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -83,3 +93,26 @@ def evaluate_group(statuses: Sequence[Status]) -> GroupStatus:
     if worst >= Status.STALL:
         return GroupStatus.ERR
     return GroupStatus.WARN if worst is Status.WARN else GroupStatus.OK
+
+
+@dataclass(frozen=True)
+class PartitionLag:
+    group: str
+    topic: str
+    partition: int
+    committed: int | None
+    end: int
+    lag: int
+    lag_seconds: float
+    status: str
+
+
+@dataclass(frozen=True)
+class GroupLag:
+    group: str
+    status: str
+    members: int
+    partitions: list[PartitionLag]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "partitions": [asdict(p) for p in self.partitions]}

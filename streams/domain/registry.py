@@ -1,6 +1,6 @@
-"""The household registry as stream state: what the Faust table keeps per household, and its rows.
+"""The household registry as stream state: what the Faust table keeps per household.
 
-State is a plain JSON-able dict so that it round-trips through the table's changelog unchanged.
+State is a JSON-able typed dict, so that it round-trips through the table's changelog unchanged.
 ``offset`` is the position of the households message that produced the state: all messages of one
 household live in one partition, so it orders every change of that household, tombstones included.
 """
@@ -8,33 +8,31 @@ household live in one partition, so it orders every change of that household, to
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
-from typing import Any
+from typing import TypedDict
 
 from schemas.households import Household
-from streams.privacy import Pseudonymizer
 
-__all__ = ["HouseholdState", "household_state", "registry_row", "should_apply", "tombstone_state"]
+__all__ = ["HouseholdState", "household_state", "should_apply", "tombstone_state", "vulnerable_persons"]
 
 logger = logging.getLogger(__name__)
 
-HouseholdState = dict[str, Any]
 
-_EMPTY: HouseholdState = {
-    "village_code": "",
-    "updated_ms": 0,
-    "members": 0,
-    "desil": None,
-    "programs": [],
-    "elderly": 0,
-    "disabled": 0,
-    "under5": 0,
-    "pregnant": 0,
-    "lat": None,
-    "lon": None,
-    "nik_head": None,
-    "kk_number": None,
-}
+class HouseholdState(TypedDict):
+    village_code: str
+    updated_ms: int
+    members: int
+    desil: int | None
+    programs: list[str]
+    elderly: int
+    disabled: int
+    under5: int
+    pregnant: int
+    lat: float | None
+    lon: float | None
+    nik_head: str | None
+    kk_number: str | None
+    offset: int
+    deleted: bool
 
 
 def household_state(household: Household, offset: int) -> HouseholdState:
@@ -60,7 +58,23 @@ def household_state(household: Household, offset: int) -> HouseholdState:
 
 def tombstone_state(offset: int) -> HouseholdState:
     """State of a removed household: every figure empty, so enrichment reads it as unregistered."""
-    return {**_EMPTY, "offset": offset, "deleted": True}
+    return {
+        "village_code": "",
+        "updated_ms": 0,
+        "members": 0,
+        "desil": None,
+        "programs": [],
+        "elderly": 0,
+        "disabled": 0,
+        "under5": 0,
+        "pregnant": 0,
+        "lat": None,
+        "lon": None,
+        "nik_head": None,
+        "kk_number": None,
+        "offset": offset,
+        "deleted": True,
+    }
 
 
 def should_apply(stored: HouseholdState | None, household: Household) -> bool:
@@ -74,24 +88,5 @@ def should_apply(stored: HouseholdState | None, household: Household) -> bool:
     return int(household.updated_at.timestamp() * 1000) >= int(stored["updated_ms"])
 
 
-def registry_row(household_id: str, state: HouseholdState, pseudo: Pseudonymizer) -> dict[str, Any]:
-    """The ``registry_state`` row for one household (tombstones become ``deleted`` rows)."""
-    return {
-        "household_ref": pseudo.ref("household_id", household_id),
-        "version": state["offset"] + 1,
-        "deleted": state["deleted"],
-        "village_code": state["village_code"],
-        "updated_at": datetime.fromtimestamp(state["updated_ms"] / 1000, UTC),
-        "members": state["members"],
-        "desil": state["desil"],
-        "programs": state["programs"],
-        "kpm": bool(state["programs"]),
-        "elderly": state["elderly"],
-        "disabled": state["disabled"],
-        "under5": state["under5"],
-        "pregnant": state["pregnant"],
-        "lat": state["lat"],
-        "lon": state["lon"],
-        "nik_ref": pseudo.ref("nik_head", state["nik_head"]),
-        "kk_ref": pseudo.ref("kk_number", state["kk_number"]),
-    }
+def vulnerable_persons(state: HouseholdState) -> int:
+    return state["elderly"] + state["disabled"] + state["under5"] + state["pregnant"]

@@ -3,7 +3,6 @@
 1. the limit: a raw aiokafka consumer that reads and discards;
 2. a naive baseline: kafka-python, per-message pydantic validation, per-message ClickHouse insert;
 3. dampak end to end, until ``impact_village`` equals the expected totals;
-4. ClickHouse's own Kafka engine + materialized view (if chDB can consume from the broker);
 
 plus latency at a fixed offered rate, worker peak RSS, registry recovery rate, 1 vs 2 workers, and
 the time from an M7.0 alert to its exposure rows. Writes docs/benchmarks.json and docs/benchmarks.md.
@@ -29,9 +28,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaConsumer, TopicPartition
 
-from streams.admin import ensure_topics
+from streams.admin import ensure_topics, producer
 from streams.app import TABLES
 from streams.settings import Settings
 from streams.worker import wait_until_ready
@@ -108,11 +107,12 @@ class Run:
         return wait_until_ready(f"http://127.0.0.1:{port}", proc, timeout_s)
 
     @staticmethod
-    def query(port: int, sql: str) -> list[list[Any]]:
+    def query(port: int, sql: str, **parameters: Any) -> list[list[Any]]:
         req = urllib.request.Request(
-            f"http://127.0.0.1:{port}/query", data=json.dumps({"sql": sql}).encode(),
+            f"http://127.0.0.1:{port}/query",
+            data=json.dumps({"sql": sql, "parameters": parameters}).encode(),
             headers={"Content-Type": "application/json"},
-        )  # fmt: skip
+        )
         with urllib.request.urlopen(req, timeout=180) as r:
             return list(json.loads(r.read())["rows"])
 
@@ -149,7 +149,7 @@ class Run:
         return 0.0
 
     def produce(self, logical: str, messages: list[tuple[bytes, bytes]]) -> float:
-        prod = KafkaProducer(bootstrap_servers=self.bootstrap, linger_ms=20, batch_size=512 * 1024, acks=1)
+        prod = producer(Settings())
         t = time.perf_counter()
         for key, value in messages:
             prod.send(self.topic(logical), key=key, value=value)
@@ -212,26 +212,6 @@ class Run:
         elapsed = time.perf_counter() - t
         consumer.close()
         return n / elapsed, n
-
-    def clickhouse_kafka_engine(self) -> dict[str, Any]:
-        code = (
-            "import clickhouse_connect, sys;"
-            f"c = clickhouse_connect.get_client(dsn='chdb://{self.base / 'kafka-engine'}');"
-            'c.command("CREATE TABLE default.kq (report_id String, displaced UInt32) ENGINE = Kafka SETTINGS '
-            f"kafka_broker_list='{self.bootstrap}', kafka_topic_list='{self.topic('field-reports')}', "
-            "kafka_group_name='chdb-bench', kafka_format='JSONEachRow'\")"
-        )
-        proc = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120
-        )
-        if proc.returncode == 0:
-            return {"available": True, "note": "Kafka table created; consumption not measured in this run"}
-        error = [line for line in proc.stderr.splitlines() if "Exception" in line or "Error" in line]
-        return {
-            "available": False,
-            "note": "chDB lists the Kafka engine but cannot create a Kafka table: "
-            + (error[-1].strip() if error else proc.stderr[-300:]),
-        }
 
     def dampak_scaling(self, app: str, ports: list[int]) -> dict[str, Any]:
         """Workers in one group on the pre-filled topics, from their start until the group has
@@ -333,18 +313,18 @@ class Run:
     def alert_exposure(self, port: int) -> dict[str, Any]:
         alert = {"event_id": f"{self.tag}-m7", "hazard": "earthquake", "issued_at": "2022-11-21T06:21:10Z",
                  "lat": -6.9, "lon": 107.0, "magnitude": 7.0, "depth_km": 10}  # fmt: skip
-        prod = KafkaProducer(bootstrap_servers=self.bootstrap)
+        prod = producer(Settings())
         t = time.perf_counter()
         prod.send(
             self.topic("disaster-alerts"), key=alert["event_id"].encode(), value=json.dumps(alert).encode()
         )
         prod.flush()
-        sql = f"SELECT count() FROM dampak.alert_exposure WHERE event_id = '{alert['event_id']}'"
-        while not self.query(port, sql)[0][0]:
+        sql = "SELECT count() FROM dampak.alert_exposure WHERE event_id = {event:String}"
+        while not self.query(port, sql, event=alert["event_id"])[0][0]:
             time.sleep(0.05)
         elapsed = time.perf_counter() - t
         prod.close()
-        rows = self.query(port, sql)[0][0]
+        rows = self.query(port, sql, event=alert["event_id"])[0][0]
         return {"seconds": round(elapsed, 3), "villages_exposed": rows}
 
     def latency(
@@ -354,7 +334,7 @@ class Run:
         ``dampak_end_to_end_seconds`` over the steady part are the difference of two scrapes
         (as Prometheus' ``rate()`` would take them), those over the whole run are kept too."""
         start = _buckets(self.metrics(port), "dampak_end_to_end_seconds")
-        prod = KafkaProducer(bootstrap_servers=self.bootstrap, linger_ms=5)
+        prod = producer(Settings())
         tick, sent, t0, before = 0.05, 0, time.perf_counter(), None
         while time.perf_counter() - t0 < warmup_s + seconds:
             if before is None and time.perf_counter() - t0 >= warmup_s:
@@ -370,8 +350,8 @@ class Run:
             time.sleep(tick)
         prod.close()
         deadline = time.time() + 120
-        sql = f"SELECT count() FROM dampak.field_reports WHERE event_id = 'latency-{label}'"
-        while self.query(port, sql)[0][0] < sent and time.time() < deadline:
+        sql = "SELECT count() FROM dampak.field_reports WHERE event_id = {event:String}"
+        while self.query(port, sql, event=f"latency-{label}")[0][0] < sent and time.time() < deadline:
             time.sleep(0.5)
         after = _buckets(self.metrics(port), "dampak_end_to_end_seconds")
         return {
@@ -432,7 +412,6 @@ class Run:
         rate, n = self.naive(cfg["naive_s"])
         r["naive"] = {"reports_per_s": round(rate, 1), "messages": n, "budget_s": cfg["naive_s"]}
         print("naive", r["naive"], flush=True)
-        r["clickhouse_kafka_engine"] = self.clickhouse_kafka_engine()
         one = self.dampak(w, 16500)
         proc = one.pop("proc")
         r["dampak"] = one
@@ -577,7 +556,6 @@ def write_docs(r: dict[str, Any], docs: Path) -> None:
          f"{r['ratios']['dampak_to_limit']:.3f}",
          f"≥ {TARGETS['dampak_reports_per_s']:,}/s and ≥ 0.50 of limit",
          _result(d["reports_per_s"], TARGETS["dampak_reports_per_s"])),
-        ("4. ClickHouse Kafka engine (chDB)", "n/a", "", "", r["clickhouse_kafka_engine"]["note"]),
     ]  # fmt: skip
     figures = [
         ("dampak ÷ naive", f"{r['ratios']['dampak_to_naive']}x", "≥ 10x",

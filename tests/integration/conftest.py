@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.localstack import broker_answers
+from streams.admin import broker_answers
 from streams.settings import Settings
 from tests.conftest import require
 from tests.integration.harness import Deployment

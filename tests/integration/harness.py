@@ -13,9 +13,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from kafka import KafkaProducer
-
-from streams.cli import query
+from sinks.analyst import query
+from streams.admin import producer
 from streams.errors import DampakError
 from streams.settings import Settings
 from streams.worker import wait_until_ready
@@ -108,33 +107,42 @@ class Deployment:
     # -------------------------------------------------------------- data
     def produce(self, messages: Iterable[tuple[str, bytes | None, bytes | None]]) -> int:
         """Publish (logical topic, key, value) in order; returns the count."""
-        producer = KafkaProducer(
-            bootstrap_servers=self.settings.kafka.bootstrap_servers, linger_ms=10, acks="all"
-        )
+        prod = producer(self.settings)
         n = 0
         for logical, key, value in messages:
-            producer.send(self.topic(logical), key=key, value=value)
+            prod.send(self.topic(logical), key=key, value=value)
             n += 1
-        producer.flush()
-        producer.close()
+        prod.flush()
+        prod.close()
         return n
 
-    def query(self, sql: str) -> list[dict[str, Any]]:
+    def query(self, sql: str, **parameters: Any) -> list[dict[str, Any]]:
         """Rows as dicts: through the running worker, or a ``dampak query`` process when none runs
-        (opening the embedded engine in the test process would keep it from the next worker)."""
+        (opening the embedded engine in the test process would keep it from the next worker).
+        ``parameters`` fill the query's ``{name:Type}`` placeholders, server-side."""
         if self.worker is not None and self.worker.poll() is None:
-            columns, rows = query(self.settings, sql)
+            columns, rows = query(self.settings.clickhouse_target, sql, parameters)
             return [dict(zip(columns, row, strict=True)) for row in rows]
-        out = self.dampak("query", sql, "--format", "json")
+        params = [arg for name, value in parameters.items() for arg in ("--param", f"{name}={value}")]
+        out = self.dampak("query", sql, *params, "--format", "json")
         return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
 
-    def wait_for(self, sql: str, expected: Any, timeout_s: float = 240) -> Any:
-        """Poll ``sql`` until its rows equal ``expected``; returns the last rows either way."""
+    def wait_for(self, sql: str, expected: Any, timeout_s: float = 240, **parameters: Any) -> Any:
+        """Poll ``sql`` until its rows equal ``expected`` and return them; raises AssertionError
+        with the last rows when the timeout passes."""
         deadline = time.monotonic() + timeout_s
         rows: Any = None
         while time.monotonic() < deadline:
-            rows = self.query(sql)
+            rows = self.query(sql, **parameters)
             if rows == expected:
                 return rows
             time.sleep(1.0)
-        return rows
+        raise AssertionError(
+            f"not reached within {timeout_s:.0f}s: {sql}\n"
+            f"expected {_short(expected)}\n     got {_short(rows)}"
+        )
+
+
+def _short(rows: Any, limit: int = 2000) -> str:
+    text = repr(rows)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} chars)"

@@ -87,8 +87,8 @@ def _expected_exposure(villages: dict[str, dict[str, Any]], magnitude: float) ->
 
 EXPOSURE_SQL = (
     "SELECT village_code, exposed_households, exposed_persons, exposed_kpm_households, exposed_vulnerable, "
-    f"round(mmi, 3) AS mmi, round(est_deaths, 6) AS est_deaths, round(est_displaced, 6) AS est_displaced "
-    f"FROM dampak.alert_exposure WHERE event_id = '{EVENT}' ORDER BY village_code"
+    "round(mmi, 3) AS mmi, round(est_deaths, 6) AS est_deaths, round(est_displaced, 6) AS est_displaced "
+    "FROM dampak.alert_exposure WHERE event_id = {event:String} ORDER BY village_code"
 )
 
 
@@ -96,9 +96,8 @@ def _exposure(dep: Deployment, expected: dict[str, dict[str, Any]]) -> list[dict
     """Wait for the exposure rows; MMI (stored as Float32) is compared to 0.005, all else exactly."""
     want = [{k: v for k, v in expected[c].items() if k != "mmi"} for c in sorted(expected)]
     sql = EXPOSURE_SQL.replace("round(mmi, 3) AS mmi, ", "")
-    rows = dep.wait_for(sql, want, timeout_s=90)
-    assert rows == want
-    mmis = dep.query(EXPOSURE_SQL)
+    rows = dep.wait_for(sql, want, timeout_s=90, event=EVENT)
+    mmis = dep.query(EXPOSURE_SQL, event=EVENT)
     assert [r["mmi"] for r in mmis] == pytest.approx(
         [expected[c]["mmi"] for c in sorted(expected)], abs=0.005
     )
@@ -127,7 +126,8 @@ def test_cianjur_bulletin_exposure_revision_reports_and_needs(deployment: Deploy
 
     summary = dep.query(
         "SELECT magnitude, pager_level, est_exposed_households, round(est_deaths, 6) AS d, "
-        f"round(est_displaced, 6) AS disp FROM dampak.event_summary WHERE event_id = '{EVENT}'"
+        "round(est_displaced, 6) AS disp FROM dampak.event_summary WHERE event_id = {event:String}",
+        event=EVENT,
     )
     assert len(summary) == 1
     assert summary[0]["magnitude"] == pytest.approx(5.0)
@@ -155,15 +155,17 @@ def test_cianjur_bulletin_exposure_revision_reports_and_needs(deployment: Deploy
     assert got[0]["event_id"] == EVENT and got[-1]["event_id"] == "unassigned"
 
     summary = dep.query(
-        f"SELECT reported_displaced, reported_dead, reported_houses_heavy FROM dampak.event_summary "
-        f"WHERE event_id = '{EVENT}'"
+        "SELECT reported_displaced, reported_dead, reported_houses_heavy FROM dampak.event_summary "
+        "WHERE event_id = {event:String}",
+        event=EVENT,
     )
     assert summary == [{"reported_displaced": 33, "reported_dead": 3, "reported_houses_heavy": 6}]
 
     needs = dep.query(
         "SELECT regency_code, round(est_displaced, 3) AS est, reported_displaced AS rep, "
         "round(reported_rice_kg_week, 3) AS rice, round(reported_toilets, 3) AS toilets "
-        f"FROM dampak.minimum_needs WHERE event_id = '{EVENT}'"
+        "FROM dampak.minimum_needs WHERE event_id = {event:String}",
+        event=EVENT,
     )
     assert len(needs) == 1 and needs[0]["regency_code"] == "32.03"
     assert needs[0]["est"] == pytest.approx(

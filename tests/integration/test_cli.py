@@ -80,7 +80,7 @@ def test_query_works_with_and_without_a_running_worker(deployment: Deployment) -
 
 
 def test_init_db_twice_is_a_no_op(deployment: Deployment) -> None:
-    from sinks.ddl import MIGRATIONS
+    from sinks.migrations import MIGRATIONS
 
     versions = [m.version for m in MIGRATIONS]
     first = deployment.dampak("init-db")

@@ -140,15 +140,18 @@ def _assert_no_personal_data(dep: Deployment) -> None:
         "SELECT name FROM system.tables WHERE database = 'dampak' AND engine LIKE '%MergeTree%'"
     )
     patterns = ["HH11-", "HH12-", "UNREG11-", "UNREG12-", "HBAD", "HHX"]
+    checks = ", ".join(
+        f"countIf(position(toString(tuple(*)), {{p{i}:String}}) > 0) AS p{i}" for i in range(len(patterns))
+    )
     for t in tables:
         name = t["name"]
         if name in ("regions", "schema_migrations"):
             continue
         row = dep.query(
             "SELECT countIf(match(toString(tuple(*)), '[^0-9a-f:]\\\\d{16}[^0-9a-f]')) AS nik, "
-            + ", ".join(
-                f"countIf(position(toString(tuple(*)), '{p}') > 0) AS p{i}" for i, p in enumerate(patterns)
-            )
-            + f" FROM dampak.{name}"
+            + checks
+            + " FROM dampak.{table:Identifier}",
+            table=name,
+            **{f"p{i}": p for i, p in enumerate(patterns)},
         )[0]
         assert all(v == 0 for v in row.values()), (name, row)

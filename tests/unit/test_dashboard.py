@@ -2,7 +2,7 @@
 
 Prometheus expressions may name only metrics declared in ``streams.metrics`` (as exposed, e.g.
 ``_total`` for counters, ``_bucket``/``_sum``/``_count`` for histograms); ClickHouse queries may
-name only tables of ``sinks.ddl.tables.MIGRATIONS`` and views of ``sinks.ddl.views.VIEWS``.
+name only tables declared in ``sinks.tables.TABLES`` and views of ``sinks.views.VIEWS``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from prometheus_client.metrics import MetricWrapperBase
 
-from sinks.ddl import tables, views
+from sinks import tables, views
 from streams import metrics
 
 REPO = Path(__file__).resolve().parents[2]
@@ -29,7 +29,6 @@ DATASOURCE_UIDS = {"prometheus", "clickhouse"}
 PANEL_TYPES = {"timeseries", "stat", "table"}
 METRIC_RE = re.compile(r"\bdampak_[a-z_]+")
 OBJECT_RE = re.compile(r"\bdampak\.([a-z_]+)")
-TABLE_RE = re.compile(r"CREATE TABLE IF NOT EXISTS \{db\}\.([a-z_]+)")
 VIEW_RE = re.compile(r"CREATE OR REPLACE VIEW \{db\}\.([a-z_]+)")
 
 
@@ -61,11 +60,9 @@ def allowed_metrics() -> frozenset[str]:
 
 @cache
 def clickhouse_objects() -> frozenset[str]:
-    """Tables created by the migrations and views created by ``VIEWS``."""
+    """Declared tables and views created by ``VIEWS``."""
     names: set[str] = set()
-    for migration in tables.MIGRATIONS:
-        for statement in migration.statements:
-            names.update(TABLE_RE.findall(statement))
+    names.update(t.name for t in tables.TABLES)
     for statement in views.VIEWS:
         names.update(VIEW_RE.findall(statement))
     return frozenset(names)

@@ -1,4 +1,4 @@
-"""The three forms of ``disaster-alerts``, parsed from real BMKG bulletins (shared DOMAIN.md)."""
+"""The three forms of ``disaster-alerts``, parsed from real BMKG bulletins (data.bmkg.go.id TEWS feeds)."""
 
 from __future__ import annotations
 

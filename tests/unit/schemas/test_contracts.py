@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from schemas.export import TOPIC_MODELS, json_schema
 from schemas.field_reports import FieldReport
 from schemas.households import Household
-from streams.pipeline import describe_validation_error
+from streams.features.decode import describe_validation_error
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 

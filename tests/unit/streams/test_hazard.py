@@ -20,7 +20,7 @@ from streams.domain.hazard import (
 )
 from streams.domain.needs import minimum_needs
 
-# (magnitude, depth km, epicentral km) -> MMI, computed by hand from AWW 2012 (DOMAIN.md).
+# (magnitude, depth km, epicentral km) -> MMI, computed by hand from Allen, Wald & Worden (2012), eq. 2.
 CASES = [
     ((5.6, 10, 10), 6.3257),  # the worked value: 6.33
     ((5.6, 10, 0), 6.7721),
@@ -94,14 +94,14 @@ def test_earthquake_exposure_matches_a_hand_computation() -> None:
         json.dumps({"event_id": "e", "hazard": "earthquake", "issued_at": "2022-11-21T06:21:10Z",
                     "lat": -6.84, "lon": 107.05, "magnitude": 5.6, "depth_km": 10})
     )  # fmt: skip
-    exp = exposure(alert, 7, _stats(), DisplacementRates())
-    assert [r["village_code"] for r in exp.rows] == ["32.03.01.2001", "32.03.02.2001"]  # 300 km: below IV
-    at, north = exp.rows
-    assert at["mmi"] == pytest.approx(6.7721, abs=0.01) and at["hazard_class"] == "MMI VII"
-    assert north["mmi"] == pytest.approx(6.3257, abs=0.01) and north["hazard_class"] == "MMI VI"
+    exp = exposure(alert, _stats(), DisplacementRates())
+    assert [v.village_code for v in exp.villages] == ["32.03.01.2001", "32.03.02.2001"]  # 300 km: below IV
+    at, north = exp.villages
+    assert at.mmi == pytest.approx(6.7721, abs=0.01) and at.hazard_class == "MMI VII"
+    assert north.mmi == pytest.approx(6.3257, abs=0.01) and north.hazard_class == "MMI VI"
     deaths_at = 400 * 1.1713579848748878e-05
-    assert at["est_deaths"] == pytest.approx(deaths_at)
-    assert at["est_displaced"] == pytest.approx(400 - deaths_at)
+    assert at.est_deaths == pytest.approx(deaths_at)
+    assert at.est_displaced == pytest.approx(400 - deaths_at)
     assert exp.households == 150 and exp.kpm_households == 50 and exp.pager_level == "green"
 
 
@@ -111,9 +111,9 @@ def test_area_exposure_expands_codes_and_keeps_unknown_villages() -> None:
                     "areas": [{"village_code": "32.03", "severity": "high", "depth_cm": 200},
                               {"village_code": "31.71.01.1001", "severity": "low"}]})
     )  # fmt: skip
-    exp = exposure(alert, 1, _stats(), DisplacementRates())
-    codes = [r["village_code"] for r in exp.rows]
+    exp = exposure(alert, _stats(), DisplacementRates())
+    codes = [v.village_code for v in exp.villages]
     assert codes == ["31.71.01.1001", "32.03.01.2001", "32.03.02.2001", "32.03.03.2001"]
-    assert exp.rows[1]["est_displaced"] == pytest.approx(400 * 0.05)
-    assert exp.rows[0]["exposed_persons"] == 0
+    assert exp.villages[1].est_displaced == pytest.approx(400 * 0.05)
+    assert exp.villages[0].persons == 0
     assert exp.displaced == pytest.approx((400 + 200 + 20) * 0.05)

@@ -1,4 +1,4 @@
-"""Revision decisions, row versions and enrichment, without Kafka."""
+"""Revision decisions, row versions, enrichment and their rows, without Kafka."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 
 from schemas.field_reports import FieldReport
 from schemas.households import Household
-from streams.domain.registry import household_state, registry_row, should_apply, tombstone_state
-from streams.domain.reports import Outcome, decide_revision, report_doc, report_row, row_version
+from streams.domain.registry import household_state, should_apply, tombstone_state
+from streams.domain.reports import Enrichment, Revision, decide_revision, enrich, report_doc, row_version
 from streams.privacy import Pseudonymizer
+from streams.rows import registry_row, report_row
 from streams.settings import PrivacySettings
 
 PSEUDO = Pseudonymizer(PrivacySettings())
@@ -28,12 +29,12 @@ def _household(**kw: object) -> Household:
 
 def test_revision_decisions() -> None:
     d = report_doc(_report())
-    assert decide_revision(None, 1, d["digest"]) is Outcome.OK
-    assert decide_revision((1, d["digest"]), 2, "x") is Outcome.OK
-    assert decide_revision((2, "x"), 1, d["digest"]) is Outcome.STALE
-    assert decide_revision((1, d["digest"]), 1, d["digest"]) is Outcome.DUPLICATE
+    assert decide_revision(None, 1, d["digest"]) is Revision.NEW
+    assert decide_revision((1, d["digest"]), 2, "x") is Revision.NEW
+    assert decide_revision((2, "x"), 1, d["digest"]) is Revision.STALE
+    assert decide_revision((1, d["digest"]), 1, d["digest"]) is Revision.DUPLICATE
     # Same revision, different content: the copy received last stands.
-    assert decide_revision((1, d["digest"]), 1, "other") is Outcome.OK
+    assert decide_revision((1, d["digest"]), 1, "other") is Revision.NEW
 
 
 def test_digest_ignores_nothing_but_is_stable() -> None:
@@ -48,8 +49,12 @@ def test_versions_order_revision_first_then_registry_changes() -> None:
 
 def test_enrichment_with_a_registered_household() -> None:
     h = _household(desil=3, programs=["PKH"], elderly=1, under5=2, nik_head="3203010101800001")
-    state = household_state(h, offset=41)
-    row = report_row(report_doc(_report(household_id="h1", houses_heavy=1)), state, PSEUDO, NOW)
+    e = enrich(household_state(h, offset=41))
+    assert e == Enrichment(registered=True, desil=3, programs=("PKH",), members=1, vulnerable_persons=3)
+    assert e.kpm
+    row = report_row(
+        report_doc(_report(household_id="h1", houses_heavy=1)), e, row_version(1, 41), PSEUDO, NOW
+    )
     assert row["registered"] and row["kpm"] and row["desil"] == 3
     assert row["vulnerable_persons"] == 3
     assert row["version"] == row_version(1, 41)
@@ -58,14 +63,14 @@ def test_enrichment_with_a_registered_household() -> None:
 
 
 def test_enrichment_of_unknown_and_removed_households() -> None:
-    doc = report_doc(_report(household_id="h1", displaced=2))
-    for state in (None, tombstone_state(7)):
-        row = report_row(doc, state, PSEUDO, NOW)
-        assert not row["registered"] and not row["kpm"] and row["desil"] is None
+    assert enrich(None) == enrich(tombstone_state(7)) == Enrichment()
+    row = report_row(report_doc(_report(household_id="h1", displaced=2)), Enrichment(), 1, PSEUDO, NOW)
+    assert not row["registered"] and not row["kpm"] and row["desil"] is None
 
 
 def test_notes_with_identity_numbers_are_masked() -> None:
-    row = report_row(report_doc(_report(notes="NIK 3203010101800001 minta bantuan")), None, PSEUDO, NOW)
+    doc = report_doc(_report(notes="NIK 3203010101800001 minta bantuan"))
+    row = report_row(doc, Enrichment(), 1, PSEUDO, NOW)
     assert "3203010101800001" not in row["notes"]
 
 

@@ -11,20 +11,21 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from streams.admin import broker_answers
 from streams.errors import LocalStackError
 from streams.settings import Settings
 
-__all__ = ["DEPLOY_LOCAL", "LocalKafka", "StackStatus", "broker_answers"]
+__all__ = ["DEPLOY_LOCAL", "LocalKafka", "StackStatus"]
 
 logger = logging.getLogger(__name__)
 
-DEPLOY_LOCAL = Path(__file__).resolve().parents[1] / "deploy" / "local"
+#: This folder: the Maven project of the broker jars and its log configuration.
+DEPLOY_LOCAL = Path(__file__).resolve().parent
 
 
 @dataclass(frozen=True)
@@ -34,32 +35,6 @@ class StackStatus:
     answering: bool
     pid: int | None
     log_file: Path | None
-
-
-def broker_answers(bootstrap_servers: str, timeout_s: float = 2.0, **client_options: object) -> bool:
-    """True when a broker at ``bootstrap_servers`` answers a metadata request."""
-    from kafka import KafkaAdminClient
-    from kafka.errors import KafkaError
-
-    # kafka-python retries an unreachable bootstrap for a minute; a refused TCP connect is a fast no.
-    if not any(_port_open(server, timeout_s) for server in bootstrap_servers.split(",")):
-        return False
-
-    try:
-        admin = KafkaAdminClient(
-            bootstrap_servers=bootstrap_servers,
-            request_timeout_ms=int(timeout_s * 1000),
-            **client_options,
-        )
-    except (KafkaError, OSError, ValueError):
-        return False
-    try:
-        admin.describe_cluster()
-        return True
-    except (KafkaError, OSError):
-        return False
-    finally:
-        admin.close()
 
 
 class LocalKafka:
@@ -289,15 +264,6 @@ class LocalKafka:
         if java is None:
             raise LocalStackError("Java 17+ is needed for the local broker; install it or use Docker")
         return java
-
-
-def _port_open(server: str, timeout_s: float) -> bool:
-    host, _, port = server.strip().rpartition(":")
-    try:
-        with socket.create_connection((host or "localhost", int(port)), timeout=timeout_s):
-            return True
-    except (OSError, ValueError):
-        return False
 
 
 def _alive(pid: int) -> bool:

@@ -20,10 +20,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from deploy.local.broker import LocalKafka
+from sinks.analyst import query
 from streams.admin import ensure_topics, producer
 from streams.cli_output import print_rows
 from streams.errors import DampakError
-from streams.localstack import LocalKafka
 from streams.settings import Settings
 from streams.topics import Topic, physical_name
 from streams.worker import wait_until_ready
@@ -138,8 +139,6 @@ def _wait_until(condition: Callable[[], bool], timeout_s: float) -> None:
 
 def run_demo(settings: Settings, keep_running: bool = False) -> int:
     """Start Kafka if local, run a worker, publish the scenario, wait for the figures, print them."""
-    from streams.cli import query
-
     started = time.monotonic()
     print(f"Kafka: {LocalKafka(settings).up()} at {settings.kafka.bootstrap_servers}")
     ensure_topics(settings)
@@ -162,15 +161,20 @@ def run_demo(settings: Settings, keep_running: bool = False) -> int:
                 value=json.dumps(h).encode(),
             )
         prod.flush()
+        target = settings.clickhouse_target
+
+        def ask(sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+            return query(target, sql, {"event": CIANJUR_EVENT} if "{event:" in sql else None)
+
         registered = "SELECT count() FROM dampak.registry_state FINAL WHERE household_ref != ''"
-        _wait_until(lambda: query(settings, registered)[1][0][0] >= len(households), 120)
+        _wait_until(lambda: ask(registered)[1][0][0] >= len(households), 120)
         # The BMKG bulletin comes first: an estimate minutes after the quake, before any report.
         prod.send(physical_name(Topic.DISASTER_ALERTS, settings), key=CIANJUR_EVENT.encode(), value=_BULLETIN)
         prod.flush()
         estimate = _SUMMARY[0][1]
-        _wait_until(lambda: bool(query(settings, estimate)[1]), 60)
+        _wait_until(lambda: bool(ask(estimate)[1]), 60)
         print("\n== The estimate from the BMKG bulletin alone, before any field report")
-        print_rows(*query(settings, estimate), "table", sys.stdout)
+        print_rows(*ask(estimate), "table", sys.stdout)
         print()
         for logical, key, value in messages:
             prod.send(physical_name(Topic(logical), settings), key=key, value=value)
@@ -178,11 +182,11 @@ def run_demo(settings: Settings, keep_running: bool = False) -> int:
         prod.close()
         print(f"published {len(households)} households and {len(messages)} field-report messages")
         count_sql = "SELECT count() FROM dampak.field_reports WHERE report_id LIKE 'CJR-R%'"
-        _wait_until(lambda: query(settings, count_sql)[1][0][0] == current, 180)
+        _wait_until(lambda: ask(count_sql)[1][0][0] == current, 180)
         print(f"{current} current reports visible in ClickHouse after {time.monotonic() - started:.1f}s\n")
         for title, sql in _SUMMARY:
             print(f"== {title}")
-            print_rows(*query(settings, sql), "table", sys.stdout)
+            print_rows(*ask(sql), "table", sys.stdout)
             print()
     finally:
         if not keep_running:
@@ -213,7 +217,7 @@ _SUMMARY = [
         "reported_households_affected, reported_houses_heavy, reported_houses_moderate, "
         "reported_houses_light, reported_displaced, reported_dead, reported_injured, "
         "reported_missing, reported_kpm_households_affected "
-        f"FROM dampak.event_summary WHERE event_id = '{CIANJUR_EVENT}'",
+        "FROM dampak.event_summary WHERE event_id = {event:String}",
     ),
     (
         "Minimum needs per regency (BNPB, per week; toilets one-off), estimated and reported",
@@ -222,19 +226,19 @@ _SUMMARY = [
         "round(reported_drinking_water_l_week) AS rep_drinking_l, "
         "round(reported_clean_water_l_week) AS rep_clean_l, "
         "round(reported_family_kits_week) AS rep_family_kits, round(reported_toilets) AS rep_toilets "
-        f"FROM dampak.minimum_needs WHERE event_id = '{CIANJUR_EVENT}'",
+        "FROM dampak.minimum_needs WHERE event_id = {event:String}",
     ),
     (
         "Impact per regency (reported)",
-        f"SELECT event_id, regency_code, regency_name, reports, households_affected, houses_heavy, "
-        f"houses_moderate, houses_light, displaced, dead, injured, missing, kpm_households_affected "
-        f"FROM dampak.impact_regency WHERE event_id = '{CIANJUR_EVENT}'",
+        "SELECT event_id, regency_code, regency_name, reports, households_affected, houses_heavy, "
+        "houses_moderate, houses_light, displaced, dead, injured, missing, kpm_households_affected "
+        "FROM dampak.impact_regency WHERE event_id = {event:String}",
     ),
     (
         "Most damaged villages",
         "SELECT village_code, village_name, households_affected, houses_heavy, displaced, "
         "kpm_households_affected, vulnerable_persons_affected FROM dampak.impact_village "
-        f"WHERE event_id = '{CIANJUR_EVENT}' ORDER BY houses_heavy DESC LIMIT 10",
+        "WHERE event_id = {event:String} ORDER BY houses_heavy DESC LIMIT 10",
     ),
     (
         "Households to re-assess in the welfare registry",

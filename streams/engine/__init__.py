@@ -1,0 +1,18 @@
+"""The engine: one loop (take → handle → forward → write → after-write → ack) and one error
+policy, under every feature. Features only provide handlers."""
+
+from streams.engine.batch import Forward, Handler, Message, Outcome, Output
+from streams.engine.loop import Engine, Flow, Forwarder, RowWriter, deliver_all
+
+__all__ = [
+    "Engine",
+    "Flow",
+    "Forward",
+    "Forwarder",
+    "Handler",
+    "Message",
+    "Outcome",
+    "Output",
+    "RowWriter",
+    "deliver_all",
+]

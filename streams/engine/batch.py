@@ -1,0 +1,92 @@
+"""What the engine hands to a handler and collects from it: a message, and one batch's output
+(rows per table, messages to forward, hooks to run once the rows are written)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from sinks.tables import Row, Table
+
+__all__ = ["Forward", "Handler", "Message", "Outcome", "Output"]
+
+logger = logging.getLogger(__name__)
+
+
+class Outcome(StrEnum):
+    """What handling did with a message; also the ``outcome`` label of ``dampak_events_total``."""
+
+    OK = "ok"
+    DUPLICATE = "duplicate"
+    STALE = "stale"
+    DEAD_LETTER = "dead_letter"
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One Kafka record as handlers see it: raw bytes, decoded by the handler."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    #: Producer timestamp in seconds, if any.
+    timestamp: float | None = None
+    #: The Faust event it came from (None in unit tests); the engine needs it, handlers do not.
+    native: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Forward:
+    """A message to publish before the batch's rows are written (physical topic name)."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+@dataclass
+class Output:
+    """Everything handling one batch produced. Rows remember the message (its index in the batch)
+    they came from, so that rows ClickHouse refuses can be traced to their message."""
+
+    rows: dict[Table, list[Row]] = field(default_factory=dict)
+    sources: dict[Table, list[int]] = field(default_factory=dict)
+    forwards: list[Forward] = field(default_factory=list)
+    after_write: list[Callable[[], Awaitable[object]]] = field(default_factory=list)
+    #: Index (in the batch) of the message being handled.
+    current: int = 0
+
+    def add(self, table: Table, row: Row) -> None:
+        self.rows.setdefault(table, []).append(row)
+        self.sources.setdefault(table, []).append(self.current)
+
+    def forward(self, topic: str, key: bytes | None, value: bytes | None) -> None:
+        self.forwards.append(Forward(topic, key, value))
+
+    def then(self, hook: Callable[[], Awaitable[object]]) -> None:
+        """Run ``hook`` after the batch's rows are written, before its messages are acked."""
+        self.after_write.append(hook)
+
+    def mark(self) -> tuple[dict[Table, int], int, int]:
+        return {t: len(r) for t, r in self.rows.items()}, len(self.forwards), len(self.after_write)
+
+    def rollback(self, mark: tuple[dict[Table, int], int, int]) -> None:
+        """Drop what was added since ``mark`` (a handler that failed half-way adds nothing)."""
+        sizes, forwards, hooks = mark
+        for table, rows in self.rows.items():
+            n = sizes.get(table, 0)
+            del rows[n:]
+            del self.sources[table][n:]
+        del self.forwards[forwards:]
+        del self.after_write[hooks:]
+
+
+#: A handler: decode one message, call pure functions, add rows and forwards to the output.
+#: It raises ``InvalidMessage`` for a message that breaks its contract (before changing any state).
+Handler = Callable[[Message, Output], "Outcome | Awaitable[Outcome]"]

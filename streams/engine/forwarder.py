@@ -1,0 +1,50 @@
+"""Publishing forwarded messages and dead letters through the Faust app's producer."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from streams.engine.batch import Forward
+
+__all__ = ["FaustForwarder"]
+
+logger = logging.getLogger(__name__)
+
+_RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+
+
+class FaustForwarder:
+    """Sends through Faust topics (created on first use, raw bytes) and waits for every delivery."""
+
+    def __init__(self, app: Any) -> None:
+        self._app = app
+        self._topics: dict[str, Any] = {}
+
+    def topic(self, name: str) -> Any:
+        topic = self._topics.get(name)
+        if topic is None:
+            topic = self._topics[name] = self._app.topic(name, internal=False, **_RAW)
+        return topic
+
+    async def deliver(self, forwards: Sequence[Forward]) -> list[BaseException | None]:
+        pending: list[Any] = []
+        for f in forwards:
+            try:
+                pending.append(
+                    await self.topic(f.topic).send(key=f.key, value=f.value, headers=list(f.headers) or None)
+                )
+            except Exception as exc:  # not even buffered: reported, retried by the engine
+                pending.append(exc)
+        results: list[BaseException | None] = []
+        for p in pending:
+            if isinstance(p, BaseException):
+                results.append(p)
+                continue
+            try:
+                await p
+                results.append(None)
+            except Exception as exc:
+                results.append(exc)
+        return results

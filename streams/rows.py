@@ -1,0 +1,212 @@
+"""The mapping layer: typed domain values (and dead letters) to rows of the declared tables.
+
+The only place that names ClickHouse columns on the write path; each function builds the row of
+one table in ``sinks.tables``, and unit tests check every row against its declaration. Personal
+identifiers are pseudonymised here, never in the domain.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from schemas.alerts import Alert
+from schemas.common import district_of, province_of, regency_of
+from sinks.tables import Row
+from streams.domain.exposure import Exposure, VillageExposure
+from streams.domain.lag import GroupLag
+from streams.domain.notifications import Notice
+from streams.domain.registry import HouseholdState
+from streams.domain.reports import Enrichment, ReportDoc
+from streams.privacy import Pseudonymizer
+
+if TYPE_CHECKING:
+    from streams.engine.batch import Message
+
+__all__ = [
+    "alert_row",
+    "dead_letter_row",
+    "exposure_row",
+    "lag_rows",
+    "notification_row",
+    "registry_row",
+    "report_row",
+]
+
+logger = logging.getLogger(__name__)
+
+_NIK_LIKE = re.compile(r"\d{12,}")
+_RAW_MAX = 64 * 1024
+
+
+def registry_row(household_id: str, state: HouseholdState, pseudo: Pseudonymizer) -> Row:
+    """``registry_state``: one household (tombstones become ``deleted`` rows)."""
+    return {
+        "household_ref": pseudo.ref("household_id", household_id),
+        "version": state["offset"] + 1,
+        "deleted": state["deleted"],
+        "village_code": state["village_code"],
+        "updated_at": datetime.fromtimestamp(state["updated_ms"] / 1000, UTC),
+        "members": state["members"],
+        "desil": state["desil"],
+        "programs": state["programs"],
+        "kpm": bool(state["programs"]),
+        "elderly": state["elderly"],
+        "disabled": state["disabled"],
+        "under5": state["under5"],
+        "pregnant": state["pregnant"],
+        "lat": state["lat"],
+        "lon": state["lon"],
+        "nik_ref": pseudo.ref("nik_head", state["nik_head"]),
+        "kk_ref": pseudo.ref("kk_number", state["kk_number"]),
+    }
+
+
+def report_row(
+    doc: ReportDoc, enrichment: Enrichment, version: int, pseudo: Pseudonymizer, ingested_at: datetime
+) -> Row:
+    """``report_state``: one report at ``version``, with its household's enrichment."""
+    village = doc["village_code"]
+    e = enrichment
+    return {
+        "report_id": doc["report_id"],
+        "revision": doc["revision"],
+        "version": version,
+        "retracted": doc["retracted"],
+        "reported_event_id": doc["event_id"] or "",
+        "reported_at": datetime.fromisoformat(doc["reported_at"]),
+        "reporter_id": doc["reporter_id"],
+        "reporter_role": doc["reporter_role"],
+        "province_code": province_of(village),
+        "regency_code": regency_of(village),
+        "district_code": district_of(village),
+        "village_code": village,
+        "household_ref": pseudo.ref("household_id", doc["household_id"]),
+        "houses_light": doc["houses_light"],
+        "houses_moderate": doc["houses_moderate"],
+        "houses_heavy": doc["houses_heavy"],
+        "displaced": doc["displaced"],
+        "dead": doc["dead"],
+        "injured": doc["injured"],
+        "missing": doc["missing"],
+        "needs": doc["needs"],
+        "lat": doc["lat"],
+        "lon": doc["lon"],
+        # Free text may carry an identity number typed by a worker: mask long digit runs.
+        "notes": _NIK_LIKE.sub("<redacted>", doc["notes"]),
+        "registered": e.registered,
+        "desil": e.desil,
+        "programs": list(e.programs),
+        "kpm": e.kpm,
+        "members": e.members,
+        "vulnerable_persons": e.vulnerable_persons,
+        "kk_ref": pseudo.ref("kk_number", e.kk_number),
+        "ingested_at": ingested_at.astimezone(UTC),
+    }
+
+
+def dead_letter_row(
+    msg: Message, reason: str, pseudo: Pseudonymizer, personal_key: bool, max_bytes: int, now: datetime
+) -> Row:
+    """``dead_letter_state``: a rejected message, its payload redacted and capped at ``max_bytes``."""
+    key = msg.key if isinstance(msg.key, bytes) else None
+    key_text = (key or b"").decode("utf-8", "replace")
+    return {
+        "topic": msg.topic,
+        "partition": msg.partition,
+        "offset": msg.offset,
+        "reason": reason,
+        "key_ref": pseudo.ref("household_id", key_text) if key and personal_key else key_text[:256],
+        "payload": pseudo.redact_payload(msg.value, key if personal_key else None, max_bytes),
+        "payload_bytes": len(msg.value or b""),
+        "message_timestamp": datetime.fromtimestamp(msg.timestamp or 0, UTC),
+        "received_at": now,
+    }
+
+
+def alert_row(alert: Alert, version: int, exp: Exposure, raw: bytes, received_at: datetime) -> Row:
+    """``alerts_state``: one alert (one revision) with its estimated totals."""
+    return {
+        "event_id": alert.event_id,
+        "version": version,
+        "revision": alert.revision,
+        "hazard": alert.hazard,
+        "issued_at": alert.issued_at,
+        "event_time": alert.began_at,
+        "source": alert.source,
+        "headline": alert.headline,
+        "lat": alert.lat,
+        "lon": alert.lon,
+        "magnitude": alert.magnitude,
+        "depth_km": alert.depth_km,
+        "tsunami": alert.tsunami,
+        "felt": orjson.dumps([f.model_dump() for f in alert.felt]).decode(),
+        "areas": orjson.dumps([a.model_dump() for a in alert.areas]).decode(),
+        "area_text": list(alert.area_text),
+        "pager_level": exp.pager_level if alert.hazard == "earthquake" else "",
+        "est_exposed_households": exp.households,
+        "est_exposed_persons": exp.persons,
+        "est_exposed_kpm_households": exp.kpm_households,
+        "est_deaths": exp.deaths,
+        "est_displaced": exp.displaced,
+        "raw_payload": raw[:_RAW_MAX].decode("utf-8", "replace"),
+        "received_at": received_at,
+    }
+
+
+def exposure_row(event_id: str, version: int, v: VillageExposure) -> Row:
+    """``alert_exposure_state``: one village's exposure to one alert version."""
+    return {
+        "event_id": event_id,
+        "version": version,
+        "village_code": v.village_code,
+        "regency_code": v.regency_code,
+        "mmi": v.mmi,
+        "hazard_class": v.hazard_class,
+        "exposed_households": v.households,
+        "exposed_persons": v.persons,
+        "exposed_kpm_households": v.kpm_households,
+        "exposed_vulnerable": v.vulnerable,
+        "exposed_pregnant": v.pregnant,
+        "est_displaced": v.est_displaced,
+        "est_deaths": v.est_deaths,
+    }
+
+
+def notification_row(notice: Notice, sent_at: datetime) -> Row:
+    """``notification_state``: one notification sent."""
+    return {
+        "notification_id": notice.notification_id,
+        "event_id": notice.event_id,
+        "kind": notice.kind,
+        "regency_code": notice.regency_code,
+        "level": notice.level,
+        "message": notice.message,
+        "sent_at": sent_at,
+    }
+
+
+def lag_rows(groups: list[GroupLag], at: datetime) -> list[Row]:
+    """``consumer_lag``: one sample per group and partition."""
+    out: list[dict[str, Any]] = []
+    for g in groups:
+        for p in g.partitions:
+            out.append(
+                {
+                    "sampled_at": at,
+                    "group": g.group,
+                    "topic": p.topic,
+                    "partition": p.partition,
+                    "committed": p.committed,
+                    "end_offset": p.end,
+                    "lag": p.lag,
+                    "lag_seconds": p.lag_seconds,
+                    "status": p.status,
+                    "group_status": g.status,
+                }
+            )
+    return out

@@ -1,0 +1,132 @@
+"""Fakes of the engine's edges for unit tests: a stream, a writer, a forwarder and a reader
+(in the spirit of quix-streams' ``DummySink`` and arroyo's ``LocalBroker``)."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sinks.config import Backoff
+from sinks.errors import RowsRejected, SinkUnavailable
+from sinks.tables import Row, Table
+from sinks.writer import retrying
+from streams.engine import Engine, Flow, Forward, Message, Outcome
+from streams.engine.dead_letters import DeadLetters
+from streams.privacy import Pseudonymizer
+from streams.settings import PrivacySettings
+
+PSEUDO = Pseudonymizer(PrivacySettings())
+FAST = Backoff(initial_s=0.001, max_s=0.002)
+
+
+class FakeWriter:
+    """Keeps rows per table name, as the real writer would: the first ``unavailable`` attempts
+    fail and are retried in place (``sinks.writer.retrying``); ``reject`` refuses any insert
+    holding a row it matches (as ClickHouse refuses a whole insert)."""
+
+    def __init__(self, unavailable: int = 0, reject: Callable[[Row], bool] | None = None) -> None:
+        self.rows: dict[str, list[Row]] = {}
+        self.calls: list[tuple[str, int]] = []
+        self.unavailable = unavailable
+        self.reject = reject
+
+    async def insert(self, table: Table, rows: Sequence[Row]) -> None:
+        await retrying(lambda: self._attempt(table, rows), FAST, lambda error, delay: None)
+
+    async def _attempt(self, table: Table, rows: Sequence[Row]) -> None:
+        self.calls.append((table.name, len(rows)))
+        if self.unavailable:
+            self.unavailable -= 1
+            raise SinkUnavailable(table.name, ConnectionError("down"))
+        if self.reject and any(self.reject(r) for r in rows):
+            raise RowsRejected(table.name, ValueError("out of range"))
+        self.rows.setdefault(table.name, []).extend(rows)
+
+    async def write(self, batches: dict[Table, Sequence[Row]]) -> None:
+        for table, rows in batches.items():
+            await self.insert(table, rows)
+
+    def table(self, name: str) -> list[Row]:
+        return self.rows.get(name, [])
+
+
+class FakeForwarder:
+    """Records delivered messages; the first ``failures`` deliveries of matching messages fail."""
+
+    def __init__(self, failures: int = 0, fail_if: Callable[[Forward], bool] = lambda f: True) -> None:
+        self.delivered: list[Forward] = []
+        self.attempts = 0
+        self.failures = failures
+        self.fail_if = fail_if
+
+    async def deliver(self, forwards: Sequence[Forward]) -> list[BaseException | None]:
+        self.attempts += 1
+        out: list[BaseException | None] = []
+        for f in forwards:
+            if self.failures and self.fail_if(f):
+                self.failures -= 1
+                out.append(ConnectionError("broker gone"))
+            else:
+                self.delivered.append(f)
+                out.append(None)
+        return out
+
+    def on(self, topic: str) -> list[Forward]:
+        return [f for f in self.delivered if f.topic == topic]
+
+
+@dataclass
+class FakeEvent:
+    message: Message
+
+
+@dataclass
+class FakeStream:
+    """Yields the given batches through ``noack_take`` and records acks (like a Faust stream)."""
+
+    batches: list[list[Message]]
+    acked: list[Message] = field(default_factory=list)
+
+    async def noack_take(self, max_: int, within: float) -> Any:
+        for batch in self.batches:
+            yield [FakeEvent(m) for m in batch]
+
+    async def ack(self, event: FakeEvent) -> None:
+        self.acked.append(event.message)
+
+
+class FakeReader:
+    def __init__(self, stats: dict[str, list[Any]] | None = None) -> None:
+        self.stats = stats or {}
+        self.sent: set[str] = set()
+        self.displaced: list[tuple[str, str, str, int]] = []
+
+    async def village_stats(self) -> dict[str, list[Any]]:
+        return self.stats
+
+    async def sent_notifications(self, ids: Sequence[str]) -> set[str]:
+        return {i for i in ids if i in self.sent}
+
+    async def displaced_by_regency(self, at_least: int) -> list[tuple[str, str, str, int]]:
+        return [r for r in self.displaced if r[3] >= at_least]
+
+
+def engine(writer: FakeWriter | None = None, forwarder: FakeForwarder | None = None) -> Engine:
+    return Engine(writer or FakeWriter(), forwarder or FakeForwarder(), DeadLetters(PSEUDO, 4096), FAST)
+
+
+def message(topic: str, value: bytes | None, key: bytes | None = None, offset: int = 0) -> Message:
+    return Message(topic, 0, offset, key, value, 1_669_000_000.0)
+
+
+def run(handler: Callable[..., Any], deps: Any, messages: list[Message], **kw: Any) -> tuple[
+    list[Outcome], FakeWriter, FakeForwarder
+]:  # fmt: skip
+    """Drive ``handler`` (with ``deps``) through a real engine over fakes; one batch."""
+    writer, forwarder = FakeWriter(), FakeForwarder()
+    flow = Flow("test", functools.partial(handler, deps), **kw)
+    outcomes = asyncio.run(engine(writer, forwarder).process(flow, messages))
+    return outcomes, writer, forwarder
