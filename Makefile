@@ -45,7 +45,7 @@ test-unit: install ## Unit tests only (no services)
 schemas: install ## Re-export the topics' JSON Schemas into schemas/json
 	$(DAMPAK) schemas
 
-.PHONY: help install up down demo lint test test-unit schemas bench bench-quick
+.PHONY: help install up down demo lint test test-unit schemas bench bench-quick fuzz
 
 bench: install ## Full benchmark (1M households, 1M reports): writes docs/benchmarks.{json,md}
 	$(DAMPAK) up
@@ -54,3 +54,7 @@ bench: install ## Full benchmark (1M households, 1M reports): writes docs/benchm
 bench-quick: install ## Quick benchmark smoke (< 2 min): asserts exact totals, not speed
 	$(DAMPAK) up
 	$(PY) -m tests.bench.run --mode quick
+
+fuzz: install ## Long fuzz (100,000 hostile messages among 100,000 reports): writes docs/reliability.md
+	$(DAMPAK) up
+	$(PY) -m tests.integration.fuzz --bad 100000 --households 20000 --reports 100000

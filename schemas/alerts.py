@@ -19,7 +19,8 @@ from xml.etree import ElementTree
 import orjson
 from pydantic import Field, StringConstraints, ValidationError, model_validator
 
-from schemas.common import REGION_CODE_RE, Contract, UtcDatetime
+from schemas.common import REGION_CODE_RE, Contract, RegionCode, UtcDatetime, describe_validation_error
+from schemas.regions import is_known_region
 
 __all__ = ["HAZARDS", "Alert", "AreaImpact", "FeltIntensity", "Hazard", "InvalidAlert", "parse_alerts"]
 
@@ -28,11 +29,11 @@ logger = logging.getLogger(__name__)
 Hazard = Literal["earthquake", "flood", "landslide", "volcano", "tsunami", "extreme_weather"]
 HAZARDS: tuple[str, ...] = ("earthquake", "flood", "landslide", "volcano", "tsunami", "extreme_weather")
 Severity = Literal["low", "medium", "high"]
-RegionCode = Annotated[str, StringConstraints(pattern=REGION_CODE_RE.pattern)]
 
 
 class InvalidAlert(ValueError):
-    """A payload that is none of the three forms, or a malformed one. The reason names the field."""
+    """A payload that is none of the three forms, or a malformed one. The reason names the field
+    and never quotes the input (a reason reaches logs, headers and the ``dead_letters`` view)."""
 
 
 class FeltIntensity(Contract):
@@ -111,14 +112,20 @@ _NUMBER = re.compile(r"-?\d+(?:[.,]\d+)?")
 
 def _bmkg_time(g: dict[str, Any]) -> datetime:
     if g.get("DateTime"):
-        return datetime.fromisoformat(str(g["DateTime"]).replace("Z", "+00:00")).astimezone(UTC)
+        try:
+            return datetime.fromisoformat(str(g["DateTime"]).replace("Z", "+00:00")).astimezone(UTC)
+        except (ValueError, OverflowError):
+            raise InvalidAlert("BMKG bulletin: DateTime is not an ISO 8601 datetime in range") from None
     # Older feeds: local date and time, e.g. "9 Jan 2024" and "20:17:26 WIB".
-    day, month, year = str(g["Tanggal"]).split()
-    clock, zone = str(g["Jam"]).split()
-    local = datetime.strptime(
-        f"{year}-{_MONTHS[month[:3].lower()]:02d}-{int(day):02d} {clock}", "%Y-%m-%d %H:%M:%S"
-    )
-    return local.replace(tzinfo=timezone(timedelta(hours=_ZONES[zone.upper()]))).astimezone(UTC)
+    try:
+        day, month, year = str(g["Tanggal"]).split()
+        clock, zone = str(g["Jam"]).split()
+        local = datetime.strptime(
+            f"{year}-{_MONTHS[month[:3].lower()]:02d}-{int(day):02d} {clock}", "%Y-%m-%d %H:%M:%S"
+        )
+        return local.replace(tzinfo=timezone(timedelta(hours=_ZONES[zone.upper()]))).astimezone(UTC)
+    except (ValueError, KeyError, OverflowError):
+        raise InvalidAlert("BMKG bulletin: Tanggal and Jam are not a date and a WIB/WITA/WIT time") from None
 
 
 def _felt(text: str) -> list[FeltIntensity]:
@@ -126,7 +133,7 @@ def _felt(text: str) -> list[FeltIntensity]:
     for part in filter(None, (p.strip() for p in text.split(","))):
         m = _FELT.match(part)
         if m is None or m.group(1) not in _ROMAN or (m.group(2) and m.group(2) not in _ROMAN):
-            raise InvalidAlert(f"Dirasakan: cannot read {part!r} as 'MMI[-MMI] place'")
+            raise InvalidAlert("Dirasakan: an entry is not 'MMI[-MMI] place' (e.g. 'III-IV Kota Bengkulu')")
         low = _ROMAN[m.group(1)]
         out.append(
             FeltIntensity(place=m.group(3), mmi_min=low, mmi_max=_ROMAN[m.group(2)] if m.group(2) else low)
@@ -134,34 +141,45 @@ def _felt(text: str) -> list[FeltIntensity]:
     return out
 
 
-def _bmkg_alert(g: dict[str, Any]) -> Alert:
+def _bmkg_alert(g: dict[str, Any], context: dict[str, Any] | None) -> Alert:
     try:
         when = _bmkg_time(g)
         lat_s, lon_s = str(g["Coordinates"]).split(",")
         depth = _NUMBER.search(str(g["Kedalaman"]))
         if depth is None:
-            raise InvalidAlert(f"Kedalaman: no number in {g['Kedalaman']!r}")
+            raise InvalidAlert("Kedalaman: no number of km")
         potensi = str(g.get("Potensi", "")).lower()
-        return Alert(
-            event_id=f"bmkg-{when:%Y%m%d%H%M%S}",
-            hazard="earthquake",
-            issued_at=when,
-            event_time=when,
-            source="bmkg",
-            headline=str(g.get("Wilayah", "")),
-            lat=float(lat_s),
-            lon=float(lon_s),
-            magnitude=float(str(g["Magnitude"]).replace(",", ".")),
-            depth_km=float(depth.group().replace(",", ".")),
-            tsunami="berpotensi tsunami" in potensi and "tidak" not in potensi,
-            felt=tuple(_felt(str(g.get("Dirasakan", "")))),
-        )
+        fields = {
+            "event_id": f"bmkg-{when:%Y%m%d%H%M%S}",
+            "hazard": "earthquake",
+            "issued_at": when,
+            "event_time": when,
+            "source": "bmkg",
+            "headline": str(g.get("Wilayah", ""))[:1000],
+            "lat": float(lat_s),
+            "lon": float(lon_s),
+            "magnitude": float(str(g["Magnitude"]).replace(",", ".")),
+            "depth_km": float(depth.group().replace(",", ".")),
+            "tsunami": "berpotensi tsunami" in potensi and "tidak" not in potensi,
+            "felt": tuple(_felt(str(g.get("Dirasakan", "")))),
+        }
+        return Alert.model_validate(fields, context=context)
     except KeyError as exc:
-        raise InvalidAlert(f"BMKG bulletin: missing {exc.args[0]}") from exc
-    except (ValueError, TypeError) as exc:
-        if isinstance(exc, InvalidAlert):
-            raise
-        raise InvalidAlert(f"BMKG bulletin: {exc}") from exc
+        raise InvalidAlert(f"BMKG bulletin: missing {_field_name(exc.args[0])}") from exc
+    except InvalidAlert:
+        raise
+    except ValidationError as exc:
+        raise InvalidAlert(f"BMKG bulletin: {describe_validation_error(exc)}") from exc
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise InvalidAlert("BMKG bulletin: Coordinates or Magnitude is not a number") from exc
+
+
+_BMKG_FIELDS = ("DateTime", "Tanggal", "Jam", "Coordinates", "Magnitude", "Kedalaman", "Wilayah", "Potensi")
+
+
+def _field_name(name: object) -> str:
+    # A KeyError from a lookup names a field we asked for; never echo anything else.
+    return str(name) if name in _BMKG_FIELDS else "a field"
 
 
 # --------------------------------------------------------------------------- CAP 1.2
@@ -169,11 +187,12 @@ _CAP = "{urn:oasis:names:tc:emergency:cap:1.2}"
 _CAP_SEVERITY: dict[str, Severity] = {"extreme": "high", "severe": "high", "moderate": "medium"}
 
 
-def _cap_alerts(xml: bytes) -> list[Alert]:
+def _cap_alerts(xml: bytes, context: dict[str, Any] | None) -> list[Alert]:
     try:
         root = ElementTree.fromstring(xml)
     except ElementTree.ParseError as exc:
-        raise InvalidAlert(f"CAP: not well-formed XML ({exc})") from exc
+        line, column = exc.position
+        raise InvalidAlert(f"CAP: not well-formed XML (line {line}, column {column})") from exc
     if root.tag != f"{_CAP}alert":
         raise InvalidAlert("CAP: root element is not a CAP 1.2 <alert>")
 
@@ -191,7 +210,7 @@ def _cap_alerts(xml: bytes) -> list[Alert]:
         areas, area_text = [], []
         for area in info.findall(f"{_CAP}area"):
             codes = [text(g, "value") for g in area.findall(f"{_CAP}geocode")]
-            coded = [c for c in codes if REGION_CODE_RE.match(c)]
+            coded = [c for c in codes if REGION_CODE_RE.match(c) and is_known_region(c)]
             areas += [AreaImpact(village_code=c, severity=severity) for c in coded]
             if not coded and text(area, "areaDesc"):
                 area_text.append(text(area, "areaDesc"))
@@ -206,38 +225,42 @@ def _cap_alerts(xml: bytes) -> list[Alert]:
                             "issued_at": sent,
                             "event_time": onset or None,
                             "source": text(root, "sender")[:64] or "cap",
-                            "headline": text(info, "headline") or text(info, "event"),
+                            "headline": (text(info, "headline") or text(info, "event"))[:1000],
                             "areas": [a.model_dump() for a in areas],
                             "area_text": area_text,
                         }
-                    )
+                    ),
+                    context=context,
                 )
             )
         except ValidationError as exc:
-            raise InvalidAlert(f"CAP: {exc.errors(include_input=False)[0]['msg']}") from exc
+            raise InvalidAlert(f"CAP: {describe_validation_error(exc)}") from exc
     if not alerts:
         raise InvalidAlert("CAP: no <info> block")
     return alerts
 
 
 # --------------------------------------------------------------------------- detection
-def parse_alerts(payload: bytes) -> list[Alert]:
-    """Normalize one message of any of the three forms. Raises InvalidAlert or ValidationError."""
+def parse_alerts(payload: bytes, context: dict[str, Any] | None = None) -> list[Alert]:
+    """Normalize one message of any of the three forms. Raises InvalidAlert or ValidationError.
+
+    ``context`` is pydantic's validation context (datetime bounds, see ``schemas.common``).
+    """
     head = payload.lstrip()[:1]
     if head == b"<":
-        return _cap_alerts(payload)
+        return _cap_alerts(payload, context)
     try:
         doc = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
-        raise InvalidAlert(f"neither JSON nor XML ({exc})") from exc
+        raise InvalidAlert(f"neither JSON nor XML (invalid JSON at char {exc.pos})") from exc
     if isinstance(doc, dict) and "Infogempa" in doc:
         doc = doc["Infogempa"]
     if isinstance(doc, dict) and "gempa" in doc:
         doc = doc["gempa"]
     if isinstance(doc, dict) and "Magnitude" in doc:
-        return [_bmkg_alert(doc)]
+        return [_bmkg_alert(doc, context)]
     if isinstance(doc, list) and doc and all(isinstance(g, dict) and "Magnitude" in g for g in doc):
-        return [_bmkg_alert(g) for g in doc]
+        return [_bmkg_alert(g, context) for g in doc]
     if isinstance(doc, dict):
-        return [Alert.model_validate_json(payload)]
+        return [Alert.model_validate_json(payload, context=context)]
     raise InvalidAlert("not a BMKG bulletin, a normalized alert or a CAP 1.2 document")

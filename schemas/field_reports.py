@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, model_validator
 
-from schemas.common import Contract, Count, UtcDatetime, VillageCode
+from schemas.common import HOUSEHOLD_PERSONS_MAX, Contract, Count, UtcDatetime, VillageCode
 
 __all__ = ["REPORTER_ROLES", "FieldReport", "ReporterRole"]
 
@@ -40,16 +40,28 @@ class FieldReport(Contract):
     dead: Count = 0
     injured: Count = 0
     missing: Count = 0
-    needs: tuple[Annotated[str, StringConstraints(max_length=64)], ...] = ()
+    needs: Annotated[tuple[Annotated[str, StringConstraints(max_length=64)], ...], Field(max_length=32)] = ()
     lat: Annotated[float, Field(ge=-90, le=90)] | None = None
     lon: Annotated[float, Field(ge=-180, le=180)] | None = None
     notes: Annotated[str, StringConstraints(max_length=4000)] = ""
 
     @model_validator(mode="after")
-    def _one_house_per_household(self) -> FieldReport:
-        if self.household_id is not None and self.houses_damaged > 1:
+    def _one_household(self) -> FieldReport:
+        if self.household_id is None:
+            return self
+        if self.houses_damaged > 1:
             raise ValueError(
                 f"a household-level report covers one house, got {self.houses_damaged} damaged houses"
+            )
+        too_many = [
+            name
+            for name in ("displaced", "dead", "injured", "missing")
+            if getattr(self, name) > HOUSEHOLD_PERSONS_MAX
+        ]
+        if too_many:
+            raise ValueError(
+                f"a household-level report counts at most {HOUSEHOLD_PERSONS_MAX} persons "
+                f"({', '.join(too_many)})"
             )
         return self
 

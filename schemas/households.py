@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
-from schemas.common import Contract, Count, UtcDatetime, VillageCode
+from schemas.common import HOUSEHOLD_PERSONS_MAX, Contract, UtcDatetime, VillageCode
 
 __all__ = ["PROGRAMS", "Household", "Program"]
 
@@ -18,7 +18,8 @@ logger = logging.getLogger(__name__)
 
 Program = Literal["PKH", "BPNT", "PBI"]
 PROGRAMS: tuple[str, ...] = ("PKH", "BPNT", "PBI")
-Digits16 = Annotated[str, StringConstraints(pattern=r"^\d{16}$")]
+Digits16 = Annotated[str, StringConstraints(pattern=r"^[0-9]{16}$")]
+Persons = Annotated[int, Field(ge=0, le=HOUSEHOLD_PERSONS_MAX)]
 
 
 class Household(Contract):
@@ -30,13 +31,13 @@ class Household(Contract):
     updated_at: UtcDatetime
     nik_head: Digits16 | None = None
     kk_number: Digits16 | None = None
-    members: Annotated[int, Field(ge=1)] = 1
+    members: Annotated[int, Field(ge=1, le=HOUSEHOLD_PERSONS_MAX)] = 1
     desil: Annotated[int, Field(ge=1, le=10)] | None = None
     programs: frozenset[Program] = frozenset()
-    elderly: Count = 0
-    disabled: Count = 0
-    under5: Count = 0
-    pregnant: Count = 0
+    elderly: Persons = 0
+    disabled: Persons = 0
+    under5: Persons = 0
+    pregnant: Persons = 0
     lat: Annotated[float, Field(ge=-90, le=90)] | None = None
     lon: Annotated[float, Field(ge=-180, le=180)] | None = None
 

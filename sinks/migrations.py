@@ -22,6 +22,7 @@ from sinks.tables import (
     CONSUMER_LAG,
     DEAD_LETTER_STATE,
     NOTIFICATION_STATE,
+    PRIVACY_KEYS,
     REGIONS,
     REGISTRY_STATE,
     REPORT_STATE,
@@ -61,6 +62,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         2, "alerts, hazard exposure, notifications", (ALERTS_STATE, ALERT_EXPOSURE_STATE, NOTIFICATION_STATE)
     ),
     Migration(3, "consumer lag samples", (CONSUMER_LAG,)),
+    Migration(
+        4,
+        "report arrival order (one household counts once per event)",
+        statements=("ALTER TABLE {db}.report_state ADD COLUMN IF NOT EXISTS `arrival` UInt64",),
+    ),
+    Migration(5, "the pseudonym key in use", (PRIVACY_KEYS,)),
 )
 
 

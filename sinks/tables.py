@@ -18,6 +18,7 @@ __all__ = [
     "CONSUMER_LAG",
     "DEAD_LETTER_STATE",
     "NOTIFICATION_STATE",
+    "PRIVACY_KEYS",
     "REGIONS",
     "REGISTRY_STATE",
     "REPORT_STATE",
@@ -151,6 +152,7 @@ REPORT_STATE = Table(
         vulnerable_persons UInt16
         kk_ref String
         ingested_at {_DT}
+        arrival UInt64
     """),
     "ReplacingMergeTree(version)",
     "report_id",
@@ -263,6 +265,17 @@ CONSUMER_LAG = Table(
     ttl="toDateTime(sampled_at) + INTERVAL 30 DAY",
 )
 
+# The pseudonym key the stored pseudonyms were made with (the latest row stands).
+PRIVACY_KEYS = Table(
+    "privacy_keys",
+    _cols(f"""
+        key_id String
+        recorded_at {_DT}
+    """),
+    "ReplacingMergeTree(recorded_at)",
+    "tuple()",
+)
+
 #: Every storage table, in creation order.
 TABLES: tuple[Table, ...] = (
     SCHEMA_MIGRATIONS,
@@ -274,4 +287,5 @@ TABLES: tuple[Table, ...] = (
     ALERT_EXPOSURE_STATE,
     NOTIFICATION_STATE,
     CONSUMER_LAG,
+    PRIVACY_KEYS,
 )

@@ -102,7 +102,8 @@ SELECT
     r.members AS members,
     r.vulnerable_persons AS vulnerable_persons,
     r.kk_ref AS kk_ref,
-    r.ingested_at AS updated_at
+    r.ingested_at AS updated_at,
+    r.arrival AS arrival
 FROM (SELECT * FROM {db}.report_state FINAL WHERE NOT retracted) AS r
 ASOF LEFT JOIN {db}.event_coverage AS c
     ON r.village_code = c.village_code AND r.reported_at >= c.began_at
@@ -119,9 +120,38 @@ _AREA_LEVELS = {
 }
 
 
+# One row per event and household: the household's most recent current report in the event (by
+# reported_at, then by arrival), and how many current reports name it. Every figure counts a
+# household once per event, from this report: when two officers report the same house, the later
+# report stands. (argMax over a tuple also keeps a NULL desil, which plain argMax would skip.)
+_LATEST = "(reported_at, arrival)"
+_HOUSEHOLD_COLUMNS = (
+    "province_code", "regency_code", "district_code", "village_code",
+    "houses_light", "houses_moderate", "houses_heavy", "displaced", "dead", "injured", "missing",
+    "registered", "desil", "kpm", "vulnerable_persons", "kk_ref",
+)  # fmt: skip
+_HOUSEHOLD_IMPACT = f"""
+CREATE OR REPLACE VIEW {{db}}.household_impact AS
+SELECT
+    event_id,
+    household_ref,
+    n AS reports,
+    {", ".join(f"latest.{i} AS {c}" for i, c in enumerate(_HOUSEHOLD_COLUMNS, start=1))},
+    last_update AS updated_at
+FROM (
+    SELECT event_id, household_ref, count() AS n,
+           argMax(tuple({", ".join(_HOUSEHOLD_COLUMNS)}), {_LATEST}) AS latest,
+           max(updated_at) AS last_update
+    FROM {{db}}.field_reports
+    WHERE household_ref != ''
+    GROUP BY event_id, household_ref
+)
+"""
+
+
 def impact_view_sql(level: str) -> str:
-    """Impact figures per event and area: households are counted once per area, even when several
-    reports name them; village-level summaries add to the counts of houses and persons only."""
+    """Impact figures per event and area: each household once per event (``household_impact``),
+    plus every village summary."""
     code = _AREA_LEVELS[level]
     return f"""
 CREATE OR REPLACE VIEW {{db}}.impact_{level} AS
@@ -146,22 +176,24 @@ FROM (
     SELECT
         event_id, {code},
         sum(n) AS reports,
-        countIf(household_ref != '') AS households_affected,
-        sum(hl) AS houses_light, sum(hm) AS houses_moderate, sum(hh) AS houses_heavy,
-        sum(dis) AS displaced, sum(d) AS dead, sum(inj) AS injured, sum(mis) AS missing,
-        countIf(household_ref != '' AND kpm) AS kpm_households_affected,
-        sumIf(vul, household_ref != '') AS vulnerable_persons_affected,
-        countIf(household_ref != '' AND NOT registered) AS unregistered_households_affected,
-        max(upd) AS updated_at
+        countIf(household) AS households_affected,
+        sum(houses_light) AS houses_light, sum(houses_moderate) AS houses_moderate,
+        sum(houses_heavy) AS houses_heavy, sum(displaced) AS displaced, sum(dead) AS dead,
+        sum(injured) AS injured, sum(missing) AS missing,
+        countIf(household AND kpm) AS kpm_households_affected,
+        sumIf(vulnerable_persons, household) AS vulnerable_persons_affected,
+        countIf(household AND NOT registered) AS unregistered_households_affected,
+        max(updated_at) AS updated_at
     FROM (
-        SELECT event_id, {code}, household_ref,
-            count() AS n,
-            sum(houses_light) AS hl, sum(houses_moderate) AS hm, sum(houses_heavy) AS hh,
-            sum(displaced) AS dis, sum(dead) AS d, sum(injured) AS inj, sum(missing) AS mis,
-            any(kpm) AS kpm, any(vulnerable_persons) AS vul, any(registered) AS registered,
-            max(updated_at) AS upd
+        SELECT event_id, {code}, reports AS n, true AS household, houses_light, houses_moderate,
+               houses_heavy, displaced, dead, injured, missing, kpm, vulnerable_persons, registered,
+               updated_at
+        FROM {{db}}.household_impact
+        UNION ALL
+        SELECT event_id, {code}, 1, false, houses_light, houses_moderate, houses_heavy, displaced,
+               dead, injured, missing, false, 0, false, updated_at
         FROM {{db}}.field_reports
-        GROUP BY event_id, {code}, household_ref
+        WHERE household_ref = ''
     )
     GROUP BY event_id, {code}
 ) AS a
@@ -170,34 +202,22 @@ LEFT JOIN {{db}}.regions AS g ON g.code = a.{code}
 
 
 # Households that a disaster may have pushed into poverty: hit hard (heavy damage or displaced) and
-# not known to be poor (unregistered, unranked, or above desil 5). Welfare staff re-assess them.
+# not known to be poor (unregistered, unranked, or above desil 5), judged on the same report that
+# counts the household in the impact figures. Welfare staff re-assess them.
 _REGISTRY_CANDIDATES = """
 CREATE OR REPLACE VIEW {db}.registry_candidates AS
 SELECT
     event_id,
     household_ref,
-    village AS village_code,
-    hh_desil AS desil,
-    hh_kk_ref AS kk_ref,
-    multiIf(NOT hh_registered, 'unregistered', hh_desil IS NULL, 'unranked', 'above_desil_5') AS reason,
-    heavy > 0 AS heavy_damage,
-    persons_displaced > 0 AS displacement,
-    upd AS updated_at
-FROM (
-    SELECT
-        event_id, household_ref,
-        min(village_code) AS village,
-        any(desil) AS hh_desil,
-        any(kk_ref) AS hh_kk_ref,
-        any(registered) AS hh_registered,
-        max(houses_heavy) AS heavy,
-        max(displaced) AS persons_displaced,
-        max(updated_at) AS upd
-    FROM {db}.field_reports
-    WHERE household_ref != '' AND (houses_heavy > 0 OR displaced > 0)
-    GROUP BY event_id, household_ref
-)
-WHERE NOT hh_registered OR hh_desil IS NULL OR hh_desil > 5
+    village_code,
+    desil,
+    kk_ref,
+    multiIf(NOT registered, 'unregistered', desil IS NULL, 'unranked', 'above_desil_5') AS reason,
+    houses_heavy > 0 AS heavy_damage,
+    displaced > 0 AS displacement,
+    updated_at
+FROM {db}.household_impact
+WHERE (houses_heavy > 0 OR displaced > 0) AND (NOT registered OR desil IS NULL OR desil > 5)
 """
 
 _VILLAGE_STATS = """
@@ -297,6 +317,7 @@ VIEWS: tuple[str, ...] = (
     _EVENT_COVERAGE,
     _REPORTED_EVENT_COVERAGE,
     _FIELD_REPORTS,
+    _HOUSEHOLD_IMPACT,
     *(impact_view_sql(level) for level in _AREA_LEVELS),
     _REGISTRY_CANDIDATES,
     _VILLAGE_STATS,

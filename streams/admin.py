@@ -18,7 +18,14 @@ from streams.errors import InvalidMessage
 from streams.settings import Settings
 from streams.topics import all_specs
 
-__all__ = ["broker_answers", "ensure_topics", "iter_json_lines", "produce", "producer"]
+__all__ = [
+    "broker_answers",
+    "ensure_topics",
+    "group_members",
+    "iter_json_lines",
+    "produce",
+    "producer",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +78,20 @@ def _wait_for_leaders(admin: KafkaAdminClient, topics: dict[str, int], timeout_s
             return
         time.sleep(0.2)
     logger.warning("topics without leaders after %.0fs: %s", timeout_s, ", ".join(sorted(topics)))
+
+
+def group_members(settings: Settings, group: str) -> int:
+    """How many consumers are members of ``group`` now (0 when it has none or does not exist)."""
+    admin = KafkaAdminClient(
+        bootstrap_servers=settings.kafka.bootstrap_servers, **settings.kafka.client_options()
+    )
+    try:
+        described = admin.describe_groups([group])
+    finally:
+        admin.close()
+    info = described.get(group, {}) if isinstance(described, dict) else {}
+    members = info.get("members", []) if isinstance(info, dict) else []
+    return len(members)
 
 
 def producer(settings: Settings) -> KafkaProducer:

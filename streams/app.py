@@ -20,9 +20,9 @@ from streams import web
 from streams.engine import Engine, Flow
 from streams.engine.dead_letters import DeadLetters
 from streams.engine.forwarder import FaustForwarder
-from streams.features.alerts import AlertDeps, estimate_alert_impact
-from streams.features.field_reports import ReportDeps, enrich_report, route_report
-from streams.features.households import RegistryDeps, apply_household_change
+from streams.features.alerts import AlertDeps, estimate_alert_impact, route_alert
+from streams.features.field_reports import ReportDeps, decide_report, enrich_report, route_report
+from streams.features.households import RegistryDeps, apply_household_change, route_household
 from streams.features.notifications import Notifier
 from streams.features.operations import publish_lag, time_table_recovery
 from streams.lag import LagMonitor
@@ -37,8 +37,9 @@ logger = logging.getLogger(__name__)
 
 #: The changelog-backed tables, all partitioned like the keyed topics (co-partitioned with sources).
 TABLES = {
-    "registry": "household_id -> registry state (households topic)",
-    "household_reports": "household_id -> {report_id: latest report} (field-reports-by-household)",
+    "registry": "household_id -> registry state (households-by-id)",
+    "household_reports": "each household's current reports, one key per report (field-reports-by-household)",
+    "report_copies": "report_id -> the copy that stands (field-reports-by-id)",
 }
 
 
@@ -102,7 +103,9 @@ def create_app(settings: Settings, conn: Connection) -> tuple[faust.App, dict[st
     engine = Engine(
         writer,
         forwarder,
-        DeadLetters(pseudo, settings.sink.dead_letter_payload_max_bytes),
+        DeadLetters(
+            pseudo, settings.sink.dead_letter_payload_max_bytes, settings.sink.dead_letter_message_max_bytes
+        ),
         retry,
         batch_size=settings.sink.batch_size,
         batch_seconds=settings.sink.batch_seconds,
@@ -123,26 +126,59 @@ def create_app(settings: Settings, conn: Connection) -> tuple[faust.App, dict[st
         for name, help_text in TABLES.items()
     }
     notifier = Notifier(reader, writer, forwarder, physical_name(Topic.IMPACT_NOTIFICATIONS, settings), retry)
-    registry = RegistryDeps(tables["registry"], tables["household_reports"], pseudo)
+    context = settings.contracts.context()
+
+    def name(topic: Topic) -> str:
+        return physical_name(topic, settings)
+
+    registry = RegistryDeps(
+        tables["registry"], tables["household_reports"], pseudo, name(Topic.HOUSEHOLDS_BY_ID), context
+    )
     reports = ReportDeps(
         tables["registry"],
         tables["household_reports"],
+        tables["report_copies"],
         pseudo,
-        physical_name(Topic.REPORTS_BY_HOUSEHOLD, settings),
+        name(Topic.REPORTS_BY_ID),
+        name(Topic.REPORTS_BY_HOUSEHOLD),
+        context,
     )
-    alerts = AlertDeps(reader, settings.displacement, settings.notify.alert_levels, notifier)
+    alerts = AlertDeps(
+        reader,
+        settings.displacement,
+        settings.notify.alert_levels,
+        notifier,
+        name(Topic.ALERTS_BY_EVENT),
+        context,
+    )
+    households_dlq = dlq_name(Topic.HOUSEHOLDS, settings)
+    reports_dlq = dlq_name(Topic.FIELD_REPORTS, settings)
+    alerts_dlq = dlq_name(Topic.DISASTER_ALERTS, settings)
     flows = {
         Topic.HOUSEHOLDS: Flow(
-            "apply_household_changes", functools.partial(apply_household_change, registry), personal_key=True
+            "route_households",
+            functools.partial(route_household, registry),
+            households_dlq,
+            personal_key=True,
         ),
-        Topic.FIELD_REPORTS: Flow("route_reports", functools.partial(route_report, reports)),
-        Topic.REPORTS_BY_HOUSEHOLD: Flow("enrich_reports", functools.partial(enrich_report, reports)),
-        Topic.DISASTER_ALERTS: Flow(
-            "estimate_alert_impact", functools.partial(estimate_alert_impact, alerts)
+        Topic.HOUSEHOLDS_BY_ID: Flow(
+            "apply_household_changes",
+            functools.partial(apply_household_change, registry),
+            households_dlq,
+            personal_key=True,
+        ),
+        Topic.FIELD_REPORTS: Flow("route_reports", functools.partial(route_report, reports), reports_dlq),
+        Topic.REPORTS_BY_ID: Flow("decide_reports", functools.partial(decide_report, reports), reports_dlq),
+        Topic.REPORTS_BY_HOUSEHOLD: Flow(
+            "enrich_reports", functools.partial(enrich_report, reports), reports_dlq, personal_key=True
+        ),
+        Topic.DISASTER_ALERTS: Flow("route_alerts", functools.partial(route_alert, alerts), alerts_dlq),
+        Topic.ALERTS_BY_EVENT: Flow(
+            "estimate_alert_impact", functools.partial(estimate_alert_impact, alerts), alerts_dlq
         ),
     }
     for topic, flow in flows.items():
-        _agent(app, engine, forwarder.topic(physical_name(topic, settings)), flow)
+        _agent(app, engine, forwarder.topic(name(topic)), flow)
     _timers(app, settings, writer, notifier)
     web.register(app, settings, conn)
     return app, tables

@@ -150,6 +150,34 @@ def cmd_lag(settings: Settings, args: argparse.Namespace) -> int:
         monitor.close()
 
 
+def cmd_rotate_key(settings: Settings, args: argparse.Namespace) -> int:
+    from sinks.connection import connect, engine_lock
+    from sinks.migrations import init_db
+    from streams.admin import broker_answers, group_members
+    from streams.rotation import rotate_key
+
+    if not broker_answers(settings.kafka.bootstrap_servers, **settings.kafka.client_options()):
+        raise DampakError(f"no Kafka broker answers at {settings.kafka.bootstrap_servers}")
+    if group_members(settings, settings.app_id):
+        raise DampakError(f"workers of {settings.app_id!r} are running: stop every worker first")
+    target = settings.clickhouse_target
+    with engine_lock(target, blocking=False) as free:
+        if target.embedded and not free:
+            raise DampakError("a worker holds the embedded engine: stop it first")
+        client = connect(target)
+        try:
+            init_db(client, target.database)
+            stats = rotate_key(settings, client)
+        finally:
+            client.close()
+    print(
+        f"pseudonyms now use key {stats.key_id!r} (before: {stats.previous_key_id!r}): rewrote "
+        f"{stats.households} households, {stats.reports} reports and {stats.dead_letters} dead letters; "
+        f"deleted rows of other keys: {stats.deleted}"
+    )
+    return 0
+
+
 def cmd_config(settings: Settings, args: argparse.Namespace) -> int:
     print(json.dumps(settings.redacted(), indent=2, default=str))
     return 0
@@ -196,6 +224,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--group", help="one consumer group (default: every group of the app)")
     p.add_argument("--watch", type=float, metavar="SECONDS", help="sample again every SECONDS")
     p.add_argument("--json", action="store_true", help="one JSON document per sample")
+    sub.add_parser(
+        "rotate-key",
+        help="re-derive every pseudonym in ClickHouse with the configured key (workers stopped)",
+    )
     sub.add_parser("config", help="print the effective settings (secrets masked)")
     p = sub.add_parser("schemas", help="export the topics' JSON Schemas")
     p.add_argument("--out", default="schemas/json")
@@ -213,6 +245,7 @@ COMMANDS = {
     "produce": cmd_produce,
     "query": cmd_query,
     "lag": cmd_lag,
+    "rotate-key": cmd_rotate_key,
     "config": cmd_config,
     "schemas": cmd_schemas,
     "demo": cmd_demo,

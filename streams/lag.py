@@ -28,7 +28,7 @@ from streams.domain.lag import (
     lag_of,
 )
 from streams.settings import Settings
-from streams.topics import INPUT_TOPICS, Topic, physical_name
+from streams.topics import CONSUMED_TOPICS, physical_name
 
 __all__ = ["LagMonitor"]
 
@@ -119,8 +119,7 @@ class LagMonitor:
 
     # ------------------------------------------------------------------ helpers
     def _topics(self) -> set[str]:
-        consumed = (*INPUT_TOPICS, Topic.REPORTS_BY_HOUSEHOLD)
-        return {physical_name(t, self.settings) for t in consumed}
+        return {physical_name(t, self.settings) for t in CONSUMED_TOPICS}
 
     def _subscribed_partitions(self, group: str) -> list[TopicPartition]:
         if group != self.settings.app_id:

@@ -10,18 +10,38 @@ import hashlib
 import hmac
 import logging
 import re
+from typing import Any
 
 import orjson
 
 from streams.settings import PrivacySettings
 
-__all__ = ["PERSONAL_FIELDS", "Pseudonymizer"]
+__all__ = ["PERSONAL_FIELDS", "Pseudonymizer", "mask_identifiers"]
 
 logger = logging.getLogger(__name__)
 
-#: Fields of any topic that hold personal identifiers.
-PERSONAL_FIELDS = ("household_id", "nik_head", "kk_number", "nik", "kk")
-_LONG_DIGITS = re.compile(rb"\d{12,}")
+#: Fields of any topic (compared case-insensitively) that hold personal identifiers.
+PERSONAL_FIELDS = ("household_id", "nik_head", "kk_number", "nik", "kk", "no_kk", "nomor_kk", "id_keluarga")
+_PERSONAL = frozenset(PERSONAL_FIELDS)
+_MASK = "<redacted>"
+# A NIK or KK number (16 digits), also written with spaces, dots or dashes between digits; and any
+# other run of 10 or more digits.
+_SEPARATED_16 = re.compile(r"(?<![0-9])(?:[0-9][ .\-]?){15}[0-9](?![0-9])")
+_LONG_DIGITS = re.compile(r"[0-9]{10,}")
+_SEPARATED_16_B = re.compile(rb"(?<![0-9])(?:[0-9][ .\-]?){15}[0-9](?![0-9])")
+_LONG_DIGITS_B = re.compile(rb"[0-9]{10,}")
+# The value of a known id key in text that is not JSON (e.g. a truncated message), quoted or not.
+_KEYED_VALUE_B = re.compile(
+    rb'(?i)("?(?:'
+    + b"|".join(re.escape(f.encode()) for f in PERSONAL_FIELDS)
+    + rb')"?\s*[:=]\s*)("[^"]*"?|[^\s,}\]]*)'
+)
+
+
+def mask_identifiers(text: str) -> str:
+    """``text`` with every NIK/KK-like number (16 digits, with or without separators) and every
+    other run of 10 or more digits masked."""
+    return _LONG_DIGITS.sub(_MASK, _SEPARATED_16.sub(_MASK, text))
 
 
 class Pseudonymizer:
@@ -29,7 +49,7 @@ class Pseudonymizer:
 
     def __init__(self, settings: PrivacySettings) -> None:
         self._key = settings.hmac_key.get_secret_value().encode()
-        self._key_id = settings.key_id
+        self.key_id = settings.key_id
         self._cache: dict[tuple[str, str], str] = {}
 
     def ref(self, kind: str, value: str | None) -> str:
@@ -42,31 +62,42 @@ class Pseudonymizer:
         cached = self._cache.get((kind, value))
         if cached is None:
             digest = hmac.new(self._key, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()[:32]
-            cached = f"{self._key_id}:{digest}"
+            cached = f"{self.key_id}:{digest}"
             if len(self._cache) < 1_000_000:
                 self._cache[(kind, value)] = cached
         return cached
 
     def redact_payload(self, payload: bytes | None, key: bytes | None, max_bytes: int) -> str:
-        """A rejected message's payload, safe to store: identifiers replaced, long digit runs masked.
+        """A rejected message's payload, safe to store, capped at ``max_bytes`` (UTF-8, lossy).
 
-        ``key`` is the message key when it is itself personal (the households topic): every
-        occurrence of it is replaced by its pseudonym.
-
-        Works on anything, JSON or not; the result is capped at ``max_bytes`` (UTF-8, lossy).
+        JSON is redacted on its structure: at any depth, the value of every personal field (any
+        key case) becomes its pseudonym, and identifier-like numbers in any string, number or key
+        are masked. Anything else is redacted as text: the value after every known id key, and
+        every identifier-like run of digits. ``key`` is the message key when it is itself
+        personal (the households topic): every occurrence is replaced by its pseudonym.
         """
         if payload is None:
             return ""
         try:
             doc = orjson.loads(payload)
         except orjson.JSONDecodeError:
-            doc = None
-        if isinstance(doc, dict):
-            for name in PERSONAL_FIELDS:
-                if isinstance(doc.get(name), str | int):
-                    doc[name] = self.ref(name, str(doc[name]))
-            payload = orjson.dumps(doc)
+            text = _LONG_DIGITS_B.sub(_MASK.encode(), _SEPARATED_16_B.sub(_MASK.encode(), payload))
+            text = _KEYED_VALUE_B.sub(rb"\1" + _MASK.encode(), text)
+        else:
+            text = orjson.dumps(self._redact(doc, None))
         if key:
-            payload = payload.replace(key, self.ref("household_id", key.decode("utf-8", "replace")).encode())
-        payload = _LONG_DIGITS.sub(b"<redacted>", payload)
-        return payload[:max_bytes].decode("utf-8", "replace")
+            text = text.replace(key, self.ref("household_id", key.decode("utf-8", "replace")).encode())
+        return text[:max_bytes].decode("utf-8", "replace")
+
+    def _redact(self, value: Any, field: str | None) -> Any:
+        if isinstance(value, dict):
+            return {mask_identifiers(str(k)): self._redact(v, str(k).lower()) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._redact(v, field) for v in value]
+        if field in _PERSONAL and isinstance(value, str | int) and not isinstance(value, bool):
+            return self.ref(field, str(value))
+        if isinstance(value, str):
+            return mask_identifiers(value)
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**9:
+            return _MASK
+        return value

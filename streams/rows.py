@@ -8,7 +8,6 @@ identifiers are pseudonymised here, never in the domain.
 from __future__ import annotations
 
 import logging
-import re
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +21,7 @@ from streams.domain.lag import GroupLag
 from streams.domain.notifications import Notice
 from streams.domain.registry import HouseholdState
 from streams.domain.reports import Enrichment, ReportDoc
-from streams.privacy import Pseudonymizer
+from streams.privacy import Pseudonymizer, mask_identifiers
 
 if TYPE_CHECKING:
     from streams.engine.batch import Message
@@ -39,15 +38,12 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_NIK_LIKE = re.compile(r"\d{12,}")
-_RAW_MAX = 64 * 1024
-
 
 def registry_row(household_id: str, state: HouseholdState, pseudo: Pseudonymizer) -> Row:
     """``registry_state``: one household (tombstones become ``deleted`` rows)."""
     return {
         "household_ref": pseudo.ref("household_id", household_id),
-        "version": state["offset"] + 1,
+        "version": state["seq"],
         "deleted": state["deleted"],
         "village_code": state["village_code"],
         "updated_at": datetime.fromtimestamp(state["updated_ms"] / 1000, UTC),
@@ -67,9 +63,15 @@ def registry_row(household_id: str, state: HouseholdState, pseudo: Pseudonymizer
 
 
 def report_row(
-    doc: ReportDoc, enrichment: Enrichment, version: int, pseudo: Pseudonymizer, ingested_at: datetime
+    doc: ReportDoc,
+    enrichment: Enrichment,
+    version: int,
+    pseudo: Pseudonymizer,
+    ingested_at: datetime,
+    arrival: int,
 ) -> Row:
-    """``report_state``: one report at ``version``, with its household's enrichment."""
+    """``report_state``: one report at ``version``, with its household's enrichment; ``arrival``
+    orders the reports of one household by arrival."""
     village = doc["village_code"]
     e = enrichment
     return {
@@ -96,8 +98,8 @@ def report_row(
         "needs": doc["needs"],
         "lat": doc["lat"],
         "lon": doc["lon"],
-        # Free text may carry an identity number typed by a worker: mask long digit runs.
-        "notes": _NIK_LIKE.sub("<redacted>", doc["notes"]),
+        # Free text may carry an identity number typed by a worker: mask it.
+        "notes": mask_identifiers(doc["notes"]),
         "registered": e.registered,
         "desil": e.desil,
         "programs": list(e.programs),
@@ -106,6 +108,7 @@ def report_row(
         "vulnerable_persons": e.vulnerable_persons,
         "kk_ref": pseudo.ref("kk_number", e.kk_number),
         "ingested_at": ingested_at.astimezone(UTC),
+        "arrival": arrival,
     }
 
 
@@ -128,7 +131,7 @@ def dead_letter_row(
     }
 
 
-def alert_row(alert: Alert, version: int, exp: Exposure, raw: bytes, received_at: datetime) -> Row:
+def alert_row(alert: Alert, version: int, exp: Exposure, raw: str, received_at: datetime) -> Row:
     """``alerts_state``: one alert (one revision) with its estimated totals."""
     return {
         "event_id": alert.event_id,
@@ -153,7 +156,7 @@ def alert_row(alert: Alert, version: int, exp: Exposure, raw: bytes, received_at
         "est_exposed_kpm_households": exp.kpm_households,
         "est_deaths": exp.deaths,
         "est_displaced": exp.displaced,
-        "raw_payload": raw[:_RAW_MAX].decode("utf-8", "replace"),
+        "raw_payload": raw,
         "received_at": received_at,
     }
 

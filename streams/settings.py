@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,6 +20,7 @@ from streams.domain.hazard import DisplacementRates
 __all__ = [
     "LOCAL_BOOTSTRAP",
     "ClickHouseSettings",
+    "ContractSettings",
     "KafkaSettings",
     "LagSettings",
     "LocalKafkaSettings",
@@ -132,12 +134,28 @@ class SinkSettings(BaseModel):
     batch_size: int = Field(10_000, ge=1)
     batch_seconds: float = Field(0.2, gt=0)
     retry: Backoff = Backoff()
+    #: Payload kept in the ``dead_letters`` view (redacted, capped).
     dead_letter_payload_max_bytes: int = Field(8192, ge=256)
+    #: Largest dead letter sent to ``<topic>-dlq``; a larger value is cut there (the header
+    #: ``dlq.truncated_from`` gives its size; the source topic keeps the original at its offset).
+    dead_letter_message_max_bytes: int = Field(900_000, ge=4096)
 
 
 class WebSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 6066
+
+
+class ContractSettings(BaseModel):
+    """Bounds the topic contracts put on datetimes (every datetime field of every topic)."""
+
+    earliest: datetime = datetime(1900, 1, 1, tzinfo=UTC)
+    #: How far after the time of validation a datetime may lie (clocks drift, time zones slip).
+    max_future_s: float = Field(86_400.0, ge=0)
+
+    def context(self) -> dict[str, Any]:
+        """Pydantic's validation context for the contracts (see ``schemas.common``)."""
+        return {"earliest": self.earliest.astimezone(UTC), "max_future": timedelta(seconds=self.max_future_s)}
 
 
 class PrivacySettings(BaseModel):
@@ -224,6 +242,7 @@ class Settings(BaseSettings):
     sink: SinkSettings = SinkSettings()
     tables: TableSettings = TableSettings()
     web: WebSettings = WebSettings()
+    contracts: ContractSettings = ContractSettings()
     privacy: PrivacySettings = PrivacySettings()
     displacement: DisplacementRates = DisplacementRates()
     notify: NotifySettings = NotifySettings()

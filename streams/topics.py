@@ -11,7 +11,16 @@ from enum import StrEnum
 
 from streams.settings import Settings
 
-__all__ = ["DLQ_SUFFIX", "INPUT_TOPICS", "Topic", "TopicSpec", "all_specs", "dlq_name", "physical_name"]
+__all__ = [
+    "CONSUMED_TOPICS",
+    "DLQ_SUFFIX",
+    "INPUT_TOPICS",
+    "Topic",
+    "TopicSpec",
+    "all_specs",
+    "dlq_name",
+    "physical_name",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -24,13 +33,31 @@ class Topic(StrEnum):
     HOUSEHOLDS = "households"
     FIELD_REPORTS = "field-reports"
     DISASTER_ALERTS = "disaster-alerts"
-    #: Internal: household-level field reports re-keyed by ``household_id`` (co-partitioned with households).
-    REPORTS_BY_HOUSEHOLD = "field-reports-by-household"
     IMPACT_NOTIFICATIONS = "impact-notifications"
+    #: Internal: validated households re-keyed by ``household_id`` with dampak's own partitioner,
+    #: so that the registry does not depend on how a publisher partitioned ``households``.
+    HOUSEHOLDS_BY_ID = "households-by-id"
+    #: Internal: validated field reports re-keyed by ``report_id``; every copy of a report meets
+    #: the one partition that decides which copy stands.
+    REPORTS_BY_ID = "field-reports-by-id"
+    #: Internal: household-level reports re-keyed by ``household_id`` (co-partitioned with
+    #: ``households-by-id``, so the registry enriches them).
+    REPORTS_BY_HOUSEHOLD = "field-reports-by-household"
+    #: Internal: normalized alerts, one per event, keyed by ``event_id``: every bulletin of an
+    #: event meets one partition, so the one received last stands.
+    ALERTS_BY_EVENT = "disaster-alerts-by-event"
 
 
 #: Topics that upstream systems publish to; each has a ``<topic>-dlq`` dead-letter topic.
 INPUT_TOPICS: tuple[Topic, ...] = (Topic.HOUSEHOLDS, Topic.FIELD_REPORTS, Topic.DISASTER_ALERTS)
+#: Topics the worker consumes.
+CONSUMED_TOPICS: tuple[Topic, ...] = (
+    *INPUT_TOPICS,
+    Topic.HOUSEHOLDS_BY_ID,
+    Topic.REPORTS_BY_ID,
+    Topic.REPORTS_BY_HOUSEHOLD,
+    Topic.ALERTS_BY_EVENT,
+)
 
 
 @dataclass(frozen=True)
@@ -51,8 +78,8 @@ def dlq_name(topic: Topic, settings: Settings) -> str:
 def all_specs(settings: Settings) -> list[TopicSpec]:
     """Every topic the project creates, with declared partition counts.
 
-    All keyed topics share one partition count, so that the households registry table, its
-    changelog and the re-keyed reports are co-partitioned.
+    All keyed topics share one partition count, so that the registry table, its changelog and
+    the re-keyed reports are co-partitioned.
     """
     k = settings.kafka
     specs = [TopicSpec(physical_name(t, settings), k.partitions, k.replication_factor) for t in Topic]

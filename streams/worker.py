@@ -51,6 +51,7 @@ def run_worker(settings: Settings) -> int:
     from streams.admin import broker_answers, ensure_topics
     from streams.app import create_app
     from streams.restore import bulk_restore
+    from streams.rotation import check_no_rotation_pending
 
     if not broker_answers(settings.kafka.bootstrap_servers, **settings.kafka.client_options()):
         hint = " (run `dampak up`)" if settings.uses_local_kafka else ""
@@ -64,6 +65,7 @@ def run_worker(settings: Settings) -> int:
             raise DampakError(f"another process holds the embedded ClickHouse engine in {settings.data_dir}")
         client = connect(target)
         init_db(client, target.database)
+        check_no_rotation_pending(client, target.database, settings.privacy.key_id)
         conn = Connection(client, target.database)
         app, tables = create_app(settings, conn)
         if settings.tables.bulk_restore and settings.tables.rocksdb:

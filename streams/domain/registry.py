@@ -1,8 +1,10 @@
 """The household registry as stream state: what the Faust table keeps per household.
 
 State is a JSON-able typed dict, so that it round-trips through the table's changelog unchanged.
-``offset`` is the position of the households message that produced the state: all messages of one
-household live in one partition, so it orders every change of that household, tombstones included.
+``offset`` is the position of the message that produced the state on ``households-by-id``, where
+dampak itself puts every message of one household on one partition: it orders the changes of a
+household, tombstones included, and tells a replay after a crash from a new change. ``seq``
+counts the changes applied, and versions the household's rows.
 """
 
 from __future__ import annotations
@@ -11,8 +13,16 @@ import logging
 from typing import TypedDict
 
 from schemas.households import Household
+from streams.domain.revision import Revision
 
-__all__ = ["HouseholdState", "household_state", "should_apply", "tombstone_state", "vulnerable_persons"]
+__all__ = [
+    "HouseholdState",
+    "decide_change",
+    "household_state",
+    "should_apply",
+    "tombstone_state",
+    "vulnerable_persons",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -33,9 +43,10 @@ class HouseholdState(TypedDict):
     kk_number: str | None
     offset: int
     deleted: bool
+    seq: int
 
 
-def household_state(household: Household, offset: int) -> HouseholdState:
+def household_state(household: Household, offset: int, seq: int) -> HouseholdState:
     h = household
     return {
         "village_code": h.village_code,
@@ -53,10 +64,11 @@ def household_state(household: Household, offset: int) -> HouseholdState:
         "kk_number": h.kk_number,
         "offset": offset,
         "deleted": False,
+        "seq": seq,
     }
 
 
-def tombstone_state(offset: int) -> HouseholdState:
+def tombstone_state(offset: int, seq: int) -> HouseholdState:
     """State of a removed household: every figure empty, so enrichment reads it as unregistered."""
     return {
         "village_code": "",
@@ -74,18 +86,35 @@ def tombstone_state(offset: int) -> HouseholdState:
         "kk_number": None,
         "offset": offset,
         "deleted": True,
+        "seq": seq,
     }
 
 
-def should_apply(stored: HouseholdState | None, household: Household) -> bool:
+def should_apply(stored: HouseholdState | None, updated_ms: int) -> bool:
     """An update applies unless it is strictly older than the live stored record.
 
-    Equal ``updated_at`` re-applies: a message replayed after a crash must reproduce its writes.
-    After a tombstone any update recreates the household.
+    Equal ``updated_at`` re-applies (the later message stands). After a tombstone any update
+    recreates the household.
     """
     if stored is None or stored["deleted"]:
         return True
-    return int(household.updated_at.timestamp() * 1000) >= int(stored["updated_ms"])
+    return updated_ms >= int(stored["updated_ms"])
+
+
+def decide_change(stored: HouseholdState | None, updated_ms: int | None, offset: int) -> Revision:
+    """What to do with a change at ``offset``: a record updated at ``updated_ms``, or a tombstone
+    (None).
+
+    A message at or before the stored state's offset is a replay after a crash (the table ran
+    ahead of the committed offset): the one that produced the state is DUPLICATE (its rows are
+    written again), an earlier one STALE. Otherwise a tombstone is NEW, and a record is NEW unless
+    it is older than the stored one (``should_apply``).
+    """
+    if stored is not None and offset <= stored["offset"]:
+        return Revision.DUPLICATE if offset == stored["offset"] else Revision.STALE
+    if updated_ms is None or should_apply(stored, updated_ms):
+        return Revision.NEW
+    return Revision.STALE
 
 
 def vulnerable_persons(state: HouseholdState) -> int:

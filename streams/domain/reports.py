@@ -1,10 +1,7 @@
-"""Field-report revisions and enrichment with the registry, as pure functions.
+"""Field reports in transit and their enrichment with the registry (pure).
 
-A report's ClickHouse row carries ``version = revision * 2**40 + order + 1``: the highest revision
-wins; within a revision, ``order`` is the registry offset of the household's state for a
-household-level report (the latest registry state wins) and the report's own source offset for a
-village summary (the copy received last wins). Rows are state, not deltas, so writing one twice
-changes nothing (ReplacingMergeTree keeps one per report).
+A report travels as a ``ReportDoc``: the validated report, a digest of its content, and (from
+``field-reports-by-id`` on) the number of the copy that stands (see ``streams.domain.revision``).
 """
 
 from __future__ import annotations
@@ -12,33 +9,20 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
-from enum import StrEnum
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 import orjson
 
 from schemas.field_reports import FieldReport
 from streams.domain.registry import HouseholdState, vulnerable_persons
 
-__all__ = [
-    "REGISTRY_OFFSET_BITS",
-    "Enrichment",
-    "ReportDoc",
-    "Revision",
-    "decide_revision",
-    "enrich",
-    "report_doc",
-    "row_version",
-]
+__all__ = ["Enrichment", "ReportDoc", "enrich", "report_doc"]
 
 logger = logging.getLogger(__name__)
 
-REGISTRY_OFFSET_BITS = 40
-
 
 class ReportDoc(TypedDict):
-    """A validated report in transit (repartition topic, Faust table): datetimes as ISO strings,
-    plus ``digest``, a hash of its content."""
+    """A validated report in transit (internal topics, Faust tables): datetimes as ISO strings."""
 
     schema_version: int
     report_id: str
@@ -61,7 +45,13 @@ class ReportDoc(TypedDict):
     lat: float | None
     lon: float | None
     notes: str
+    #: A hash of the content above: tells a re-sent copy from a changed one.
     digest: str
+    #: The number of this copy of the report (set where the copy is decided).
+    copy: NotRequired[int]
+    #: Where the copy arrived for its household (the offset on ``field-reports-by-household``):
+    #: orders the reports of one household by arrival.
+    arrival: NotRequired[int]
 
 
 def report_doc(report: FieldReport) -> ReportDoc:
@@ -70,33 +60,6 @@ def report_doc(report: FieldReport) -> ReportDoc:
         orjson.dumps(doc, option=orjson.OPT_SORT_KEYS), digest_size=12
     ).hexdigest()
     return doc  # type: ignore[return-value]
-
-
-class Revision(StrEnum):
-    """What to do with an incoming copy of a report, against the latest one seen."""
-
-    NEW = "new"  # first copy, higher revision, or same revision with other content: it stands
-    DUPLICATE = "duplicate"  # same revision, same content: written again (the first write may be lost)
-    STALE = "stale"  # lower revision: ignored
-
-
-def decide_revision(stored: tuple[int, str] | None, revision: int, digest: str) -> Revision:
-    """Compare an incoming revision with the latest one seen for the report (revision, digest).
-
-    Higher: NEW (replaces). Lower: STALE (ignored). Equal with the same content: DUPLICATE, which
-    callers still write, because after a crash the first copy's write may be lost. Equal with
-    different content: NEW, the copy received last stands (as for village summaries, whose rows are
-    ordered by their source offset).
-    """
-    if stored is None or revision > stored[0]:
-        return Revision.NEW
-    if revision < stored[0]:
-        return Revision.STALE
-    return Revision.DUPLICATE if digest == stored[1] else Revision.NEW
-
-
-def row_version(revision: int, order: int) -> int:
-    return (revision << REGISTRY_OFFSET_BITS) + order + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +73,8 @@ class Enrichment:
     members: int = 0
     vulnerable_persons: int = 0
     kk_number: str | None = None
+    #: The household's registry change counter (versions re-enriched rows).
+    seq: int = 0
 
     @property
     def kpm(self) -> bool:
@@ -118,8 +83,11 @@ class Enrichment:
 
 def enrich(household: HouseholdState | None) -> Enrichment:
     """The enrichment of a household-level report from its household's registry state."""
-    if household is None or household["deleted"]:
+    if household is None:
         return Enrichment()
+    seq = household.get("seq", 0)
+    if household["deleted"]:
+        return Enrichment(seq=seq)
     return Enrichment(
         registered=True,
         desil=household["desil"],
@@ -127,4 +95,5 @@ def enrich(household: HouseholdState | None) -> Enrichment:
         members=household["members"],
         vulnerable_persons=vulnerable_persons(household),
         kk_number=household["kk_number"],
+        seq=seq,
     )

@@ -1,39 +1,62 @@
-"""Dead-lettering: a rejected message goes, raw, to ``<topic>-dlq`` with its reason in headers,
+"""Dead-lettering: a rejected message goes, raw, to a dead-letter topic with its reason in headers,
 and, pseudonymised and size-capped, to the ``dead_letter_state`` table."""
 
 from __future__ import annotations
 
 import logging
+import re
 from datetime import UTC, datetime
 
 from sinks.tables import DEAD_LETTER_STATE
 from streams.engine.batch import Forward, Message, Output
 from streams.privacy import Pseudonymizer
 from streams.rows import dead_letter_row
-from streams.topics import DLQ_SUFFIX
 
-__all__ = ["DeadLetters"]
+__all__ = ["REASON_MAX", "DeadLetters"]
 
 logger = logging.getLogger(__name__)
 
+#: Reasons are short: a location and a message, never the input.
+REASON_MAX = 500
+#: Headers and record overhead kept free under the message limit.
+_OVERHEAD = 2048
+# A last guard on reasons: they never quote values, but a long digit run would be an identifier.
+_DIGITS = re.compile(r"[0-9]{12,}")
+
 
 class DeadLetters:
-    def __init__(self, pseudo: Pseudonymizer, payload_max_bytes: int) -> None:
+    def __init__(
+        self, pseudo: Pseudonymizer, payload_max_bytes: int, message_max_bytes: int = 900_000
+    ) -> None:
         self._pseudo = pseudo
-        self._max_bytes = payload_max_bytes
+        self._payload_max = payload_max_bytes
+        self._message_max = message_max_bytes
 
-    def add(self, out: Output, msg: Message, reason: str, personal_key: bool) -> None:
-        """Add the dead letter of ``msg`` to ``out``. ``reason`` never holds an input value;
-        ``personal_key`` says the message key is personal data (pseudonymised in the table)."""
+    def add(self, out: Output, msg: Message, reason: str, personal_key: bool, dlq: str) -> None:
+        """Add the dead letter of ``msg`` to ``out``, for the topic ``dlq``. ``personal_key`` says
+        the message key is personal data (pseudonymised in the table).
+
+        A value too large for the dead-letter topic is cut to fit, with ``dlq.truncated_from``
+        giving its size: the source topic keeps the original at the offset in the headers.
+        """
+        reason = _DIGITS.sub("<redacted>", reason)[:REASON_MAX] or "rejected"
         logger.warning("dead-lettered %s[%d]@%d: %s", msg.topic, msg.partition, msg.offset, reason)
-        headers = (
+        headers = [
             ("dlq.reason", reason.encode()),
             ("dlq.topic", msg.topic.encode()),
             ("dlq.partition", str(msg.partition).encode()),
             ("dlq.offset", str(msg.offset).encode()),
-        )
-        out.forwards.append(Forward(msg.topic + DLQ_SUFFIX, msg.key, msg.value, headers))
+        ]
+        value, key = msg.value, msg.key
+        room = self._message_max - _OVERHEAD - len(key or b"")
+        if value is not None and len(value) > room:
+            headers.append(("dlq.truncated_from", str(len(value)).encode()))
+            value = value[: max(0, room)]
+        if key is not None and len(key) > self._message_max // 2:
+            headers.append(("dlq.key_truncated_from", str(len(key)).encode()))
+            key = key[:1024]
+        out.forwards.append(Forward(dlq, key, value, tuple(headers)))
         out.add(
             DEAD_LETTER_STATE,
-            dead_letter_row(msg, reason, self._pseudo, personal_key, self._max_bytes, datetime.now(UTC)),
+            dead_letter_row(msg, reason, self._pseudo, personal_key, self._payload_max, datetime.now(UTC)),
         )

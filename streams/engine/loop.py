@@ -54,10 +54,12 @@ class Forwarder(Protocol):
 
 @dataclass(frozen=True)
 class Flow:
-    """One agent: its name, its handler, and whether its message keys are personal data."""
+    """One agent: its name, its handler, the dead-letter topic of its rejects, and whether its
+    message keys are personal data."""
 
     name: str
     handler: Handler
+    dlq: str
     personal_key: bool = False
 
 
@@ -121,7 +123,7 @@ class Engine:
             letters = Output()
             for index, reason in sorted(rejected.items()):
                 outcomes[index] = Outcome.DEAD_LETTER
-                self._dead_letters.add(letters, messages[index], reason, flow.personal_key)
+                self._dead_letters.add(letters, messages[index], reason, flow.personal_key, flow.dlq)
             await self._deliver(letters.forwards)
             if await self._write(letters):
                 logger.error("%s: dead-letter rows refused by ClickHouse (kept in the DLQ topic)", flow.name)
@@ -149,7 +151,7 @@ class Engine:
                          msg.offset, _where(exc))  # fmt: skip
             reason = f"internal error: {type(exc).__name__}"
         out.rollback(mark)
-        self._dead_letters.add(out, msg, reason, flow.personal_key)
+        self._dead_letters.add(out, msg, reason, flow.personal_key, flow.dlq)
         return Outcome.DEAD_LETTER
 
     async def _deliver(self, forwards: list[Forward]) -> None:

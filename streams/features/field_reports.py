@@ -1,10 +1,14 @@
-"""``field-reports``: validate, then enrich household-level reports with the registry.
+"""``field-reports``: validate, decide which copy of each report stands, enrich household-level
+reports with the registry.
 
-``route_report`` reads ``field-reports`` (keyed by report_id) and keeps no state. Village
-summaries are written at once; ClickHouse keeps their highest revision (row version = revision,
-then source offset). Household-level reports are re-keyed by household_id onto
-``field-reports-by-household``, co-partitioned with the registry, where ``enrich_report`` decides
-revisions against the household's stored reports and joins them with the household.
+1. ``route_report`` reads ``field-reports`` as published (any partitioner), validates, and
+   forwards every report to ``field-reports-by-id``, keyed by ``report_id``.
+2. ``decide_report`` sees every copy of a report on one partition, in the order dampak received
+   them, and decides which copy stands (table ``report_copies``). A village summary is written
+   there; a household-level report goes on to ``field-reports-by-household``, and when a copy
+   moves a report away from a household, that household is told to drop it.
+3. ``enrich_report`` keeps each household's current reports (table ``household_reports``) and
+   writes them joined with the registry; a registry change re-emits them (``households``).
 """
 
 from __future__ import annotations
@@ -13,78 +17,139 @@ import logging
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, TypedDict
 
 import orjson
 
 from schemas.field_reports import FieldReport
 from sinks.tables import REPORT_STATE
 from streams.domain.registry import HouseholdState
-from streams.domain.reports import (
-    Enrichment,
-    ReportDoc,
-    Revision,
-    decide_revision,
-    enrich,
-    report_doc,
-    row_version,
-)
+from streams.domain.reports import Enrichment, ReportDoc, enrich, report_doc
+from streams.domain.revision import Revision, decide_copy, report_version
 from streams.engine import Message, Outcome, Output
+from streams.errors import InvalidMessage
 from streams.features import utcnow
 from streams.features.decode import decode
+from streams.features.household_reports import MAX_REPORTS, HouseholdReports
 from streams.privacy import Pseudonymizer
 from streams.rows import report_row
 
-__all__ = ["ReportDeps", "enrich_report", "route_report"]
+__all__ = ["CopyState", "ReportDeps", "decide_report", "enrich_report", "route_report"]
 
 logger = logging.getLogger(__name__)
+
+_OUTCOMES = {Revision.NEW: Outcome.OK, Revision.DUPLICATE: Outcome.DUPLICATE, Revision.STALE: Outcome.STALE}
+
+
+class CopyState(TypedDict):
+    """The copy of a report that stands (table ``report_copies``, keyed by report_id)."""
+
+    revision: int
+    digest: str
+    copy: int
+    #: Its offset on ``field-reports-by-id``.
+    offset: int
+    household_id: str | None
 
 
 @dataclass(frozen=True)
 class ReportDeps:
     registry: MutableMapping[str, HouseholdState]
-    household_reports: MutableMapping[str, dict[str, ReportDoc]]
+    household_reports: MutableMapping[str, Any]
+    report_copies: MutableMapping[str, CopyState]
     pseudo: Pseudonymizer
-    #: Physical name of ``field-reports-by-household``.
-    by_household: str
+    #: Physical names of ``field-reports-by-id`` and ``field-reports-by-household``.
+    by_id: str = "field-reports-by-id"
+    by_household: str = "field-reports-by-household"
+    #: Validation context of the contracts (datetime bounds).
+    context: dict[str, Any] = field(default_factory=dict)
     now: Callable[[], datetime] = field(default=utcnow)
 
 
 def route_report(deps: ReportDeps, msg: Message, out: Output) -> Outcome:
-    """Validate a report; write a village summary, forward a household-level report.
+    """Validate a report and forward it, keyed by ``report_id``.
 
-    Raises InvalidMessage for a report that breaks the contract (or a tombstone).
+    A key that is present must equal ``report_id``; a missing key is accepted. Raises
+    InvalidMessage for a report that breaks the contract (or a tombstone).
     """
-    report = decode(FieldReport, msg.value, "empty message (tombstones are not part of this contract)")
-    doc = report_doc(report)
-    if report.household_id is not None:
-        out.forward(deps.by_household, report.household_id.encode(), orjson.dumps(doc))
-    else:
-        version = row_version(doc["revision"], msg.offset)
-        out.add(REPORT_STATE, report_row(doc, Enrichment(), version, deps.pseudo, deps.now()))
+    report = decode(FieldReport, msg.value, "empty message (tombstones are not part of this contract)",
+                    context=deps.context)  # fmt: skip
+    if msg.key is not None and msg.key != report.report_id.encode():
+        raise InvalidMessage("message key does not match report_id")
+    out.forward(deps.by_id, report.report_id.encode(), orjson.dumps(report_doc(report)))
     return Outcome.OK
 
 
-_OUTCOMES = {Revision.NEW: Outcome.OK, Revision.DUPLICATE: Outcome.DUPLICATE}
-
-
-def enrich_report(deps: ReportDeps, msg: Message, out: Output) -> Outcome:
-    """Decide a household-level report's revision and write it enriched with its household.
-
-    The input is dampak's own internal topic, written by ``route_report`` from a validated report.
-    """
+def decide_report(deps: ReportDeps, msg: Message, out: Output) -> Outcome:
+    """Decide whether this copy stands; write a village summary, forward a household-level report,
+    and tell the household a report moved away from that it must drop it."""
     doc: ReportDoc = orjson.loads(msg.value or b"")
-    household_id = doc["household_id"] or ""
-    reports = deps.household_reports.get(household_id) or {}
-    previous = reports.get(doc["report_id"])
-    stored = (previous["revision"], previous["digest"]) if previous is not None else None
-    decision = decide_revision(stored, doc["revision"], doc["digest"])
+    report_id = doc["report_id"]
+    stored = deps.report_copies.get(report_id)
+    decision = decide_copy(
+        (stored["revision"], stored["digest"], stored["offset"]) if stored else None,
+        doc["revision"],
+        doc["digest"],
+        msg.offset,
+    )
     if decision is Revision.STALE:
         return Outcome.STALE
     if decision is Revision.NEW:
-        reports[doc["report_id"]] = doc
-        deps.household_reports[household_id] = reports
-    # A duplicate is written again: its first copy's write may have been lost in a crash.
-    household = deps.registry.get(household_id)
-    version = row_version(doc["revision"], household["offset"] if household else -1)
-    out.add(REPORT_STATE, report_row(doc, enrich(household), version, deps.pseudo, deps.now()))
+        copy = (stored["copy"] if stored else 0) + 1
+        previous = stored["household_id"] if stored else None
+        deps.report_copies[report_id] = {
+            "revision": doc["revision"],
+            "digest": doc["digest"],
+            "copy": copy,
+            "offset": msg.offset,
+            "household_id": doc["household_id"],
+        }
+        if previous is not None and previous != doc["household_id"]:
+            removal = {"remove": report_id, "copy": copy}
+            out.forward(deps.by_household, previous.encode(), orjson.dumps(removal))
+    else:
+        assert stored is not None
+        copy = stored["copy"]
+    doc["copy"] = copy
+    if doc["household_id"] is None:
+        version = report_version(doc["revision"], copy)
+        out.add(REPORT_STATE, report_row(doc, Enrichment(), version, deps.pseudo, deps.now(), msg.offset))
+    else:
+        out.forward(deps.by_household, doc["household_id"].encode(), orjson.dumps(doc))
+    return _OUTCOMES[decision]
+
+
+def enrich_report(deps: ReportDeps, msg: Message, out: Output) -> Outcome:
+    """Keep a household's current copy of a report and write it joined with the registry.
+
+    The input is dampak's own internal topic: copies decided by ``decide_report``, and removals of
+    reports that moved to another household or a village summary.
+    """
+    household_id = (msg.key or b"").decode()
+    body: dict[str, Any] = orjson.loads(msg.value or b"")
+    reports = HouseholdReports(deps.household_reports)
+    if "remove" in body:
+        kept = reports.get(household_id, body["remove"])
+        if kept is not None and kept.get("copy", 0) < body["copy"]:
+            reports.drop(household_id, body["remove"])
+        return Outcome.OK
+    doc: ReportDoc = body  # type: ignore[assignment]
+    kept = reports.get(household_id, doc["report_id"])
+    ours = (doc["revision"], doc.get("copy", 0))
+    theirs = (kept["revision"], kept.get("copy", 0)) if kept else None
+    if theirs is not None and theirs > ours:
+        return Outcome.STALE
+    if theirs is not None and theirs == ours:
+        doc, decision = kept, Revision.DUPLICATE  # type: ignore[assignment]
+    else:
+        doc["arrival"], decision = msg.offset, Revision.NEW
+        if doc["retracted"]:
+            reports.drop(household_id, doc["report_id"])  # nothing left to re-enrich
+        elif reports.full(household_id, doc["report_id"]):
+            raise InvalidMessage(f"the household already has {MAX_REPORTS} current reports")
+        else:
+            reports.put(household_id, doc)
+    enrichment = enrich(deps.registry.get(household_id))
+    version = report_version(doc["revision"], doc.get("copy", 0), enrichment.seq)
+    out.add(REPORT_STATE, report_row(doc, enrichment, version, deps.pseudo, deps.now(), doc["arrival"]))
     return _OUTCOMES[decision]

@@ -1,7 +1,12 @@
-"""``households``: keep the registry table, and re-enrich the household's reports on each change.
+"""``households``: validate and re-key, then keep the registry table and re-enrich the household's
+reports on each change.
 
-The join is table-table: a registry change re-emits its household's reports, so enrichment
-converges to the latest registry state whatever order the two streams arrive in.
+``route_household`` reads ``households`` as published (any partitioner, keyed or not) and forwards
+each valid change to ``households-by-id``, keyed by ``household_id`` with dampak's own
+partitioner; ``apply_household_change`` keeps the registry there, co-partitioned with the
+household-level reports it enriches. The join is table-table: a registry change re-emits the
+household's current reports, so enrichment converges to the latest registry state whatever order
+the two streams arrive in.
 """
 
 from __future__ import annotations
@@ -10,56 +15,88 @@ import logging
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
+
+import orjson
 
 from schemas.households import Household
 from sinks.tables import REGISTRY_STATE, REPORT_STATE
-from streams.domain.registry import HouseholdState, household_state, should_apply, tombstone_state
-from streams.domain.reports import ReportDoc, enrich, row_version
+from streams.domain.registry import HouseholdState, decide_change, household_state, tombstone_state
+from streams.domain.reports import enrich
+from streams.domain.revision import Revision, report_version
 from streams.engine import Message, Outcome, Output
 from streams.errors import InvalidMessage
 from streams.features import utcnow
 from streams.features.decode import decode
+from streams.features.household_reports import HouseholdReports
 from streams.privacy import Pseudonymizer
 from streams.rows import registry_row, report_row
 
-__all__ = ["RegistryDeps", "apply_household_change"]
+__all__ = ["RegistryDeps", "apply_household_change", "route_household"]
 
 logger = logging.getLogger(__name__)
+
+_OUTCOMES = {Revision.NEW: Outcome.OK, Revision.DUPLICATE: Outcome.DUPLICATE, Revision.STALE: Outcome.STALE}
 
 
 @dataclass(frozen=True)
 class RegistryDeps:
     #: household_id -> registry state (a Faust table in the worker, a dict in tests).
     registry: MutableMapping[str, HouseholdState]
-    #: household_id -> {report_id: latest report} (a Faust table in the worker).
-    household_reports: MutableMapping[str, dict[str, ReportDoc]]
+    #: The current reports of each household (a Faust table in the worker).
+    household_reports: MutableMapping[str, Any]
     pseudo: Pseudonymizer
+    #: Physical name of ``households-by-id``.
+    by_id: str = "households-by-id"
+    #: Validation context of the contracts (datetime bounds).
+    context: dict[str, Any] = field(default_factory=dict)
     now: Callable[[], datetime] = field(default=utcnow)
 
 
-def apply_household_change(deps: RegistryDeps, msg: Message, out: Output) -> Outcome:
-    """Apply one ``households`` message (a record or a tombstone) to the registry.
+def route_household(deps: RegistryDeps, msg: Message, out: Output) -> Outcome:
+    """Validate one ``households`` message and forward it, keyed by its ``household_id``.
 
-    Raises InvalidMessage for an invalid record, a tombstone without a key, or a key that differs
-    from ``household_id``. An update older than the stored record is STALE (ignored).
+    A key that is present must equal ``household_id``; a missing key is accepted (the id decides).
+    A tombstone (null value) needs a key. Raises InvalidMessage otherwise.
     """
     key = msg.key.decode("utf-8", "replace") if msg.key else None
     if msg.value is None:
         if not key:
             raise InvalidMessage("tombstone without a key")
-        household_id, state = key, tombstone_state(msg.offset)
+        out.forward(deps.by_id, key.encode(), None)
+        return Outcome.OK
+    household = decode(Household, msg.value, context=deps.context)
+    if key is not None and key != household.household_id:
+        raise InvalidMessage("message key does not match household_id")
+    # The record travels as registry state (offset and seq are set where it is applied).
+    state = household_state(household, offset=-1, seq=0)
+    out.forward(deps.by_id, household.household_id.encode(), orjson.dumps(state))
+    return Outcome.OK
+
+
+def apply_household_change(deps: RegistryDeps, msg: Message, out: Output) -> Outcome:
+    """Apply one change (a record or a tombstone) from ``households-by-id`` to the registry, and
+    write the household's current reports enriched with it.
+
+    The input is dampak's own internal topic, written by ``route_household`` from a validated
+    record. An update older than the stored record is STALE (ignored).
+    """
+    household_id = (msg.key or b"").decode()
+    record: HouseholdState | None = orjson.loads(msg.value) if msg.value is not None else None
+    stored = deps.registry.get(household_id)
+    decision = decide_change(stored, record["updated_ms"] if record else None, msg.offset)
+    if decision is Revision.STALE:
+        return Outcome.STALE
+    if decision is Revision.DUPLICATE:
+        assert stored is not None
+        state = stored
     else:
-        household = decode(Household, msg.value)
-        household_id = household.household_id
-        if key is not None and key != household_id:
-            raise InvalidMessage("message key does not match household_id")
-        if not should_apply(deps.registry.get(household_id), household):
-            return Outcome.STALE
-        state = household_state(household, msg.offset)
-    deps.registry[household_id] = state
+        seq = (stored.get("seq", 0) if stored else 0) + 1
+        state = {**record, "offset": msg.offset, "seq": seq} if record else tombstone_state(msg.offset, seq)
+        deps.registry[household_id] = state
     out.add(REGISTRY_STATE, registry_row(household_id, state, deps.pseudo))
     now, enrichment = deps.now(), enrich(state)
-    for doc in (deps.household_reports.get(household_id) or {}).values():
-        version = row_version(doc["revision"], state["offset"])
-        out.add(REPORT_STATE, report_row(doc, enrichment, version, deps.pseudo, now))
-    return Outcome.OK
+    for doc in HouseholdReports(deps.household_reports).current(household_id):
+        version = report_version(doc["revision"], doc.get("copy", 0), enrichment.seq)
+        out.add(REPORT_STATE, report_row(doc, enrichment, version, deps.pseudo, now, doc.get("arrival", 0)))
+    return _OUTCOMES[decision]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -99,18 +100,33 @@ class Deployment:
             self.worker.wait()
             raise AssertionError(f"worker ignored SIGTERM for {timeout_s}s: {self.log_tail()}") from None
 
+    def ddl(self, sql: str) -> None:
+        """Run DDL on the deployment's embedded engine from another process (worker stopped)."""
+        code = (
+            "import clickhouse_connect, sys; "
+            f"clickhouse_connect.get_client(dsn={self.settings.clickhouse_dsn!r}).command(sys.argv[1])"
+        )
+        subprocess.run([sys.executable, "-c", code, sql], check=True, cwd=ROOT)
+
     def log_tail(self, lines: int = 40) -> str:
         if not self.log.exists():
             return ""
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
     # -------------------------------------------------------------- data
-    def produce(self, messages: Iterable[tuple[str, bytes | None, bytes | None]]) -> int:
-        """Publish (logical topic, key, value) in order; returns the count."""
+    def produce(
+        self,
+        messages: Iterable[tuple[str, bytes | None, bytes | None]],
+        partitions: random.Random | None = None,
+    ) -> int:
+        """Publish (logical topic, key, value) in order; returns the count. With ``partitions``,
+        each message goes to a random explicit partition (as a publisher with another partitioner,
+        or none, would put it) instead of the one its key hashes to."""
         prod = producer(self.settings)
         n = 0
         for logical, key, value in messages:
-            prod.send(self.topic(logical), key=key, value=value)
+            partition = partitions.randrange(self.settings.kafka.partitions) if partitions else None
+            prod.send(self.topic(logical), key=key, value=value, partition=partition)
             n += 1
         prod.flush()
         prod.close()

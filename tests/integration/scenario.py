@@ -8,6 +8,8 @@ The truth follows the published contracts only:
 - a report without event_id belongs to the latest event (earliest report naming it) in its regency
   that began at most 14 days before it, else 'unassigned'.
 - enrichment is the household's final registry state (the join converges to it).
+- a household counts once per event, from its latest current report (by reported_at, unique per
+  report here); village summaries all count.
 """
 
 from __future__ import annotations
@@ -19,17 +21,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from schemas.regions import villages
+
 Message = tuple[str, bytes | None, bytes | None]
 
 REGENCIES = ["32.03", "32.02", "32.05"]  # Cianjur, Sukabumi, Garut
 
 
 def _villages(rng: random.Random, n: int) -> list[str]:
-    out = []
-    for i in range(n):
-        regency = REGENCIES[i % len(REGENCIES)]
-        out.append(f"{regency}.{1 + (i // 40) % 30:02d}.{2001 + i % 40}")
-    return out
+    """``n`` real village codes, spread over the regencies round-robin."""
+    per = {r: villages(r + ".") for r in REGENCIES}
+    return [per[REGENCIES[i % len(REGENCIES)]][i // len(REGENCIES)] for i in range(n)]
 
 
 @dataclass
@@ -126,7 +128,8 @@ def generate(seed: int, n_households: int, n_reports: int, n_villages: int = 300
             "report_id": rid,
             "revision": 1,
             "event_id": event_id if rng.random() < 0.9 else None,
-            "reported_at": (began + timedelta(hours=rng.randint(1, 200))).isoformat(),
+            # Distinct per report, so "a household's latest report" needs no tie-break by arrival.
+            "reported_at": (began + timedelta(hours=rng.randint(1, 200), seconds=i)).isoformat(),
             "reporter_id": f"W{rng.randint(1, 500)}",
             "reporter_role": rng.choice(["tagana", "tksk", "pkh", "psm", "karang_taruna", "slrt", "other"]),
             "village_code": rng.choice(villages),
@@ -266,62 +269,63 @@ def assign_events(reports: list[dict[str, Any]]) -> dict[str, str]:
     return out
 
 
+_FIGURES = ("houses_light", "houses_moderate", "houses_heavy", "displaced", "dead", "injured", "missing")
+
+
+def _counted(sc: Scenario) -> list[tuple[str, dict[str, Any]]]:
+    """(event_id, report) of every report that counts: village summaries, and per event and
+    household the latest current report."""
+    current = [r for r in sc.final_reports.values() if not r.get("retracted")]
+    event_of = assign_events(current)
+    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    out: list[tuple[str, dict[str, Any]]] = []
+    for r in current:
+        event = event_of[r["report_id"]]
+        hid = r.get("household_id")
+        if not hid:
+            out.append((event, r))
+        elif (event, hid) not in latest or r["reported_at"] > latest[event, hid]["reported_at"]:
+            latest[event, hid] = r
+    return out + [(event, r) for (event, _), r in latest.items()]
+
+
 def expected_impact_village(sc: Scenario) -> list[dict[str, Any]]:
     current = [r for r in sc.final_reports.values() if not r.get("retracted")]
     event_of = assign_events(current)
-    groups: dict[tuple[str, str], dict[str, Any]] = {}
-    seen: dict[tuple[str, str], set[str]] = defaultdict(set)
+    reports_of: dict[tuple[str, str], int] = defaultdict(int)  # (event, household) -> reports
     for r in current:
-        key = (event_of[r["report_id"]], r["village_code"])
+        if r.get("household_id"):
+            reports_of[event_of[r["report_id"]], r["household_id"]] += 1
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    for event, r in _counted(sc):
+        key = (event, r["village_code"])
         g = groups.setdefault(
             key,
-            {
-                "event_id": key[0],
-                "village_code": key[1],
-                "reports": 0,
-                "households_affected": 0,
-                "houses_light": 0,
-                "houses_moderate": 0,
-                "houses_heavy": 0,
-                "displaced": 0,
-                "dead": 0,
-                "injured": 0,
-                "missing": 0,
-                "kpm_households_affected": 0,
-                "vulnerable_persons_affected": 0,
-                "unregistered_households_affected": 0,
-            },
-        )
-        g["reports"] += 1
-        for name in (
-            "houses_light",
-            "houses_moderate",
-            "houses_heavy",
-            "displaced",
-            "dead",
-            "injured",
-            "missing",
-        ):
+            {"event_id": key[0], "village_code": key[1], "reports": 0, "households_affected": 0,
+             **dict.fromkeys(_FIGURES, 0), "kpm_households_affected": 0, "vulnerable_persons_affected": 0,
+             "unregistered_households_affected": 0},
+        )  # fmt: skip
+        for name in _FIGURES:
             g[name] += r.get(name, 0)
         hid = r.get("household_id")
-        if hid and hid not in seen[key]:
-            seen[key].add(hid)
-            g["households_affected"] += 1
-            h = sc.final_households.get(hid)
-            if h is None:
-                g["unregistered_households_affected"] += 1
-            else:
-                g["kpm_households_affected"] += bool(h["programs"])
-                g["vulnerable_persons_affected"] += h["elderly"] + h["disabled"] + h["under5"] + h["pregnant"]
+        if not hid:
+            g["reports"] += 1
+            continue
+        g["reports"] += reports_of[event, hid]
+        g["households_affected"] += 1
+        h = sc.final_households.get(hid)
+        if h is None:
+            g["unregistered_households_affected"] += 1
+        else:
+            g["kpm_households_affected"] += bool(h["programs"])
+            g["vulnerable_persons_affected"] += h["elderly"] + h["disabled"] + h["under5"] + h["pregnant"]
     return sorted(groups.values(), key=lambda g: (g["event_id"], g["village_code"]))
 
 
 def expected_candidates(sc: Scenario) -> list[tuple[str, str, str, int | None]]:
     """(event_id, household_id, reason, desil) of every household to re-assess."""
-    current = [r for r in sc.final_reports.values() if not r.get("retracted")]
-    event_of = assign_events(current)
-    out = {}
-    for r in current:
+    out = []
+    for event, r in _counted(sc):
         hid = r.get("household_id")
         if not hid or not (r.get("houses_heavy", 0) > 0 or r.get("displaced", 0) > 0):
             continue
@@ -334,5 +338,5 @@ def expected_candidates(sc: Scenario) -> list[tuple[str, str, str, int | None]]:
             reason, desil = "above_desil_5", h["desil"]
         else:
             continue
-        out[(event_of[r["report_id"]], hid)] = (event_of[r["report_id"]], hid, reason, desil)
-    return sorted(out.values(), key=lambda t: (t[0], t[1]))
+        out.append((event, hid, reason, desil))
+    return sorted(out, key=lambda t: (t[0], t[1]))

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from kafka import KafkaConsumer
 
+from schemas.regions import villages as real_villages
 from tests.integration.harness import ROOT, Deployment
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
@@ -43,8 +44,7 @@ def _death_rate(level: int) -> float:
 
 def _registry(rng: random.Random) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
     households, villages = [], {}
-    for v in range(60):
-        code = f"32.03.{1 + v // 20:02d}.{2001 + v % 20}"
+    for code in real_villages("32.03.")[:60]:
         lat = EPI[0] + rng.uniform(-0.6, 0.6)
         lon = EPI[1] + rng.uniform(-0.6, 0.6)
         villages[code] = {"lat": lat, "lon": lon, "households": 0, "persons": 0, "kpm": 0, "vulnerable": 0}
@@ -53,7 +53,7 @@ def _registry(rng: random.Random) -> tuple[list[dict[str, Any]], dict[str, dict[
             programs = ["PKH"] if rng.random() < 0.3 else []
             elderly = rng.randint(0, 1)
             households.append(
-                {"household_id": f"AH-{v}-{h}", "village_code": code, "updated_at": "2022-11-01T00:00:00Z",
+                {"household_id": f"AH-{code}-{h}", "village_code": code, "updated_at": "2022-11-01T00:00:00Z",
                  "members": members, "programs": programs, "elderly": elderly, "lat": lat, "lon": lon}
             )  # fmt: skip
             s = villages[code]

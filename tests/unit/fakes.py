@@ -127,6 +127,6 @@ def run(handler: Callable[..., Any], deps: Any, messages: list[Message], **kw: A
 ]:  # fmt: skip
     """Drive ``handler`` (with ``deps``) through a real engine over fakes; one batch."""
     writer, forwarder = FakeWriter(), FakeForwarder()
-    flow = Flow("test", functools.partial(handler, deps), **kw)
+    flow = Flow("test", functools.partial(handler, deps), kw.pop("dlq", "dlq"), **kw)
     outcomes = asyncio.run(engine(writer, forwarder).process(flow, messages))
     return outcomes, writer, forwarder

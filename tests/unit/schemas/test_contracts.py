@@ -90,3 +90,45 @@ def test_programs_subset_and_desil_range() -> None:
 def test_json_schema_is_exported_and_committed(topic: str) -> None:
     committed = Path(__file__).resolve().parents[3] / "schemas" / "json" / f"{topic}.v1.schema.json"
     assert json.loads(committed.read_text()) == json_schema(topic), "run `make schemas` and commit the result"
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"reported_at": "0001-01-01T00:00:00+01:00"}, "outside the supported range"),
+        ({"reported_at": "9999-12-31T23:30:00-01:00"}, "outside the supported range"),
+        ({"reported_at": "1899-12-31T23:59:59Z"}, "between 1900-01-01 and now + 1 day"),
+        ({"reported_at": "2999-01-01T00:00:00Z"}, "between 1900-01-01 and now + 1 day"),
+        ({"village_code": "99.99.99.1999"}, "unknown village_code"),
+        ({"village_code": "\uff13\uff12.03.01.2001"}, "String should match pattern"),
+        ({"displaced": 2**32}, "less than or equal to 4294967295"),
+        ({"household_id": "h", "injured": 101}, "at most 100 persons (injured)"),
+        ({"needs": ["a"] * 33}, "at most 32 items"),
+    ],
+)
+def test_contract_bounds(change: dict[str, object], reason: str) -> None:
+    with pytest.raises(ValidationError) as err:
+        FieldReport.model_validate_json(json.dumps({**GOOD, **change}))
+    assert reason in describe_validation_error(err.value)
+
+
+def test_datetime_bounds_come_from_the_validation_context() -> None:
+    from datetime import timedelta
+
+    doc = json.dumps({**GOOD, "reported_at": "1850-01-01T00:00:00Z"})
+    context = {"earliest": datetime(1800, 1, 1, tzinfo=UTC), "max_future": timedelta(0)}
+    assert FieldReport.model_validate_json(doc, context=context).reported_at.year == 1850
+    with pytest.raises(ValidationError):
+        FieldReport.model_validate_json(doc)
+
+
+def test_households_are_bounded_too() -> None:
+    base = {"household_id": "a", "village_code": "32.03.01.2001", "updated_at": "2022-11-01T00:00:00Z"}
+    for bad in (
+        {"members": 101},
+        {"elderly": 101},
+        {"updated_at": "9999-01-01T00:00:00Z"},
+        {"nik_head": "\uff13" * 16},
+    ):
+        with pytest.raises(ValidationError):
+            Household.model_validate_json(json.dumps({**base, **bad}))

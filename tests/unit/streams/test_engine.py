@@ -45,7 +45,9 @@ def test_a_batch_is_forwarded_then_written_then_hooked() -> None:
             out.then(hook)
         return Outcome.OK
 
-    outcomes = asyncio.run(engine(writer, forwarder).process(Flow("t", handler), _messages(b"1", b"2", b"3")))
+    outcomes = asyncio.run(
+        engine(writer, forwarder).process(Flow("t", handler, "in-dlq"), _messages(b"1", b"2", b"3"))
+    )
     assert outcomes == [Outcome.OK] * 3
     assert [r["n"] for r in writer.table("report_state")] == [0, 1, 2]
     assert [f.value for f in forwarder.delivered] == [b"1", b"2", b"3"]
@@ -56,7 +58,7 @@ def test_a_batch_is_forwarded_then_written_then_hooked() -> None:
 def test_an_invalid_message_is_dead_lettered_and_the_batch_goes_on() -> None:
     writer, forwarder = FakeWriter(), FakeForwarder()
     outcomes = asyncio.run(
-        engine(writer, forwarder).process(Flow("t", _handler), _messages(b"1", b"bad", b"3"))
+        engine(writer, forwarder).process(Flow("t", _handler, "in-dlq"), _messages(b"1", b"bad", b"3"))
     )
     assert outcomes == [Outcome.OK, Outcome.DEAD_LETTER, Outcome.OK]
     # The failed handler's partial row is gone; the others are written.
@@ -77,7 +79,9 @@ def test_an_invalid_message_is_dead_lettered_and_the_batch_goes_on() -> None:
 
 def test_an_unexpected_handler_error_dead_letters_without_quoting_values() -> None:
     writer, forwarder = FakeWriter(), FakeForwarder()
-    outcomes = asyncio.run(engine(writer, forwarder).process(Flow("t", _handler), _messages(b"boom", b"2")))
+    outcomes = asyncio.run(
+        engine(writer, forwarder).process(Flow("t", _handler, "in-dlq"), _messages(b"boom", b"2"))
+    )
     assert outcomes == [Outcome.DEAD_LETTER, Outcome.OK]
     [row] = writer.table("dead_letter_state")
     assert row["reason"] == "internal error: KeyError"
@@ -86,7 +90,7 @@ def test_an_unexpected_handler_error_dead_letters_without_quoting_values() -> No
 
 def test_unavailable_clickhouse_is_retried_in_place() -> None:
     writer = FakeWriter(unavailable=3)
-    outcomes = asyncio.run(engine(writer).process(Flow("t", _handler), _messages(b"1", b"2")))
+    outcomes = asyncio.run(engine(writer).process(Flow("t", _handler, "in-dlq"), _messages(b"1", b"2")))
     assert outcomes == [Outcome.OK, Outcome.OK]
     assert len(writer.calls) == 4 and [r["n"] for r in writer.table("report_state")] == [1, 2]
 
@@ -94,7 +98,9 @@ def test_unavailable_clickhouse_is_retried_in_place() -> None:
 def test_rows_clickhouse_refuses_are_traced_to_their_message() -> None:
     writer, forwarder = FakeWriter(reject=lambda row: row.get("n") in (5, 11)), FakeForwarder()
     values = [str(i).encode() for i in range(16)]
-    outcomes = asyncio.run(engine(writer, forwarder).process(Flow("t", _handler), _messages(*values)))
+    outcomes = asyncio.run(
+        engine(writer, forwarder).process(Flow("t", _handler, "in-dlq"), _messages(*values))
+    )
     assert [i for i, o in enumerate(outcomes) if o is Outcome.DEAD_LETTER] == [5, 11]
     assert sorted({r["n"] for r in writer.table("report_state")}) == [
         i for i in range(16) if i not in (5, 11)
@@ -108,7 +114,9 @@ def test_rows_clickhouse_refuses_are_traced_to_their_message() -> None:
 
 def test_a_retry_resends_only_what_was_not_delivered() -> None:
     forwarder = FakeForwarder(failures=1, fail_if=lambda f: f.value == b"2")
-    asyncio.run(engine(forwarder=forwarder).process(Flow("t", _handler), _messages(b"1", b"2", b"3")))
+    asyncio.run(
+        engine(forwarder=forwarder).process(Flow("t", _handler, "in-dlq"), _messages(b"1", b"2", b"3"))
+    )
     assert [f.value for f in forwarder.delivered] == [b"1", b"3", b"2"]
     assert forwarder.attempts == 2
 
@@ -117,7 +125,7 @@ def test_run_acks_after_the_write_and_counts_outcomes() -> None:
     writer = FakeWriter()
     stream = FakeStream([_messages(b"1", b"bad"), _messages(b"7")])
     before = EVENTS.labels("in", "dead_letter")._value.get()
-    asyncio.run(engine(writer).run(Flow("t", _handler), stream))
+    asyncio.run(engine(writer).run(Flow("t", _handler, "in-dlq"), stream))
     assert [m.value for m in stream.acked] == [b"1", b"bad", b"7"]
     assert [r["n"] for r in writer.table("report_state")] == [1, 7]
     assert EVENTS.labels("in", "dead_letter")._value.get() == before + 1

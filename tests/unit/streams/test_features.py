@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,14 +16,15 @@ from sinks.tables import ALERT_EXPOSURE_STATE, ALERTS_STATE, REGISTRY_STATE, REP
 from streams.domain.hazard import DisplacementRates
 from streams.domain.lag import GroupLag, PartitionLag
 from streams.domain.notifications import Notice
-from streams.domain.reports import row_version
-from streams.engine import Outcome
-from streams.features.alerts import AlertDeps, estimate_alert_impact
-from streams.features.field_reports import ReportDeps, enrich_report, route_report
-from streams.features.households import RegistryDeps, apply_household_change
+from streams.domain.revision import report_version
+from streams.engine import Flow, Forward, Message, Outcome
+from streams.features.alerts import AlertDeps, estimate_alert_impact, route_alert
+from streams.features.field_reports import ReportDeps, decide_report, enrich_report, route_report
+from streams.features.household_reports import HouseholdReports
+from streams.features.households import RegistryDeps, apply_household_change, route_household
 from streams.features.notifications import Notifier
 from streams.features.operations import publish_lag
-from tests.unit.fakes import FAST, PSEUDO, FakeForwarder, FakeReader, FakeWriter, message, run
+from tests.unit.fakes import FAST, PSEUDO, FakeForwarder, FakeReader, FakeWriter, engine, message, run
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 NOW = datetime(2022, 11, 22, tzinfo=UTC)
@@ -50,125 +52,197 @@ def _assert_declared(writer: FakeWriter) -> None:
             assert set(row) == COLUMNS[table], table
 
 
+def _internal(forwards: list[Forward], topic: str, first_offset: int = 0) -> list[Message]:
+    """What a downstream agent reads: the forwards to ``topic``, at consecutive offsets."""
+    sent = [f for f in forwards if f.topic == topic]
+    return [message(topic, f.value, f.key, first_offset + i) for i, f in enumerate(sent)]
+
+
+class Pipeline:
+    """The report and registry flows chained over shared tables, one batch per call."""
+
+    def __init__(self) -> None:
+        self.registry: dict[str, Any] = {}
+        self.household_reports: dict[str, Any] = {}
+        self.copies: dict[str, Any] = {}
+        self.offsets: dict[str, int] = {}
+        self.rows: list[dict[str, Any]] = []
+        self.registry_rows: list[dict[str, Any]] = []
+        self.outcomes: dict[str, list[Outcome]] = {}
+        self.reports = ReportDeps(self.registry, self.household_reports, self.copies, PSEUDO, now=_now)
+        self.households = RegistryDeps(self.registry, self.household_reports, PSEUDO, now=_now)
+
+    def _step(self, name: str, handler: Any, deps: Any, msgs: list[Message], **kw: Any) -> FakeForwarder:
+        outcomes, writer, forwarder = run(handler, deps, msgs, **kw)
+        self.outcomes.setdefault(name, []).extend(outcomes)
+        self.rows += writer.table(REPORT_STATE.name)
+        self.registry_rows += writer.table(REGISTRY_STATE.name)
+        _assert_declared(writer)
+        return forwarder
+
+    def _next(self, forwards: list[Forward], topic: str) -> list[Message]:
+        msgs = _internal(forwards, topic, self.offsets.get(topic, 0))
+        self.offsets[topic] = self.offsets.get(topic, 0) + len(msgs)
+        return msgs
+
+    def reports_in(self, *values: bytes) -> None:
+        msgs = [message("field-reports", v, None, i) for i, v in enumerate(values)]
+        routed = self._step("route", route_report, self.reports, msgs)
+        decided = self._step("decide", decide_report, self.reports,
+                             self._next(routed.delivered, "field-reports-by-id"))  # fmt: skip
+        self._step("enrich", enrich_report, self.reports,
+                   self._next(decided.delivered, "field-reports-by-household"))  # fmt: skip
+
+    def households_in(self, *values: tuple[bytes | None, bytes | None]) -> None:
+        msgs = [message("households", v, k, i) for i, (k, v) in enumerate(values)]
+        routed = self._step("route_households", route_household, self.households, msgs, personal_key=True)
+        self._step("apply", apply_household_change, self.households,
+                   self._next(routed.delivered, "households-by-id"))  # fmt: skip
+
+    def current(self) -> dict[str, dict[str, Any]]:
+        """report_id -> the row with the highest version (what ClickHouse's FINAL keeps)."""
+        out: dict[str, dict[str, Any]] = {}
+        for row in self.rows:
+            kept = out.get(row["report_id"])
+            if kept is None or row["version"] >= kept["version"]:
+                out[row["report_id"]] = row
+        return out
+
+
 # ------------------------------------------------------------------ households
-def _registry() -> RegistryDeps:
-    return RegistryDeps({}, {}, PSEUDO, _now)
+def test_households_are_validated_rekeyed_and_kept_with_pseudonyms_only() -> None:
+    p = Pipeline()
+    p.households_in(
+        (b"h1", _household(nik_head="3203010101800001", updated_at="2022-11-05T00:00:00Z")),
+        (None, _household("h2")),  # no key: the id decides
+        (b"h1", _household(updated_at="2022-11-01T00:00:00Z")),  # older: stale
+        (b"other", _household("h3")),  # key differs from the id
+        (b"h4", b'{"household_id": "h4"}'),  # fields missing
+        (None, None),  # tombstone without a key
+        (b"h2", None),  # tombstone
+    )
+    assert p.outcomes["route_households"] == [Outcome.OK] * 3 + [Outcome.DEAD_LETTER] * 3 + [Outcome.OK]
+    assert p.outcomes["apply"] == [Outcome.OK, Outcome.OK, Outcome.STALE, Outcome.OK]
+    assert p.registry["h1"]["seq"] == 1 and p.registry["h2"]["deleted"] and "h3" not in p.registry
+    assert [r["version"] for r in p.registry_rows] == [1, 1, 2]
+    assert all(r["nik_ref"].startswith("k1:") or r["nik_ref"] == "" for r in p.registry_rows)
+    assert "3203010101800001" not in repr(p.registry_rows) and "'h1'" not in repr(p.registry_rows)
 
 
-def test_household_record_is_stored_and_written_with_pseudonyms_only() -> None:
-    deps = _registry()
-    outcomes, writer, _ = run(
+def test_a_replayed_household_change_rewrites_and_an_older_one_is_ignored() -> None:
+    deps = RegistryDeps({}, {}, PSEUDO, now=_now)
+    state = {"village_code": "32.03.01.2001", "updated_ms": 1, "members": 4, "desil": 7, "programs": [],
+             "elderly": 1, "disabled": 0, "under5": 0, "pregnant": 0, "lat": None, "lon": None,
+             "nik_head": None, "kk_number": None, "offset": -1, "deleted": False, "seq": 0}  # fmt: skip
+    record = orjson.dumps(state)
+    outcomes, _, _ = run(
         apply_household_change,
         deps,
-        [message("households", _household(nik_head="3203010101800001"), b"h1", offset=9)],
-        personal_key=True,
-    )
-    assert outcomes == [Outcome.OK]
-    assert deps.registry["h1"]["offset"] == 9 and deps.registry["h1"]["members"] == 4
-    [row] = writer.table(REGISTRY_STATE.name)
-    assert row["version"] == 10 and row["nik_ref"].startswith("k1:")
-    assert "3203010101800001" not in repr(row) and "'h1'" not in repr(row)
-    _assert_declared(writer)
-
-
-def test_a_household_change_re_emits_its_reports_enriched() -> None:
-    deps = _registry()
-    doc = orjson.loads(
-        orjson.dumps(
-            {"report_id": "r1", "revision": 2, "retracted": False, "event_id": "E", "schema_version": 1,
-             "reported_at": "2022-11-21T08:00:00+00:00", "reporter_id": "", "reporter_role": "tagana",
-             "village_code": "32.03.01.2001", "household_id": "h1", "houses_light": 0, "houses_moderate": 0,
-             "houses_heavy": 1, "displaced": 4, "dead": 0, "injured": 0, "missing": 0, "needs": [],
-             "lat": None, "lon": None, "notes": "", "digest": "d"}
-        )
+        [message("households-by-id", record, b"h1", 5), message("households-by-id", record, b"h1", 5),
+         message("households-by-id", record, b"h1", 3)],
     )  # fmt: skip
-    deps.household_reports["h1"] = {"r1": doc}
-    _, writer, _ = run(apply_household_change, deps, [message("households", _household(), b"h1", offset=3)])
-    [report] = writer.table(REPORT_STATE.name)
-    assert report["registered"] and report["desil"] == 7 and report["version"] == row_version(2, 3)
-    _assert_declared(writer)
-
-
-def test_stale_updates_tombstones_and_bad_records() -> None:
-    deps = _registry()
-    msgs = [
-        message("households", _household(updated_at="2022-11-05T00:00:00Z"), b"h1", offset=0),
-        message("households", _household(updated_at="2022-11-01T00:00:00Z"), b"h1", offset=1),  # older
-        message("households", _household("h2"), b"other", offset=2),  # key differs from the id
-        message("households", b'{"household_id": "h3"}', b"h3", offset=3),  # fields missing
-        message("households", None, None, offset=4),  # tombstone without a key
-        message("households", None, b"h1", offset=5),  # tombstone
-    ]
-    outcomes, writer, forwarder = run(apply_household_change, deps, msgs, personal_key=True)
-    assert outcomes == [Outcome.OK, Outcome.STALE] + [Outcome.DEAD_LETTER] * 3 + [Outcome.OK]
-    assert deps.registry["h1"]["deleted"] and "h2" not in deps.registry
-    reasons = [r["reason"] for r in writer.table("dead_letter_state")]
-    assert reasons[0] == "message key does not match household_id"
-    assert "updated_at: Field required" in reasons[1] and reasons[2] == "tombstone without a key"
-    # The households key is personal data: pseudonymised in the table, raw only on the DLQ topic.
-    assert writer.table("dead_letter_state")[0]["key_ref"].startswith("k1:")
-    assert len(forwarder.on("households-dlq")) == 3
+    assert outcomes == [Outcome.OK, Outcome.DUPLICATE, Outcome.STALE]
+    assert deps.registry["h1"]["seq"] == 1
 
 
 # ------------------------------------------------------------------ field reports
-def _reports() -> ReportDeps:
-    return ReportDeps({}, {}, PSEUDO, "by-household", _now)
-
-
-def test_village_summaries_are_written_and_household_reports_forwarded() -> None:
-    deps = _reports()
+def test_reports_are_validated_keyed_and_village_summaries_written() -> None:
+    p = Pipeline()
     msgs = [
-        message("field-reports", _report("v1", dead=2), b"v1", offset=40),
-        message("field-reports", _report("h-r", household_id="h1", houses_heavy=1), b"h-r", offset=41),
-        message("field-reports", _report("bad", dead=-1), b"bad", offset=42),
-        message("field-reports", None, b"tomb", offset=43),
+        message("field-reports", _report("v1", dead=2), b"v1", 0),
+        message("field-reports", _report("v2"), b"other", 1),  # key differs from report_id
+        message("field-reports", _report("bad", dead=-1), b"bad", 2),
+        message("field-reports", None, b"tomb", 3),
+        message("field-reports", _report("far", reported_at="2999-01-01T00:00:00Z"), None, 4),
+        message("field-reports", _report("old", reported_at="0001-01-01T00:00:00+01:00"), None, 5),
+        message("field-reports", _report("cc", village_code="99.99.99.1999"), None, 6),
+        message("field-reports", _report("fw", village_code="\uff13\uff12.03.01.2001"), None, 7),
+        message("field-reports", _report("big", household_id="h", displaced=101), None, 8),
+        message("field-reports", _report("huge", displaced=2**32), None, 9),
     ]
-    outcomes, writer, forwarder = run(route_report, deps, msgs)
-    assert outcomes == [Outcome.OK, Outcome.OK, Outcome.DEAD_LETTER, Outcome.DEAD_LETTER]
-    [summary] = writer.table(REPORT_STATE.name)
-    assert summary["report_id"] == "v1" and summary["dead"] == 2 and summary["version"] == row_version(1, 40)
-    [fwd] = forwarder.on("by-household")
-    assert fwd.key == b"h1" and orjson.loads(fwd.value or b"")["household_id"] == "h1"
+    outcomes, writer, forwarder = run(route_report, p.reports, msgs)
+    assert outcomes == [Outcome.OK] + [Outcome.DEAD_LETTER] * 9
     reasons = [r["reason"] for r in writer.table("dead_letter_state")]
-    assert "dead: Input should be greater than or equal to 0" in reasons[0]
-    assert reasons[1].startswith("empty message")
-    _assert_declared(writer)
-
-
-def test_household_reports_are_enriched_and_revisions_decided() -> None:
-    deps = _reports()
-    deps.registry["h1"] = _state(offset=77)
-    _, _, routed = run(
-        route_report,
-        deps,
-        [
-            message("field-reports", _report("r1", household_id="h1", displaced=3), b"r1", 0),
-            message("field-reports", _report("r1", household_id="h1", displaced=3), b"r1", 1),  # re-sent
-            message("field-reports", _report("r1", household_id="h1", revision=2, displaced=5), b"r1", 2),
-            message("field-reports", _report("r1", household_id="h1", displaced=9), b"r1", 3),  # late rev 1
-        ],
+    assert reasons[0] == "message key does not match report_id"
+    assert "dead: Input should be greater than or equal to 0" in reasons[1]
+    assert reasons[2].startswith("empty message")
+    assert "reported_at: Value error, datetime must be between 1900-01-01 and now + 1 day" in reasons[3]
+    assert "reported_at: Value error, datetime outside the supported range" in reasons[4]
+    assert reasons[5] == "village_code: Value error, unknown village_code"
+    assert "village_code: String should match pattern" in reasons[6]
+    assert "at most 100 persons (displaced)" in reasons[7]
+    assert "displaced: Input should be less than or equal to 4294967295" in reasons[8]
+    assert [f.key for f in forwarder.on("field-reports-by-id")] == [b"v1"]
+    p.reports_in(_report("v1", dead=2))
+    [summary] = p.rows
+    assert (
+        summary["report_id"] == "v1" and summary["dead"] == 2 and summary["version"] == report_version(1, 1)
     )
-    internal = [message("by-household", f.value, f.key, i) for i, f in enumerate(routed.delivered)]
-    outcomes, writer, _ = run(enrich_report, deps, internal)
-    assert outcomes == [Outcome.OK, Outcome.DUPLICATE, Outcome.OK, Outcome.STALE]
-    rows = writer.table(REPORT_STATE.name)
-    assert [(r["revision"], r["displaced"]) for r in rows] == [(1, 3), (1, 3), (2, 5)]
-    assert all(r["registered"] and r["version"] == row_version(r["revision"], 77) for r in rows)
-    assert deps.household_reports["h1"]["r1"]["revision"] == 2
-    _assert_declared(writer)
 
 
-def _state(offset: int) -> Any:
-    from schemas.households import Household
-    from streams.domain.registry import household_state
+def test_the_copy_received_last_stands_whatever_household_it_names() -> None:
+    p = Pipeline()
+    p.households_in((b"A", _household("A", desil=2)), (b"B", _household("B", desil=9)))
+    p.reports_in(_report("r", household_id="A", houses_heavy=1, displaced=3))
+    # Same revision, corrected: the report is about household B.
+    p.reports_in(_report("r", household_id="B", houses_heavy=1, displaced=4))
+    assert p.current()["r"]["household_ref"] == PSEUDO.ref("household_id", "B")
+    assert p.current()["r"]["displaced"] == 4 and p.current()["r"]["desil"] == 9
+    # Household A changes later: the report moved away, so nothing of it comes back.
+    p.households_in((b"A", _household("A", desil=1, updated_at="2022-11-09T00:00:00Z")))
+    assert p.current()["r"]["household_ref"] == PSEUDO.ref("household_id", "B")
+    assert HouseholdReports(p.household_reports).ids("A") == []
+    # B changes: its report is re-enriched with a higher version.
+    p.households_in((b"B", _household("B", desil=3, updated_at="2022-11-09T00:00:00Z")))
+    assert p.current()["r"]["desil"] == 3
+    # Then the report becomes a village summary: it stands, and B drops it.
+    p.reports_in(_report("r", displaced=7))
+    assert p.current()["r"]["household_ref"] == "" and p.current()["r"]["displaced"] == 7
+    assert HouseholdReports(p.household_reports).ids("B") == []
 
-    return household_state(Household.model_validate_json(_household()), offset)
+
+def test_revisions_resends_retractions_and_stale_copies() -> None:
+    p = Pipeline()
+    p.households_in((b"h1", _household()))
+    p.reports_in(
+        _report("r1", household_id="h1", displaced=3),
+        _report("r1", household_id="h1", displaced=3),  # re-sent
+        _report("r1", household_id="h1", revision=2, displaced=5),
+        _report("r1", household_id="h1", displaced=9),  # a late revision 1
+        _report("r2", household_id="h1", displaced=1),
+        _report("r2", household_id="h1", revision=2, retracted=True),
+    )
+    assert p.outcomes["decide"] == [
+        Outcome.OK,
+        Outcome.DUPLICATE,
+        Outcome.OK,
+        Outcome.STALE,
+        Outcome.OK,
+        Outcome.OK,
+    ]
+    current = p.current()
+    assert (current["r1"]["revision"], current["r1"]["displaced"]) == (2, 5)
+    assert current["r2"]["retracted"] and current["r1"]["registered"]
+    # Retracted reports leave the household's state: only r1 is re-enriched from now on.
+    assert HouseholdReports(p.household_reports).ids("h1") == ["r1"]
+
+
+def test_a_household_holds_a_bounded_number_of_reports() -> None:
+    from streams.features import household_reports
+
+    p = Pipeline()
+    limit, household_reports.MAX_REPORTS = household_reports.MAX_REPORTS, 3
+    try:
+        p.reports_in(*(_report(f"r{i}", household_id="h1") for i in range(4)))
+    finally:
+        household_reports.MAX_REPORTS = limit
+    assert p.outcomes["enrich"] == [Outcome.OK] * 3 + [Outcome.DEAD_LETTER]
 
 
 # ------------------------------------------------------------------ alerts
 def _stats() -> dict[str, list[Any]]:
     return {
-        "village_code": ["32.03.01.2001", "32.03.02.2001"],
+        "village_code": ["32.03.01.2001", "32.03.02.2002"],
         "households": [20_000, 50],
         "persons": [200_000, 200],
         "kpm_households": [4_000, 10],
@@ -182,32 +256,37 @@ def _stats() -> dict[str, list[Any]]:
 def test_an_alert_becomes_an_estimate_and_a_notification_after_the_write() -> None:
     reader, writer, forwarder = FakeReader(_stats()), FakeWriter(), FakeForwarder()
     notifier = Notifier(reader, writer, forwarder, "impact-notifications", FAST, _now)
-    deps = AlertDeps(reader, DisplacementRates(), ("yellow", "orange", "red"), notifier, _now)
+    deps = AlertDeps(reader, DisplacementRates(), ("yellow", "orange", "red"), notifier, now=_now)
     bulletin = (FIXTURES / "disaster-alerts" / "bmkg-autogempa-cianjur-2022.json").read_bytes()
+    bad_felt = bulletin.replace(b"V-VI Cianjur", b"3203010101800001 Cianjur")
     msgs = [
         message("disaster-alerts", bulletin, b"bmkg-20221121062110", offset=5),
         message("disaster-alerts", b"<not-cap/>", b"x", offset=6),
         message("disaster-alerts", b"", b"y", offset=7),
+        message("disaster-alerts", bad_felt, b"z", offset=8),
     ]
-    from streams.engine import Flow
-    from tests.unit.fakes import engine
-
-    flow = Flow("alerts", lambda m, o: estimate_alert_impact(deps, m, o))
-    outcomes = asyncio.run(engine(writer, forwarder).process(flow, msgs))
-    assert outcomes == [Outcome.OK, Outcome.DEAD_LETTER, Outcome.DEAD_LETTER]
+    routed = asyncio.run(
+        engine(writer, forwarder).process(Flow("r", functools.partial(route_alert, deps), "dlq"), msgs)
+    )
+    assert routed == [Outcome.OK, Outcome.DEAD_LETTER, Outcome.DEAD_LETTER, Outcome.DEAD_LETTER]
+    reasons = [r["reason"] for r in writer.table("dead_letter_state")]
+    assert reasons[:2] == ["CAP: root element is not a CAP 1.2 <alert>", "empty message"]
+    assert "3203010101800001" not in reasons[2] and reasons[2].startswith("Dirasakan")
+    internal = _internal(forwarder.delivered, "disaster-alerts-by-event", 40)
+    flow = Flow("e", functools.partial(estimate_alert_impact, deps), "dlq")
+    assert asyncio.run(engine(writer, forwarder).process(flow, internal)) == [Outcome.OK]
     [alert] = writer.table(ALERTS_STATE.name)
     assert alert["event_id"] == "bmkg-20221121062110" and alert["magnitude"] == 5.6
     assert alert["pager_level"] == "yellow" and alert["est_exposed_households"] == 20_050
+    assert alert["version"] == (1 << 40) + 40 and alert["raw_payload"] == bulletin.decode()
     exposure = writer.table(ALERT_EXPOSURE_STATE.name)
-    assert [e["village_code"] for e in exposure] == ["32.03.01.2001", "32.03.02.2001"]
+    assert [e["village_code"] for e in exposure] == ["32.03.01.2001", "32.03.02.2002"]
     assert {e["version"] for e in exposure} == {alert["version"]}
     [note] = forwarder.on("impact-notifications")
     assert note.key == b"bmkg-20221121062110:pager:yellow"
     assert [r["notification_id"] for r in writer.table("notification_state")] == [
         "bmkg-20221121062110:pager:yellow"
     ]
-    reasons = [r["reason"] for r in writer.table("dead_letter_state")]
-    assert reasons == ["CAP: root element is not a CAP 1.2 <alert>", "empty message"]
     _assert_declared(writer)
 
 
@@ -236,7 +315,9 @@ def test_lag_samples_become_rows() -> None:
     _assert_declared(writer)
 
 
-@pytest.mark.parametrize("table", [t.name for t in TABLES if t.name not in ("schema_migrations", "regions")])
+@pytest.mark.parametrize(
+    "table", [t.name for t in TABLES if t.name not in ("schema_migrations", "regions", "privacy_keys")]
+)
 def test_every_written_table_has_a_handler_test(table: str) -> None:
     # Guards this module: each storage table the pipeline writes is checked against its declaration.
     text = Path(__file__).read_text()

@@ -27,3 +27,25 @@ def test_redaction_of_json_and_garbage() -> None:
     out = p.redact_payload(b"HH-9;3203010101800001;broken", b"HH-9", 4096)
     assert "HH-9" not in out and "3203010101800001" not in out
     assert len(p.redact_payload(b"x" * 10_000, None, 300)) == 300
+
+
+def test_json_payloads_are_redacted_on_their_structure() -> None:
+    p = Pseudonymizer(PrivacySettings())
+    payload = (
+        b'{"a": {"NIK_HEAD": "3203010101800001", "list": [{"Kk": 3203010101800002}]},'
+        b' "notes": "nik 3203 0101 0180 0003, kk 3203.0101.0180.0004, hp 081234567890",'
+        b' "3203010101800005": "as a key", "household_id": "HH-1"}'
+    )
+    out = p.redact_payload(payload, None, 4096)
+    for secret in ("3203010101800001", "3203010101800002", "3203 0101 0180 0003", "3203.0101.0180.0004",
+                   "081234567890", "3203010101800005", "HH-1"):  # fmt: skip
+        assert secret not in out, secret
+    assert p.ref("nik_head", "3203010101800001") in out and p.ref("household_id", "HH-1") in out
+
+
+def test_text_payloads_lose_id_values_and_digit_runs() -> None:
+    p = Pseudonymizer(PrivacySettings())
+    out = p.redact_payload(b'{"report_id":"r","household_id":"HHSECRET12', None, 4096)
+    assert "HHSECRET12" not in out and '"household_id":<redacted>' in out
+    out = p.redact_payload(b"nik_head=3203010101800001; KK: 3203 0101 0180 0002 x", None, 4096)
+    assert not any(ch.isdigit() for ch in out), out

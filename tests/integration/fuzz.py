@@ -1,0 +1,163 @@
+"""The integration fuzz: hostile messages interleaved with an acceptance scenario, through a real
+worker on the real broker and chDB. The figures must come out exact, every hostile message must
+be dead-lettered once with a reason, lag must drain to 0, and the worker must never restart.
+
+    python -m tests.integration.fuzz --bad 100000 --households 20000 --reports 100000   (make fuzz)
+
+writes its figures to docs/reliability.md; the CI test (test_fuzz.py) runs a smaller one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import shutil
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from tests.integration.harness import ROOT, Deployment
+from tests.integration.hostile import hostile_messages
+from tests.integration.scenario import expected_impact_village, generate
+
+FIGURES = (
+    "event_id, village_code, reports, households_affected, houses_light, houses_moderate, houses_heavy, "
+    "displaced, dead, injured, missing, kpm_households_affected, vulnerable_persons_affected, "
+    "unregistered_households_affected"
+)
+INPUTS = ("households", "field-reports", "disaster-alerts")
+
+
+def run_fuzz(
+    dep: Deployment, n_bad: int, n_households: int, n_reports: int, seed: int = 31
+) -> dict[str, Any]:
+    """Run one fuzz on ``dep`` (its worker not started yet); returns the figures."""
+    sc = generate(seed=seed, n_households=n_households, n_reports=n_reports)
+    good = sc.interleaved(random.Random(seed))
+    bad = hostile_messages(n_bad, seed=seed, tag=f"F{seed}-")
+    rng = random.Random(seed + 1)
+    mixed: list[Any] = []
+    for message in good:  # the bad ones spread evenly through the good ones
+        mixed.append(message)
+        while bad and rng.random() < n_bad / max(1, len(good)):
+            mixed.append(bad.pop())
+    mixed += bad
+    started = time.monotonic()
+    dep.start_worker()
+    pid = dep.worker.pid if dep.worker else -1
+    dep.produce(mixed)
+    expected = expected_impact_village(sc)
+    sql = f"SELECT {FIGURES} FROM dampak.impact_village ORDER BY event_id, village_code"
+    deadline = time.monotonic() + 600
+    rows: Any = None
+    while time.monotonic() < deadline:
+        rows = dep.query(sql)
+        if rows == expected:
+            break
+        time.sleep(1)
+    letters = dep.query(
+        "SELECT count() AS n, uniqExact(topic, partition, offset) AS distinct_offsets, "
+        "countIf(reason = '') AS no_reason FROM dampak.dead_letters WHERE topic IN {t:Array(String)}",
+        t=[dep.topic(t) for t in INPUTS],
+    )[0]
+    seconds = round(time.monotonic() - started, 1)
+    lag = _drained_lag(dep)
+    # The harness starts a worker only when asked: the same process still running means it never
+    # stopped or restarted.
+    restarted = dep.worker is None or dep.worker.poll() is not None or dep.worker.pid != pid
+    current = dep.query("SELECT count() AS rows, uniqExact(report_id) AS reports FROM dampak.field_reports")[
+        0
+    ]
+    want_reports = sum(1 for r in sc.final_reports.values() if not r.get("retracted"))
+    exact = rows == expected
+    return {
+        "messages": len(mixed),
+        "valid_messages": len(good),
+        "hostile_messages": n_bad,
+        "dead_lettered": int(letters["distinct_offsets"]),
+        "dead_letters_without_reason": int(letters["no_reason"]),
+        "lost": max(0, n_bad - int(letters["distinct_offsets"]))
+        + max(0, want_reports - int(current["reports"])),
+        "double_counted": int(letters["n"])
+        - int(letters["distinct_offsets"])
+        + int(current["rows"])
+        - int(current["reports"])
+        + max(0, int(current["reports"]) - want_reports),
+        "impact_exact": exact,
+        "impact_rows": len(expected),
+        "lag_after": lag,
+        "worker_restarted": restarted,
+        "seconds": seconds,
+    }
+
+
+def _drained_lag(dep: Deployment, timeout_s: float = 120) -> int:
+    """The group's total lag on every topic it consumes, once it reaches 0 (or the timeout)."""
+    deadline = time.monotonic() + timeout_s
+    total = -1
+    while time.monotonic() < deadline:
+        out = dep.dampak("lag", "--json", "--group", dep.settings.app_id)
+        [group] = json.loads(out.stdout)
+        total = sum(p["lag"] for p in group["partitions"])
+        if total == 0:
+            break
+        time.sleep(2)
+    return total
+
+
+def write_reliability(result: dict[str, Any], command: str, path: Path) -> None:
+    """Replace the fuzz section of docs/reliability.md with ``result``."""
+    section = "\n".join([
+        "<!-- fuzz:begin -->",
+        "## Fuzz: hostile messages among an acceptance scenario",
+        "",
+        f"Command: `{command}` ({time.strftime('%Y-%m-%d')}, {result['seconds']} s).",
+        "",
+        "| messages tried | hostile | valid | dead-lettered | lost | double-counted | impact exact | "
+        "lag after | worker restarted |",
+        "|---:|---:|---:|---:|---:|---:|---|---:|---|",
+        f"| {result['messages']:,} | {result['hostile_messages']:,} | {result['valid_messages']:,} | "
+        f"{result['dead_lettered']:,} | {result['lost']} | {result['double_counted']} | "
+        f"{'yes' if result['impact_exact'] else 'NO'} ({result['impact_rows']:,} village rows) | "
+        f"{result['lag_after']} | {'YES' if result['worker_restarted'] else 'no'} |",
+        "",
+        "Lost: hostile messages without a dead letter, plus current reports missing from `field_reports`. "
+        "Double-counted: dead letters beyond one per message, plus report rows beyond one per report.",
+        "<!-- fuzz:end -->",
+    ])  # fmt: skip
+    text = path.read_text() if path.exists() else "# Reliability\n\n"
+    if "<!-- fuzz:begin -->" in text:
+        text = re.sub(r"<!-- fuzz:begin -->.*<!-- fuzz:end -->", section, text, flags=re.S)
+    else:
+        text = text.rstrip() + "\n\n" + section + "\n"
+    path.write_text(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--bad", type=int, default=100_000)
+    parser.add_argument("--households", type=int, default=20_000)
+    parser.add_argument("--reports", type=int, default=100_000)
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="dampak-fuzz-"))
+    dep = Deployment(uuid.uuid4().hex[:10], tmp / "data", 16_090)
+    try:
+        result = run_fuzz(dep, args.bad, args.households, args.reports)
+    finally:
+        if dep.worker is not None and dep.worker.poll() is None:
+            dep.stop_worker()
+    print(json.dumps(result, indent=2))
+    flags = f"--bad {args.bad} --households {args.households} --reports {args.reports}"
+    command = f"make fuzz  (python -m tests.integration.fuzz {flags})"
+    write_reliability(result, command, ROOT / "docs" / "reliability.md")
+    shutil.rmtree(tmp, ignore_errors=True)
+    ok = result["impact_exact"] and not result["lost"] and not result["double_counted"]
+    raise SystemExit(0 if ok and not result["worker_restarted"] and result["lag_after"] == 0 else 1)
+
+
+if __name__ == "__main__":
+    main()
