@@ -45,7 +45,7 @@ test-unit: install ## Unit tests only (no services)
 schemas: install ## Re-export the topics' JSON Schemas into schemas/json
 	$(DAMPAK) schemas
 
-.PHONY: help install up down demo lint test test-unit schemas bench bench-quick fuzz
+.PHONY: help install up down demo lint test test-unit schemas bench bench-quick fuzz faults
 
 bench: install ## Full benchmark (1M households, 1M reports): writes docs/benchmarks.{json,md}
 	$(DAMPAK) up
@@ -58,3 +58,7 @@ bench-quick: install ## Quick benchmark smoke (< 2 min): asserts exact totals, n
 fuzz: install ## Long fuzz (100,000 hostile messages among 100,000 reports): writes docs/reliability.md
 	$(DAMPAK) up
 	$(PY) -m tests.integration.fuzz --bad 100000 --households 20000 --reports 100000
+
+faults: install ## Fault suite (brokers killed, disks full, slow consumer): writes docs/reliability.md (root)
+	$(DAMPAK) up
+	$(PY) -m tests.faults.run

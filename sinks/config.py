@@ -28,6 +28,9 @@ class ClickHouseSettings(BaseModel):
     #: Limits of analysts' read-only queries (``dampak query`` and the worker's ``/query``).
     query_timeout_s: float = Field(30.0, gt=0)
     query_max_rows: int = Field(10_000, ge=1)
+    query_max_memory_bytes: int = Field(2 * 1024**3, ge=16 * 1024**2)
+    #: Analyst queries a worker runs at once, each on its own connection (never the writer's).
+    query_concurrency: int = Field(2, ge=1, le=16)
 
 
 class Backoff(BaseModel):
@@ -53,6 +56,7 @@ class ClickHouseTarget:
     state_dir: Path
     query_timeout_s: float = 30.0
     query_max_rows: int = 10_000
+    query_max_memory_bytes: int = 2 * 1024**3
 
     @classmethod
     def of(cls, settings: ClickHouseSettings, data_dir: Path) -> ClickHouseTarget:
@@ -62,6 +66,7 @@ class ClickHouseTarget:
             state_dir=data_dir,
             query_timeout_s=settings.query_timeout_s,
             query_max_rows=settings.query_max_rows,
+            query_max_memory_bytes=settings.query_max_memory_bytes,
         )
 
     @property

@@ -18,7 +18,15 @@ from clickhouse_connect.driver.client import Client
 
 from sinks.config import ClickHouseTarget
 
-__all__ = ["Connection", "connect", "engine_lock", "forget_holder", "holder", "record_holder"]
+__all__ = [
+    "Connection",
+    "ConnectionPool",
+    "connect",
+    "engine_lock",
+    "forget_holder",
+    "holder",
+    "record_holder",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +41,7 @@ def connect(target: ClickHouseTarget) -> Client:
         Path(target.dsn.removeprefix("chdb://")).mkdir(parents=True, exist_ok=True)
     client = clickhouse_connect.get_client(dsn=target.dsn)
     client.command(f"CREATE DATABASE IF NOT EXISTS {target.database}")
+    client.database = target.database  # unqualified names are the database's
     return client
 
 
@@ -72,6 +81,29 @@ class Connection:
     def close(self) -> None:
         self._io.shutdown(wait=True)
         self.client.close()
+
+
+class ConnectionPool:
+    """A few connections, each on its own thread, for reads that must not wait for each other
+    (analyst queries): a slow query holds one connection, the others stay free."""
+
+    def __init__(self, connections: list[Connection]) -> None:
+        self._free: asyncio.Queue[Connection] = asyncio.Queue()
+        self._all = connections
+        for conn in connections:
+            self._free.put_nowait(conn)
+
+    async def run(self, call: Callable[..., T], *args: Any) -> T:
+        """Run ``call(client, *args)`` on a free connection's thread."""
+        conn = await self._free.get()
+        try:
+            return await conn.run(call, conn.client, *args)
+        finally:
+            self._free.put_nowait(conn)
+
+    def close(self) -> None:
+        for conn in self._all:
+            conn.close()
 
 
 def record_holder(target: ClickHouseTarget, pid: int, url: str) -> None:

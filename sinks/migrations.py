@@ -29,11 +29,23 @@ from sinks.tables import (
     SCHEMA_MIGRATIONS,
     Table,
 )
-from sinks.views import view_statements
+from sinks.views import ANALYST_OBJECTS, view_statements
 
-__all__ = ["MIGRATIONS", "Migration", "init_db", "load_regions", "migrate"]
+__all__ = [
+    "ANALYST_ROLE",
+    "MIGRATIONS",
+    "Migration",
+    "grant_analyst_role",
+    "init_db",
+    "load_regions",
+    "migrate",
+]
 
 logger = logging.getLogger(__name__)
+
+
+#: On a ClickHouse server: the role analysts (and Grafana) read with.
+ANALYST_ROLE = "dampak_analyst"
 
 
 @dataclass(frozen=True)
@@ -134,10 +146,20 @@ def load_regions(client: Client, database: str) -> int:
     return len(codes)
 
 
-def init_db(client: Client, database: str) -> list[int]:
-    """Apply migrations and load region names. Safe to run any number of times; returns the
-    migration versions applied now."""
+def grant_analyst_role(client: Client, database: str) -> None:
+    """On a ClickHouse server: the role ``dampak_analyst`` may read the analyst objects and nothing
+    else of the database (the views run with their definer's rights). Idempotent."""
+    client.command(f"CREATE ROLE IF NOT EXISTS {ANALYST_ROLE}")
+    for name in ANALYST_OBJECTS:
+        client.command(f"GRANT SELECT ON {database}.{name} TO {ANALYST_ROLE}")
+
+
+def init_db(client: Client, database: str, server: bool = False) -> list[int]:
+    """Apply migrations, load region names and, on a ClickHouse ``server``, grant the analyst
+    role. Safe to run any number of times; returns the migration versions applied now."""
     applied = migrate(client, database)
+    if server:
+        grant_analyst_role(client, database)
     loaded = load_regions(client, database)
     if loaded:
         logger.info("loaded %d region names", loaded)

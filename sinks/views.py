@@ -1,7 +1,9 @@
 """Analyst views over the storage tables: repeatable DDL, re-created whenever it changes.
 
 Views apply ``FINAL`` and filter retractions and superseded revisions, so a plain SELECT returns
-the current, exact figures; analysts never need to know about versions or merges.
+the current, exact figures; analysts never need to know about versions or merges. They run with
+their definer's rights (``SQL SECURITY DEFINER``), so on a ClickHouse server the analyst role
+reads them without any right on the ``*_state`` tables.
 """
 
 from __future__ import annotations
@@ -19,12 +21,12 @@ logger = logging.getLogger(__name__)
 # The latest version of each alert; BMKG bulletins carry no revision, so a later bulletin for the
 # same event (same origin time) supersedes the earlier one by its position in the topic.
 _ALERTS = """
-CREATE OR REPLACE VIEW {db}.alerts AS
+CREATE OR REPLACE VIEW {db}.alerts SQL SECURITY DEFINER AS
 SELECT * EXCEPT (version) FROM {db}.alerts_state FINAL
 """
 
 _ALERT_EXPOSURE = """
-CREATE OR REPLACE VIEW {db}.alert_exposure AS
+CREATE OR REPLACE VIEW {db}.alert_exposure SQL SECURITY DEFINER AS
 SELECT
     e.event_id AS event_id, e.village_code AS village_code, e.regency_code AS regency_code,
     e.mmi AS mmi, e.hazard_class AS hazard_class,
@@ -41,14 +43,14 @@ WHERE (e.event_id, e.version) IN (SELECT event_id, version FROM {db}.alerts_stat
 # - an event named by field reports (with no alert) begins with its earliest report and covers
 #   the regencies reported under it.
 _EVENT_COVERAGE = """
-CREATE OR REPLACE VIEW {db}.event_coverage AS
+CREATE OR REPLACE VIEW {db}.event_coverage SQL SECURITY DEFINER AS
 SELECT e.event_id AS event_id, e.village_code AS village_code, a.event_time AS began_at
 FROM {db}.alert_exposure AS e
 INNER JOIN (SELECT event_id, event_time FROM {db}.alerts_state FINAL) AS a ON a.event_id = e.event_id
 """
 
 _REPORTED_EVENT_COVERAGE = """
-CREATE OR REPLACE VIEW {db}.reported_event_coverage AS
+CREATE OR REPLACE VIEW {db}.reported_event_coverage SQL SECURITY DEFINER AS
 SELECT event_id, regency_code, began_at
 FROM (
     SELECT reported_event_id AS event_id, min(reported_at) AS began_at,
@@ -64,7 +66,7 @@ ARRAY JOIN regencies AS regency_code
 # A report without event_id joins the most recent covering event that began at most 14 days
 # before it; computed at query time, so a late alert re-attaches earlier reports.
 _FIELD_REPORTS = """
-CREATE OR REPLACE VIEW {db}.field_reports AS
+CREATE OR REPLACE VIEW {db}.field_reports SQL SECURITY DEFINER AS
 SELECT
     r.report_id AS report_id,
     r.revision AS revision,
@@ -131,7 +133,7 @@ _HOUSEHOLD_COLUMNS = (
     "registered", "desil", "kpm", "vulnerable_persons", "kk_ref",
 )  # fmt: skip
 _HOUSEHOLD_IMPACT = f"""
-CREATE OR REPLACE VIEW {{db}}.household_impact AS
+CREATE OR REPLACE VIEW {{db}}.household_impact SQL SECURITY DEFINER AS
 SELECT
     event_id,
     household_ref,
@@ -154,7 +156,7 @@ def impact_view_sql(level: str) -> str:
     plus every village summary."""
     code = _AREA_LEVELS[level]
     return f"""
-CREATE OR REPLACE VIEW {{db}}.impact_{level} AS
+CREATE OR REPLACE VIEW {{db}}.impact_{level} SQL SECURITY DEFINER AS
 SELECT
     a.event_id AS event_id,
     a.{code} AS {code},
@@ -205,7 +207,7 @@ LEFT JOIN {{db}}.regions AS g ON g.code = a.{code}
 # not known to be poor (unregistered, unranked, or above desil 5), judged on the same report that
 # counts the household in the impact figures. Welfare staff re-assess them.
 _REGISTRY_CANDIDATES = """
-CREATE OR REPLACE VIEW {db}.registry_candidates AS
+CREATE OR REPLACE VIEW {db}.registry_candidates SQL SECURITY DEFINER AS
 SELECT
     event_id,
     household_ref,
@@ -221,7 +223,7 @@ WHERE (houses_heavy > 0 OR displaced > 0) AND (NOT registered OR desil IS NULL O
 """
 
 _VILLAGE_STATS = """
-CREATE OR REPLACE VIEW {db}.village_stats AS
+CREATE OR REPLACE VIEW {db}.village_stats SQL SECURITY DEFINER AS
 SELECT
     h.village_code AS village_code,
     count() AS households,
@@ -237,14 +239,14 @@ GROUP BY h.village_code
 """
 
 _DEAD_LETTERS = """
-CREATE OR REPLACE VIEW {db}.dead_letters AS
+CREATE OR REPLACE VIEW {db}.dead_letters SQL SECURITY DEFINER AS
 SELECT topic, partition, offset, reason, key_ref, payload, payload_bytes, message_timestamp, received_at
 FROM {db}.dead_letter_state FINAL
 """
 
 # Estimated (from the latest alert) beside reported (from field reports), per event.
 _EVENT_SUMMARY = """
-CREATE OR REPLACE VIEW {db}.event_summary AS
+CREATE OR REPLACE VIEW {db}.event_summary SQL SECURITY DEFINER AS
 SELECT
     a.event_id AS event_id, a.hazard AS hazard, a.event_time AS event_time, a.issued_at AS issued_at,
     a.revision AS revision, a.source AS source, a.headline AS headline,
@@ -287,7 +289,7 @@ def _needs_columns(prefix: str, displaced: str, pregnant: str) -> str:
 
 # BNPB minimum needs per event and regency, from estimated and from reported displaced persons.
 _MINIMUM_NEEDS = f"""
-CREATE OR REPLACE VIEW {{db}}.minimum_needs AS
+CREATE OR REPLACE VIEW {{db}}.minimum_needs SQL SECURITY DEFINER AS
 SELECT
     event_id, regency_code, any(g.name) AS regency_name,
     sum(est_disp) AS est_displaced, sum(rep_disp) AS reported_displaced,
@@ -305,7 +307,7 @@ GROUP BY event_id, regency_code
 """
 
 _NOTIFICATIONS = """
-CREATE OR REPLACE VIEW {db}.notifications AS
+CREATE OR REPLACE VIEW {db}.notifications SQL SECURITY DEFINER AS
 SELECT notification_id, event_id, kind, regency_code, level, message, sent_at
 FROM {db}.notification_state FINAL
 """

@@ -14,12 +14,13 @@ from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-from streams.errors import InvalidMessage
+from streams.errors import DampakError, InvalidMessage
 from streams.settings import Settings
 from streams.topics import all_specs
 
 __all__ = [
     "broker_answers",
+    "check_kafka",
     "ensure_topics",
     "group_members",
     "iter_json_lines",
@@ -117,6 +118,49 @@ def broker_answers(bootstrap_servers: str, timeout_s: float = 2.0, **client_opti
         return False
     finally:
         admin.close()
+
+
+def check_kafka(settings: Settings, timeout_s: float = 5.0) -> None:
+    """Fail fast, with the reason, when the configured brokers cannot be used: none answers, the
+    TLS handshake fails, or the SASL credentials are refused. Raises DampakError."""
+    import asyncio
+    import ssl
+
+    from aiokafka.conn import create_conn
+    from aiokafka.errors import KafkaError as AioKafkaError
+
+    k = settings.kafka
+    servers = [s.strip() for s in k.bootstrap_servers.split(",") if s.strip()]
+    reachable = [s for s in servers if _port_open(s, min(timeout_s, 2.0))]
+    if not reachable:
+        hint = " (run `dampak up`)" if settings.uses_local_kafka else ""
+        raise DampakError(f"no Kafka broker answers at {k.bootstrap_servers}{hint}")
+    host, _, port = reachable[0].rpartition(":")
+    options = k.aiokafka_options()
+    options.pop("security_protocol", None)
+
+    async def probe() -> None:
+        conn = await create_conn(
+            host, int(port), security_protocol=k.security_protocol, request_timeout_ms=int(timeout_s * 1000),
+            **options,
+        )  # fmt: skip
+        conn.close()
+
+    try:
+        asyncio.run(probe())
+    except ssl.SSLError as exc:
+        raise DampakError(
+            f"TLS with Kafka at {reachable[0]} failed ({exc.reason or exc}): check DAMPAK_KAFKA__SSL_CAFILE"
+        ) from exc
+    except AioKafkaError as exc:
+        if "Authentication" in type(exc).__name__ or "Authentication" in str(exc):
+            raise DampakError(
+                f"Kafka at {reachable[0]} refused the credentials of user {k.sasl_username!r} "
+                f"({k.sasl_mechanism}): check DAMPAK_KAFKA__SASL_USERNAME and DAMPAK_KAFKA__SASL_PASSWORD"
+            ) from exc
+        raise DampakError(f"Kafka at {reachable[0]}: {type(exc).__name__}") from exc
+    except OSError as exc:
+        raise DampakError(f"Kafka at {reachable[0]} did not answer ({exc})") from exc
 
 
 def _port_open(server: str, timeout_s: float) -> bool:

@@ -13,7 +13,7 @@ from typing import Any
 
 import faust
 
-from sinks.connection import Connection
+from sinks.connection import Connection, ConnectionPool
 from sinks.reader import ClickHouseReader
 from sinks.writer import ClickHouseWriter
 from streams import web
@@ -88,17 +88,21 @@ def _faust_app(settings: Settings) -> faust.App:
     )
 
 
-def create_app(settings: Settings, conn: Connection) -> tuple[faust.App, dict[str, Any]]:
+def create_app(
+    settings: Settings, writes: Connection, reads: Connection, queries: ConnectionPool
+) -> tuple[faust.App, dict[str, Any]]:
     """The Faust app with its agents, timers and pages; returns it with its tables (name -> table).
 
+    ``writes`` is the writer's connection, ``reads`` serves the features' reads, and ``queries``
+    the analysts': no read waits behind a write, and no write or feature read behind a slow query.
     Topics carry raw bytes; handlers validate with pydantic.
     """
     app = _faust_app(settings)
     pseudo = Pseudonymizer(settings.privacy)
     observer = PrometheusWriteObserver()
     retry = settings.sink.retry
-    writer = ClickHouseWriter(conn, retry, observer)
-    reader = ClickHouseReader(conn, retry, observer.retrying)
+    writer = ClickHouseWriter(writes, retry, observer)
+    reader = ClickHouseReader(reads, retry, observer.retrying)
     forwarder = FaustForwarder(app)
     engine = Engine(
         writer,
@@ -109,6 +113,10 @@ def create_app(settings: Settings, conn: Connection) -> tuple[faust.App, dict[st
         retry,
         batch_size=settings.sink.batch_size,
         batch_seconds=settings.sink.batch_seconds,
+        bundled={
+            physical_name(t, settings): settings.kafka.partitions
+            for t in (Topic.HOUSEHOLDS_BY_ID, Topic.REPORTS_BY_ID, Topic.REPORTS_BY_HOUSEHOLD)
+        },
     )
     # Declare every topic the worker reads or writes up front (raw bytes).
     for topic in Topic:
@@ -180,7 +188,7 @@ def create_app(settings: Settings, conn: Connection) -> tuple[faust.App, dict[st
     for topic, flow in flows.items():
         _agent(app, engine, forwarder.topic(name(topic)), flow)
     _timers(app, settings, writer, notifier)
-    web.register(app, settings, conn)
+    web.register(app, settings, queries)
     return app, tables
 
 

@@ -32,13 +32,21 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     from deploy.local.broker import LocalKafka
     from streams.admin import ensure_topics
 
-    result = LocalKafka(settings).up()
+    local = LocalKafka(settings, secure=True if args.secure else None, brokers=args.brokers)
+    result = local.up()
     if result == "external":
         print(f"using the Kafka cluster at {settings.kafka.bootstrap_servers} (nothing started locally)")
-    else:
-        print(f"Kafka {settings.local_kafka.version} {result} at {settings.kafka.bootstrap_servers}")
-    created = ensure_topics(settings)
+        ensure_topics(settings)
+        return 0
+    kind = f"{local.brokers} nodes" if local.brokers > 1 else "node"
+    mode = "SASL_SSL (SCRAM-SHA-512)" if local.secure else "PLAINTEXT"
+    print(f"Kafka {settings.local_kafka.version} {result}: {kind} at {local.bootstrap_servers}, {mode}")
+    created = ensure_topics(settings.model_copy(update={"kafka": local.client_kafka()}))
     print(f"topics ready ({len(created)} created)")
+    if local.secure or local.brokers > 1:
+        print(f"settings for every dampak command: {local.env_file}  (set -a; . {local.env_file}; set +a)")
+    if settings.privacy.uses_default_key and not settings.dev_mode:
+        print("for local development, run the worker with DAMPAK_DEV_MODE=true (built-in pseudonym key)")
     return 0
 
 
@@ -82,7 +90,7 @@ def cmd_init_db(settings: Settings, args: argparse.Namespace) -> int:
             return 0
         client = connect(target)
         try:
-            applied = init_db(client, target.database)
+            applied = init_db(client, target.database, server=not target.embedded)
         finally:
             client.close()
     print(f"migrations applied: {applied}" if applied else "database is up to date")
@@ -96,7 +104,9 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_produce(settings: Settings, args: argparse.Namespace) -> int:
-    from streams.admin import iter_json_lines, produce
+    from streams.admin import check_kafka, iter_json_lines, produce
+
+    check_kafka(settings)
 
     if args.file == "-":
         lines = list(iter_json_lines(sys.stdin.buffer))
@@ -109,7 +119,7 @@ def cmd_produce(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_query(settings: Settings, args: argparse.Namespace) -> int:
-    from sinks.analyst import query
+    from sinks.analyst import Scope, query
 
     parameters = {}
     for item in args.param or ():
@@ -117,7 +127,9 @@ def cmd_query(settings: Settings, args: argparse.Namespace) -> int:
         if not sep or not name:
             raise DampakError(f"--param {item!r}: expected NAME=VALUE")
         parameters[name] = value
-    columns, rows = query(settings.clickhouse_target, args.sql, parameters)
+    token = settings.web.token.get_secret_value() if settings.web.token else None
+    scope: Scope = "internal" if args.internal else "analyst"
+    columns, rows = query(settings.clickhouse_target, args.sql, parameters, scope, token)
     print_rows(columns, rows, args.format, sys.stdout)
     return 0
 
@@ -125,8 +137,10 @@ def cmd_query(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_lag(settings: Settings, args: argparse.Namespace) -> int:
     import time
 
+    from streams.admin import check_kafka
     from streams.lag import LagMonitor
 
+    check_kafka(settings)
     monitor = LagMonitor(settings, history_file=settings.data_dir / "lag-history.json")
     try:
         while True:
@@ -153,11 +167,10 @@ def cmd_lag(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_rotate_key(settings: Settings, args: argparse.Namespace) -> int:
     from sinks.connection import connect, engine_lock
     from sinks.migrations import init_db
-    from streams.admin import broker_answers, group_members
+    from streams.admin import check_kafka, group_members
     from streams.rotation import rotate_key
 
-    if not broker_answers(settings.kafka.bootstrap_servers, **settings.kafka.client_options()):
-        raise DampakError(f"no Kafka broker answers at {settings.kafka.bootstrap_servers}")
+    check_kafka(settings)
     if group_members(settings, settings.app_id):
         raise DampakError(f"workers of {settings.app_id!r} are running: stop every worker first")
     target = settings.clickhouse_target
@@ -166,7 +179,7 @@ def cmd_rotate_key(settings: Settings, args: argparse.Namespace) -> int:
             raise DampakError("a worker holds the embedded engine: stop it first")
         client = connect(target)
         try:
-            init_db(client, target.database)
+            init_db(client, target.database, server=not target.embedded)
             stats = rotate_key(settings, client)
         finally:
             client.close()
@@ -200,7 +213,9 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dampak", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("up", help="start the local Kafka broker (reused if running) and create topics")
+    p = sub.add_parser("up", help="start the local Kafka broker (reused if running) and create topics")
+    p.add_argument("--secure", action="store_true", help="serve clients over SASL_SSL (SCRAM-SHA-512)")
+    p.add_argument("--brokers", type=int, choices=(1, 3), help="nodes to start (3: replication factor 3)")
     sub.add_parser("down", help="stop the local Kafka broker that `up` started")
     sub.add_parser("status", help="report the broker, ClickHouse and worker")
     sub.add_parser("init-db", help="apply ClickHouse migrations and load region names")
@@ -218,6 +233,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         metavar="NAME=VALUE",
         help="a value for the placeholder {NAME:Type} in the query (server-side, never pasted in)",
+    )
+    p.add_argument(
+        "--internal",
+        action="store_true",
+        help="operators: also read dampak's internal tables (*_state); needs the worker's token",
     )
     p.add_argument("--format", choices=("table", "json", "tsv"), default="table")
     p = sub.add_parser("lag", help="consumer lag per partition with Burrow-style status")

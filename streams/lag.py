@@ -16,6 +16,7 @@ from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import OffsetSpec
+from kafka.errors import CoordinatorNotAvailableError
 
 from streams.domain.lag import (
     GroupLag,
@@ -70,8 +71,7 @@ class LagMonitor:
         """Take one sample of every group and evaluate it over the window."""
         groups = groups or self.groups()
         now = time.time()
-        described = self._admin.describe_groups(groups)
-        committed_by_group = self._admin.list_group_offsets(groups)
+        described, committed_by_group = self._group_state(groups)
         out = []
         for group in groups:
             committed = {
@@ -118,6 +118,18 @@ class LagMonitor:
         return out
 
     # ------------------------------------------------------------------ helpers
+    def _group_state(self, groups: list[str]) -> tuple[Any, dict[str, Any]]:
+        """Members and committed offsets of ``groups``. A new cluster has no group coordinator
+        until the first group asks for one: wait for it briefly (it is created on request)."""
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                return self._admin.describe_groups(groups), self._admin.list_group_offsets(groups)
+            except CoordinatorNotAvailableError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+
     def _topics(self) -> set[str]:
         return {physical_name(t, self.settings) for t in CONSUMED_TOPICS}
 

@@ -19,6 +19,7 @@ interrupted rotation is simply run again.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -183,8 +184,11 @@ async def _dead_letters(
                 continue
             source = headers["dlq.topic"]
             partition, offset = int(headers.get("dlq.partition", 0)), int(headers.get("dlq.offset", 0))
-            stamp, received = seen.get((source, partition, offset), (rec.timestamp / 1000, None))
-            msg = Message(source, partition, offset, key, value, stamp)
+            index = int(headers["dlq.index"]) if "dlq.index" in headers else None
+            msg = Message(source, partition, offset, key, value, None, None, index or 0, index is not None)
+            stamp, received = seen.get((source, partition, msg.position if index is not None else offset),
+                                       (rec.timestamp / 1000, None))  # fmt: skip
+            msg = dataclasses.replace(msg, timestamp=stamp)
             row = dead_letter_row(msg, headers.get("dlq.reason", ""), pseudo, source in personal, max_bytes,
                                   received or datetime.now(UTC))  # fmt: skip
             if "dlq.truncated_from" in headers:

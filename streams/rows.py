@@ -115,13 +115,16 @@ def report_row(
 def dead_letter_row(
     msg: Message, reason: str, pseudo: Pseudonymizer, personal_key: bool, max_bytes: int, now: datetime
 ) -> Row:
-    """``dead_letter_state``: a rejected message, its payload redacted and capped at ``max_bytes``."""
+    """``dead_letter_state``: a rejected message, its payload redacted and capped at ``max_bytes``.
+
+    A message that came in a bundle (dampak's internal topics) is recorded at its position
+    (offset << 16 | index), so that each message of a bundle keeps a row of its own."""
     key = msg.key if isinstance(msg.key, bytes) else None
     key_text = (key or b"").decode("utf-8", "replace")
     return {
         "topic": msg.topic,
         "partition": msg.partition,
-        "offset": msg.offset,
+        "offset": msg.position if msg.in_bundle else msg.offset,
         "reason": reason,
         "key_ref": pseudo.ref("household_id", key_text) if key and personal_key else key_text[:256],
         "payload": pseudo.redact_payload(msg.value, key if personal_key else None, max_bytes),

@@ -6,7 +6,9 @@ Build it once at the entry point (``Settings()``) and pass it down; nothing else
 from __future__ import annotations
 
 import logging
+import re
 import ssl
+import urllib.parse
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -29,9 +31,13 @@ __all__ = [
     "Settings",
     "SinkSettings",
     "WebSettings",
+    "mask_dsn",
 ]
 
 logger = logging.getLogger(__name__)
+
+#: The built-in pseudonym key: for local development only (the worker refuses it otherwise).
+DEVELOPMENT_KEY = "dampak-development-key-change-me"
 
 #: The address the bundled local broker (``dampak up``) listens on.
 LOCAL_BOOTSTRAP = "127.0.0.1:9092"
@@ -122,6 +128,14 @@ class LocalKafkaSettings(BaseModel):
     controller_port: int = 9093
     heap: str = "768m"
     start_timeout_s: float = 90.0
+    #: Nodes (combined broker+controller); 3 gives replication factor 3 and min.insync.replicas 2.
+    #: Node i listens on ``port + 10 * i`` (clients) and ``controller_port + 10 * i``.
+    brokers: int = Field(1, ge=1, le=5)
+    #: Serve clients over SASL_SSL (SCRAM-SHA-512) with a generated CA (``dampak up --secure``).
+    secure: bool = False
+
+    def client_ports(self) -> list[int]:
+        return [self.port + 10 * i for i in range(self.brokers)]
 
 
 class SinkSettings(BaseModel):
@@ -142,8 +156,31 @@ class SinkSettings(BaseModel):
 
 
 class WebSettings(BaseModel):
+    """The worker's HTTP server (health, metrics, ``/query``)."""
+
     host: str = "127.0.0.1"
     port: int = 6066
+    #: Bearer token that ``/query`` requires; required (the worker refuses to start without one)
+    #: when ``host`` is not a loopback address.
+    token: SecretStr | None = None
+    #: Host names (besides loopback names and ``host``) that requests may address the worker by;
+    #: a request with another Host header is refused (DNS rebinding from a browser).
+    allowed_hosts: tuple[str, ...] = ()
+
+    @property
+    def loopback(self) -> bool:
+        return self.host in ("127.0.0.1", "localhost", "::1")
+
+    def host_allowed(self, header: str) -> bool:
+        """Whether a request's Host header names this worker."""
+        name = header.rsplit(":", 1)[0].strip("[]").lower() if header else ""
+        return name in {
+            "127.0.0.1",
+            "localhost",
+            "::1",
+            self.host.lower(),
+            *map(str.lower, self.allowed_hosts),
+        }
 
 
 class ContractSettings(BaseModel):
@@ -164,8 +201,12 @@ class PrivacySettings(BaseModel):
     Rotate by setting a new ``hmac_key`` (and ``key_id``): new rows carry new pseudonyms.
     """
 
-    hmac_key: SecretStr = SecretStr("dampak-development-key-change-me")
+    hmac_key: SecretStr = SecretStr(DEVELOPMENT_KEY)
     key_id: str = "k1"
+
+    @property
+    def uses_default_key(self) -> bool:
+        return self.hmac_key.get_secret_value() == DEVELOPMENT_KEY
 
 
 class NotifySettings(BaseModel):
@@ -232,6 +273,9 @@ class Settings(BaseSettings):
         env_prefix="DAMPAK_", env_nested_delimiter="__", extra="ignore", frozen=True
     )
 
+    #: Local development: the built-in pseudonym key is accepted (``dampak up`` sets this for its
+    #: data directory; never in production).
+    dev_mode: bool = False
     #: Faust application id: the consumer group and the prefix of changelog topics.
     app_id: str = "dampak"
     data_dir: Path = Path(".dampak")
@@ -268,17 +312,33 @@ class Settings(BaseSettings):
 
     @property
     def uses_local_kafka(self) -> bool:
-        """True when the bootstrap servers are the bundled local broker's address."""
-        return self.kafka.bootstrap_servers.strip() == f"127.0.0.1:{self.local_kafka.port}"
+        """True when the bootstrap servers are the bundled local nodes' addresses."""
+        servers = {s.strip() for s in self.kafka.bootstrap_servers.split(",")}
+        return servers == {f"127.0.0.1:{p}" for p in self.local_kafka.client_ports()}
 
     def redacted(self) -> dict[str, Any]:
-        """Settings as a dict with secrets and DSN passwords masked, for ``dampak config``."""
+        """Settings as a dict with every secret masked, for ``dampak config`` and ``status``."""
         data = self.model_dump(mode="json")
-        dsn = self.clickhouse_dsn
-        if "@" in dsn and "://" in dsn:
-            scheme, rest = dsn.split("://", 1)
-            creds, host = rest.rsplit("@", 1)
-            user = creds.split(":", 1)[0]
-            dsn = f"{scheme}://{user}:***@{host}"
-        data["clickhouse"]["dsn"] = dsn
+        data["clickhouse"]["dsn"] = mask_dsn(self.clickhouse_dsn)
         return data
+
+
+#: Query-string parameters of a DSN that hold secrets.
+_SECRET_PARAMS = re.compile(r"pass|secret|token|key|credential|auth", re.IGNORECASE)
+
+
+def mask_dsn(dsn: str) -> str:
+    """``dsn`` with the password of its user info and every secret-looking query parameter masked."""
+    parts = urllib.parse.urlsplit(dsn)
+    if "@" not in parts.netloc and not parts.query:
+        return dsn
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        user = urllib.parse.unquote(userinfo.split(":", 1)[0])
+        netloc = f"{urllib.parse.quote(user)}:***@{host}" if ":" in userinfo else f"{userinfo}@{host}"
+    query = urllib.parse.urlencode(
+        [(k, "***" if _SECRET_PARAMS.search(k) else v) for k, v in urllib.parse.parse_qsl(parts.query, True)],
+        safe="*",
+    )
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))

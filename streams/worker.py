@@ -12,7 +12,7 @@ import urllib.request
 from streams.errors import DampakError
 from streams.settings import Settings
 
-__all__ = ["run_worker", "wait_until_ready"]
+__all__ = ["check_secrets", "run_worker", "wait_until_ready"]
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +36,21 @@ def wait_until_ready(url: str, proc: subprocess.Popen[bytes], timeout_s: float) 
     raise DampakError(f"the worker was not ready within {timeout_s:.0f}s")
 
 
+def check_secrets(settings: Settings) -> None:
+    """Refuse to run with the built-in pseudonym key outside local development (anyone who knows
+    it can reverse NIK pseudonyms by enumeration), and to serve queries beyond loopback without a
+    token. Raises DampakError."""
+    if settings.privacy.uses_default_key and not settings.dev_mode:
+        raise DampakError(
+            "the pseudonym key is the built-in development key: set DAMPAK_PRIVACY__HMAC_KEY (and "
+            "__KEY_ID), or DAMPAK_DEV_MODE=true for local development"
+        )
+    if not settings.web.loopback and settings.web.token is None:
+        raise DampakError(
+            f"the worker would serve /query on {settings.web.host} without a token: set DAMPAK_WEB__TOKEN"
+        )
+
+
 def run_worker(settings: Settings) -> int:
     """Run the worker until SIGTERM/SIGINT. Migrations are applied first; topics are created.
 
@@ -46,16 +61,22 @@ def run_worker(settings: Settings) -> int:
     import faust
     import uvloop
 
-    from sinks.connection import Connection, connect, engine_lock, forget_holder, record_holder
+    from sinks.connection import (
+        Connection,
+        ConnectionPool,
+        connect,
+        engine_lock,
+        forget_holder,
+        record_holder,
+    )
     from sinks.migrations import init_db
-    from streams.admin import broker_answers, ensure_topics
+    from streams.admin import check_kafka, ensure_topics
     from streams.app import create_app
     from streams.restore import bulk_restore
     from streams.rotation import check_no_rotation_pending
 
-    if not broker_answers(settings.kafka.bootstrap_servers, **settings.kafka.client_options()):
-        hint = " (run `dampak up`)" if settings.uses_local_kafka else ""
-        raise DampakError(f"no Kafka broker answers at {settings.kafka.bootstrap_servers}{hint}")
+    check_secrets(settings)
+    check_kafka(settings)
     ensure_topics(settings)
     # uvloop's event loop: a worker spends about a third of its time in the loop itself.
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
@@ -64,10 +85,17 @@ def run_worker(settings: Settings) -> int:
         if target.embedded and not free:
             raise DampakError(f"another process holds the embedded ClickHouse engine in {settings.data_dir}")
         client = connect(target)
-        init_db(client, target.database)
+        init_db(client, target.database, server=not target.embedded)
         check_no_rotation_pending(client, target.database, settings.privacy.key_id)
-        conn = Connection(client, target.database)
-        app, tables = create_app(settings, conn)
+        writes = Connection(client, target.database)
+        reads = Connection(connect(target), target.database)
+        queries = ConnectionPool(
+            [
+                Connection(connect(target), target.database)
+                for _ in range(settings.clickhouse.query_concurrency)
+            ]
+        )
+        app, tables = create_app(settings, writes, reads, queries)
         if settings.tables.bulk_restore and settings.tables.rocksdb:
             bulk_restore(settings, tables)
         record_holder(target, os.getpid(), f"http://{settings.web.host}:{settings.web.port}")
@@ -82,5 +110,7 @@ def run_worker(settings: Settings) -> int:
             return int(exc.code or 0)
         finally:
             forget_holder(target)
-            conn.close()
+            queries.close()
+            reads.close()
+            writes.close()
     return 0

@@ -9,7 +9,10 @@
 //     default, the obsolete top-level `version:` key);
 //   - with -check-build, each service's local build context directory and its
 //     Dockerfile must exist;
-//   - the same file is validated once per requested profile set.
+//   - the same file is validated once per requested profile set;
+//   - when a prometheus service mounts its configuration, that configuration
+//     must scrape the worker at worker:<DAMPAK_WEB__PORT>, and the worker must
+//     listen beyond loopback (DAMPAK_WEB__HOST 0.0.0.0) behind a token.
 //
 // Usage: compose-validate [-q] [-print] [-check-build] [-profile NAME]... [FILE...]
 package main
@@ -31,6 +34,7 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/linter"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/sirupsen/logrus"
+	"go.yaml.in/yaml/v3"
 )
 
 type multiFlag []string
@@ -108,6 +112,9 @@ func run(files, profiles []string, projectDir string, checkBuild, quiet, print b
 		if err := checkBuildContexts(project); err != nil {
 			return err
 		}
+	}
+	if err := checkMonitoring(project); err != nil {
+		return err
 	}
 	if print {
 		out, err := project.MarshalYAML()
@@ -214,4 +221,79 @@ func checkDockerfile(path, ctxDir string) []string {
 		}
 	}
 	return problems
+}
+
+// checkMonitoring: Prometheus must scrape the worker where the worker listens.
+func checkMonitoring(project *types.Project) error {
+	prom, ok := project.Services["prometheus"]
+	if !ok {
+		return nil
+	}
+	worker, ok := project.Services["worker"]
+	if !ok {
+		return errors.New("prometheus: no worker service to scrape")
+	}
+	env := func(name, fallback string) string {
+		if v, ok := worker.Environment[name]; ok && v != nil {
+			return *v
+		}
+		return fallback
+	}
+	var problems []string
+	if host := env("DAMPAK_WEB__HOST", "127.0.0.1"); host != "0.0.0.0" {
+		problems = append(problems, fmt.Sprintf("worker: DAMPAK_WEB__HOST is %q, so Prometheus cannot reach it (use 0.0.0.0)", host))
+	} else if env("DAMPAK_WEB__TOKEN", "") == "" {
+		problems = append(problems, "worker: listens on 0.0.0.0 without DAMPAK_WEB__TOKEN")
+	}
+	want := "worker:" + env("DAMPAK_WEB__PORT", "6066")
+	config := ""
+	for _, v := range prom.Volumes {
+		if v.Target == "/etc/prometheus/prometheus.yml" {
+			config = v.Source
+		}
+	}
+	if config == "" {
+		problems = append(problems, "prometheus: no configuration mounted at /etc/prometheus/prometheus.yml")
+	} else if targets, err := scrapeTargets(config); err != nil {
+		problems = append(problems, fmt.Sprintf("prometheus: %v", err))
+	} else if !contains(targets, want) {
+		problems = append(problems, fmt.Sprintf("prometheus: %s does not scrape %s (targets: %s)", config, want, strings.Join(targets, ", ")))
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("monitoring:\n  %s", strings.Join(problems, "\n  "))
+	}
+	return nil
+}
+
+func scrapeTargets(path string) ([]string, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var cfg struct {
+		ScrapeConfigs []struct {
+			StaticConfigs []struct {
+				Targets []string `yaml:"targets"`
+			} `yaml:"static_configs"`
+		} `yaml:"scrape_configs"`
+	}
+	if err := yaml.Unmarshal(raw, &cfg); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	var out []string
+	for _, sc := range cfg.ScrapeConfigs {
+		for _, st := range sc.StaticConfigs {
+			out = append(out, st.Targets...)
+		}
+	}
+	return out, nil
+}
+
+func contains(items []string, want string) bool {
+	for _, item := range items {
+		if item == want {
+			return true
+		}
+	}
+	return false
 }

@@ -11,6 +11,7 @@ import gzip
 import importlib.resources
 import json
 import logging
+import os
 import random
 import signal
 import subprocess
@@ -146,8 +147,12 @@ def run_demo(settings: Settings, keep_running: bool = False) -> int:
     log = settings.data_dir / "demo-worker.log"
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
+        # Local development: the built-in pseudonym key is fine here, and only here.
         worker = subprocess.Popen(
-            [sys.executable, "-m", "streams", "worker"], stdout=out, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "streams", "worker"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "DAMPAK_DEV_MODE": "true"},
         )
     print(f"worker started (log: {log})")
     try:
@@ -166,7 +171,7 @@ def run_demo(settings: Settings, keep_running: bool = False) -> int:
         def ask(sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
             return query(target, sql, {"event": CIANJUR_EVENT} if "{event:" in sql else None)
 
-        registered = "SELECT count() FROM dampak.registry_state FINAL WHERE household_ref != ''"
+        registered = "SELECT sum(households) FROM dampak.village_stats"
         _wait_until(lambda: ask(registered)[1][0][0] >= len(households), 120)
         # The BMKG bulletin comes first: an estimate minutes after the quake, before any report.
         prod.send(physical_name(Topic.DISASTER_ALERTS, settings), key=CIANJUR_EVENT.encode(), value=_BULLETIN)

@@ -1,9 +1,10 @@
 """The household registry as stream state: what the Faust table keeps per household.
 
 State is a JSON-able typed dict, so that it round-trips through the table's changelog unchanged.
-``offset`` is the position of the message that produced the state on ``households-by-id``, where
-dampak itself puts every message of one household on one partition: it orders the changes of a
-household, tombstones included, and tells a replay after a crash from a new change. ``seq``
+``position`` is where the message that produced the state lies on ``households-by-id`` (offset,
+then index in its bundle), where dampak itself puts every message of one household on one
+partition: it orders the changes of a household, tombstones included, and tells a replay after a
+crash from a new change. ``seq``
 counts the changes applied, and versions the household's rows.
 """
 
@@ -41,12 +42,12 @@ class HouseholdState(TypedDict):
     lon: float | None
     nik_head: str | None
     kk_number: str | None
-    offset: int
+    position: int
     deleted: bool
     seq: int
 
 
-def household_state(household: Household, offset: int, seq: int) -> HouseholdState:
+def household_state(household: Household, position: int, seq: int) -> HouseholdState:
     h = household
     return {
         "village_code": h.village_code,
@@ -62,13 +63,13 @@ def household_state(household: Household, offset: int, seq: int) -> HouseholdSta
         "lon": h.lon,
         "nik_head": h.nik_head,
         "kk_number": h.kk_number,
-        "offset": offset,
+        "position": position,
         "deleted": False,
         "seq": seq,
     }
 
 
-def tombstone_state(offset: int, seq: int) -> HouseholdState:
+def tombstone_state(position: int, seq: int) -> HouseholdState:
     """State of a removed household: every figure empty, so enrichment reads it as unregistered."""
     return {
         "village_code": "",
@@ -84,7 +85,7 @@ def tombstone_state(offset: int, seq: int) -> HouseholdState:
         "lon": None,
         "nik_head": None,
         "kk_number": None,
-        "offset": offset,
+        "position": position,
         "deleted": True,
         "seq": seq,
     }
@@ -101,17 +102,17 @@ def should_apply(stored: HouseholdState | None, updated_ms: int) -> bool:
     return updated_ms >= int(stored["updated_ms"])
 
 
-def decide_change(stored: HouseholdState | None, updated_ms: int | None, offset: int) -> Revision:
-    """What to do with a change at ``offset``: a record updated at ``updated_ms``, or a tombstone
+def decide_change(stored: HouseholdState | None, updated_ms: int | None, position: int) -> Revision:
+    """What to do with a change at ``position``: a record updated at ``updated_ms``, or a tombstone
     (None).
 
-    A message at or before the stored state's offset is a replay after a crash (the table ran
+    A message at or before the stored state's position is a replay after a crash (the table ran
     ahead of the committed offset): the one that produced the state is DUPLICATE (its rows are
     written again), an earlier one STALE. Otherwise a tombstone is NEW, and a record is NEW unless
     it is older than the stored one (``should_apply``).
     """
-    if stored is not None and offset <= stored["offset"]:
-        return Revision.DUPLICATE if offset == stored["offset"] else Revision.STALE
+    if stored is not None and position <= stored["position"]:
+        return Revision.DUPLICATE if position == stored["position"] else Revision.STALE
     if updated_ms is None or should_apply(stored, updated_ms):
         return Revision.NEW
     return Revision.STALE

@@ -49,7 +49,7 @@ class ReportDoc(TypedDict):
     digest: str
     #: The number of this copy of the report (set where the copy is decided).
     copy: NotRequired[int]
-    #: Where the copy arrived for its household (the offset on ``field-reports-by-household``):
+    #: Where the copy arrived for its household (its position on ``field-reports-by-household``):
     #: orders the reports of one household by arrival.
     arrival: NotRequired[int]
 

@@ -46,20 +46,20 @@ def report_version(revision: int, copy: int, household_seq: int = 0) -> int:
     )
 
 
-def decide_copy(stored: tuple[int, str, int] | None, revision: int, digest: str, offset: int) -> Revision:
-    """Decide a copy of a report at ``offset`` against the copy that stands (revision, digest,
-    offset), all on the report's one partition.
+def decide_copy(stored: tuple[int, str, int] | None, revision: int, digest: str, position: int) -> Revision:
+    """Decide a copy of a report at ``position`` against the copy that stands (revision, digest,
+    position), all on the report's one partition.
 
-    A copy at or before the stored offset is a replay after a crash: the one that stands is
+    A copy at or before the stored position is a replay after a crash: the one that stands is
     DUPLICATE, an earlier one STALE. Otherwise a higher revision is NEW, a lower one STALE, and at
     the same revision the same content is DUPLICATE while other content is NEW (the copy received
     last stands).
     """
     if stored is None:
         return Revision.NEW
-    stored_revision, stored_digest, stored_offset = stored
-    if offset <= stored_offset:
-        return Revision.DUPLICATE if offset == stored_offset else Revision.STALE
+    stored_revision, stored_digest, stored_position = stored
+    if position <= stored_position:
+        return Revision.DUPLICATE if position == stored_position else Revision.STALE
     if revision != stored_revision:
         return Revision.NEW if revision > stored_revision else Revision.STALE
     return Revision.DUPLICATE if digest == stored_digest else Revision.NEW

@@ -10,6 +10,7 @@ from enum import StrEnum
 from typing import Any
 
 from sinks.tables import Row, Table
+from streams.engine.bundle import INDEX_BITS
 
 __all__ = ["Forward", "Handler", "Message", "Outcome", "Output"]
 
@@ -34,10 +35,19 @@ class Message:
     offset: int
     key: bytes | None
     value: bytes | None
-    #: Producer timestamp in seconds, if any.
+    #: When the message entered dampak (its input's producer timestamp), in seconds, if known.
     timestamp: float | None = None
     #: The Faust event it came from (None in unit tests); the engine needs it, handlers do not.
     native: Any = None
+    #: Its index in a bundle (see ``streams.engine.bundle``), and whether it came in one.
+    index: int = 0
+    in_bundle: bool = False
+
+    @property
+    def position(self) -> int:
+        """Its place on its partition: offset, then index in its bundle. Handlers compare
+        positions, never raw offsets."""
+        return (self.offset << INDEX_BITS) | self.index
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +58,10 @@ class Forward:
     key: bytes | None
     value: bytes | None
     headers: tuple[tuple[str, bytes], ...] = ()
+    #: An explicit partition (bundles); None lets the producer hash the key.
+    partition: int | None = None
+    #: When the message this one derives from entered dampak (seconds), carried in bundles.
+    origin: float | None = None
 
 
 @dataclass
@@ -59,15 +73,16 @@ class Output:
     sources: dict[Table, list[int]] = field(default_factory=dict)
     forwards: list[Forward] = field(default_factory=list)
     after_write: list[Callable[[], Awaitable[object]]] = field(default_factory=list)
-    #: Index (in the batch) of the message being handled.
+    #: Index (in the batch) of the message being handled, and when it entered dampak.
     current: int = 0
+    origin: float | None = None
 
     def add(self, table: Table, row: Row) -> None:
         self.rows.setdefault(table, []).append(row)
         self.sources.setdefault(table, []).append(self.current)
 
     def forward(self, topic: str, key: bytes | None, value: bytes | None) -> None:
-        self.forwards.append(Forward(topic, key, value))
+        self.forwards.append(Forward(topic, key, value, origin=self.origin))
 
     def then(self, hook: Callable[[], Awaitable[object]]) -> None:
         """Run ``hook`` after the batch's rows are written, before its messages are acked."""

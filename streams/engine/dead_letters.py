@@ -47,6 +47,8 @@ class DeadLetters:
             ("dlq.partition", str(msg.partition).encode()),
             ("dlq.offset", str(msg.offset).encode()),
         ]
+        if msg.in_bundle:
+            headers.append(("dlq.index", str(msg.index).encode()))
         value, key = msg.value, msg.key
         room = self._message_max - _OVERHEAD - len(key or b"")
         if value is not None and len(value) > room:

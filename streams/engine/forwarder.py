@@ -33,7 +33,9 @@ class FaustForwarder:
         for f in forwards:
             try:
                 pending.append(
-                    await self.topic(f.topic).send(key=f.key, value=f.value, headers=list(f.headers) or None)
+                    await self.topic(f.topic).send(
+                        key=f.key, value=f.value, partition=f.partition, headers=list(f.headers) or None
+                    )
                 )
             except Exception as exc:  # not even buffered: reported, retried by the engine
                 pending.append(exc)

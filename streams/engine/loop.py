@@ -4,12 +4,15 @@ For each batch of events: call the flow's handler once per event, publish what t
 forwarded, write their rows, run the after-write hooks, and only then ack; so an offset is never
 committed before its rows are in ClickHouse. The error policy lives here and nowhere else:
 
-- a fault that belongs to one event (``InvalidMessage``, or any other exception from its handler)
-  dead-letters that event, and the batch goes on;
+- a fault that belongs to one event (``InvalidMessage``, or an unexpected exception from its
+  handler) dead-letters that event, and the batch goes on;
 - rows that ClickHouse refuses as data (``RowsRejected``) are traced to their message by halving
   the batch, and that message is dead-lettered;
-- infrastructure faults (ClickHouse or Kafka unavailable) are retried in place with capped
-  backoff, the backpressure; a retry never re-sends what the batch already delivered.
+- infrastructure faults (ClickHouse or Kafka unavailable, Kafka metadata not settled after a
+  broker restart, a disk full) are retried in place with capped backoff, the backpressure. A
+  handler that meets one aborts its batch, which is handled again from the start: handlers are
+  replay-safe (they tell a replay from a new message by its position). A retry of a delivery
+  never re-sends what the batch already delivered.
 """
 
 from __future__ import annotations
@@ -20,24 +23,47 @@ import logging
 import time
 import weakref
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from aiokafka.errors import KafkaError as AioKafkaError
+from faust.exceptions import DecodeError, FaustError
 from faust.streams import _current_event
+from kafka.errors import KafkaError as KafkaPythonError
 
 from sinks.config import Backoff
 from sinks.errors import SinkUnavailable
 from sinks.tables import Row, Table
 from streams.engine.batch import Forward, Handler, Message, Outcome, Output
+from streams.engine.bundle import BUNDLE_HEADER, Item, pack, partition_of, unpack
 from streams.engine.dead_letters import DeadLetters
 from streams.errors import InvalidMessage
 from streams.metrics import END_TO_END_SECONDS, EVENTS, SINK_BATCH_SECONDS
 
-__all__ = ["Engine", "Flow", "Forwarder", "RowWriter", "deliver_all"]
+__all__ = ["INFRASTRUCTURE", "Engine", "Flow", "Forwarder", "RowWriter", "deliver_all"]
 
 logger = logging.getLogger(__name__)
+
+
+#: Exceptions that are not a message's fault, from wherever a handler meets them (Faust tables,
+#: the producer, a read from ClickHouse): retried, never dead-lettered.
+INFRASTRUCTURE: tuple[type[BaseException], ...] = (
+    SinkUnavailable,
+    FaustError,
+    AioKafkaError,
+    KafkaPythonError,
+    OSError,  # connections refused or reset, disks full
+    TimeoutError,
+    MemoryError,
+)
+#: ... except the Faust errors about a message's own bytes.
+_MESSAGE_FAULTS: tuple[type[BaseException], ...] = (DecodeError,)
+
+
+class _RetryBatch(Exception):
+    """A handler met an infrastructure fault: handle the whole batch again, later."""
 
 
 class RowWriter(Protocol):
@@ -72,41 +98,52 @@ class Engine:
         backoff: Backoff,
         batch_size: int = 10_000,
         batch_seconds: float = 0.2,
+        bundled: Mapping[str, int] | None = None,
     ) -> None:
+        """``bundled``: internal topics (name -> partitions) whose forwards travel in bundles."""
         self._writer = writer
         self._forwarder = forwarder
         self._dead_letters = dead_letters
         self._backoff = backoff
         self._batch_size = batch_size
         self._batch_seconds = batch_seconds
+        self._bundled = dict(bundled or {})
 
     # ------------------------------------------------------------ the Faust side
     async def run(self, flow: Flow, stream: Any) -> None:
         """The body of a Faust agent: take events without acking, process, then ack them."""
         async for events in stream.noack_take(self._batch_size, within=self._batch_seconds):
             started = time.perf_counter()
-            messages = [_message(event) for event in events]
-            outcomes = await self._process_until_done(flow, messages)
+            messages = [msg for event in events for msg in _messages(event)]
+            outcomes, wrote = await self._process_until_done(flow, messages)
             visible = time.time()
             counts: Counter[tuple[str, str]] = Counter()
-            for event, msg, outcome in zip(events, messages, outcomes, strict=True):
+            for i, (msg, outcome) in enumerate(zip(messages, outcomes, strict=True)):
                 counts[msg.topic, outcome.value] += 1
-                if msg.timestamp:
+                if msg.timestamp and i in wrote:
                     END_TO_END_SECONDS.observe(max(0.0, visible - msg.timestamp))
+            for event in events:
                 await stream.ack(event)
             for (topic, label), n in counts.items():
                 EVENTS.labels(topic, label).inc(n)
             SINK_BATCH_SECONDS.observe(time.perf_counter() - started)
 
-    async def _process_until_done(self, flow: Flow, messages: list[Message]) -> list[Outcome]:
+    async def _process_until_done(
+        self, flow: Flow, messages: list[Message]
+    ) -> tuple[list[Outcome], set[int]]:
         # ``process`` retries and isolates every fault it knows; anything else is a bug in the
         # engine itself. Never ack what was not written: log, back off, and try the batch again.
         delays = self._backoff.delays()
         while True:
             try:
-                return await self.process(flow, messages)
+                return await self._process(flow, messages)
             except asyncio.CancelledError:
                 raise
+            except _RetryBatch as retry:
+                delay = next(delays)
+                logger.warning("%s: batch of %d met %s; handling it again in %.1fs",
+                               flow.name, len(messages), retry, delay)  # fmt: skip
+                await asyncio.sleep(delay)
             except Exception as exc:
                 logger.error("%s: batch of %d failed (%s); retrying", flow.name, len(messages), _where(exc))
                 await asyncio.sleep(next(delays))
@@ -115,6 +152,10 @@ class Engine:
     async def process(self, flow: Flow, messages: Sequence[Message]) -> list[Outcome]:
         """Handle, forward, write and run after-write hooks for one batch; returns the outcome of
         each message. Returns only when every row is written or its message dead-lettered."""
+        return (await self._process(flow, messages))[0]
+
+    async def _process(self, flow: Flow, messages: Sequence[Message]) -> tuple[list[Outcome], set[int]]:
+        """``process``, and the indices of the messages whose rows were written."""
         out = Output()
         outcomes = [await self._handle(flow, i, msg, out) for i, msg in enumerate(messages)]
         await self._deliver(out.forwards)
@@ -129,10 +170,11 @@ class Engine:
                 logger.error("%s: dead-letter rows refused by ClickHouse (kept in the DLQ topic)", flow.name)
         for hook in out.after_write:
             await hook()
-        return outcomes
+        wrote = {i for sources in out.sources.values() for i in sources} - set(rejected)
+        return outcomes, wrote
 
     async def _handle(self, flow: Flow, index: int, msg: Message, out: Output) -> Outcome:
-        out.current = index
+        out.current, out.origin = index, msg.timestamp
         mark = out.mark()
         try:
             with _current(msg.native):
@@ -144,6 +186,11 @@ class Engine:
             reason = exc.reason
         except asyncio.CancelledError:
             raise
+        except INFRASTRUCTURE as exc:
+            if isinstance(exc, _MESSAGE_FAULTS):
+                reason = f"internal error: {type(exc).__name__}"
+            else:
+                raise _RetryBatch(_where(exc)) from exc
         except Exception as exc:
             # A fault of this event only (a bug or an input no contract foresaw): dead-letter it and
             # go on. Only the type and place are logged: an exception's text may hold input values.
@@ -155,7 +202,29 @@ class Engine:
         return Outcome.DEAD_LETTER
 
     async def _deliver(self, forwards: list[Forward]) -> None:
-        await deliver_all(self._forwarder, forwards, self._backoff)
+        await deliver_all(self._forwarder, self._bundle(forwards), self._backoff)
+
+    def _bundle(self, forwards: list[Forward]) -> list[Forward]:
+        """Forwards to bundled topics grouped into one record per partition (in order); the rest
+        as they are."""
+        if not self._bundled:
+            return forwards
+        plain: list[Forward] = []
+        groups: dict[tuple[str, int], list[Item]] = {}
+        for f in forwards:
+            partitions = self._bundled.get(f.topic)
+            if partitions is None:
+                plain.append(f)
+            else:
+                groups.setdefault((f.topic, partition_of(f.key, partitions)), []).append(
+                    (f.key, f.value, f.origin)
+                )
+        bundles = [
+            Forward(topic, None, record, (BUNDLE_HEADER,), partition)
+            for (topic, partition), items in groups.items()
+            for record in pack(items)
+        ]
+        return plain + bundles
 
     async def _write(self, out: Output) -> dict[int, str]:
         """Write every table's rows; returns {message index: reason} for messages whose rows were
@@ -209,9 +278,21 @@ async def deliver_all(forwarder: Forwarder, forwards: Sequence[Forward], backoff
         pending = failed
 
 
-def _message(event: Any) -> Message:
+def _messages(event: Any) -> list[Message]:
+    """The messages of one Faust event: itself, or the messages of the bundle it carries."""
     m = event.message
-    return Message(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp, event)
+    headers = m.headers.items() if isinstance(m.headers, Mapping) else (m.headers or ())
+    if any(k == BUNDLE_HEADER[0] for k, _ in headers):
+        try:
+            items = unpack(m.value or b"")
+        except ValueError:
+            logger.error("malformed bundle at %s[%d]@%d", m.topic, m.partition, m.offset)
+        else:
+            return [
+                Message(m.topic, m.partition, m.offset, key, value, origin, event, index, True)
+                for index, (key, value, origin) in enumerate(items)
+            ]
+    return [Message(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp, event)]
 
 
 @contextmanager

@@ -47,8 +47,8 @@ class CopyState(TypedDict):
     revision: int
     digest: str
     copy: int
-    #: Its offset on ``field-reports-by-id``.
-    offset: int
+    #: Its position on ``field-reports-by-id``.
+    position: int
     household_id: str | None
 
 
@@ -87,10 +87,10 @@ def decide_report(deps: ReportDeps, msg: Message, out: Output) -> Outcome:
     report_id = doc["report_id"]
     stored = deps.report_copies.get(report_id)
     decision = decide_copy(
-        (stored["revision"], stored["digest"], stored["offset"]) if stored else None,
+        (stored["revision"], stored["digest"], stored["position"]) if stored else None,
         doc["revision"],
         doc["digest"],
-        msg.offset,
+        msg.position,
     )
     if decision is Revision.STALE:
         return Outcome.STALE
@@ -101,7 +101,7 @@ def decide_report(deps: ReportDeps, msg: Message, out: Output) -> Outcome:
             "revision": doc["revision"],
             "digest": doc["digest"],
             "copy": copy,
-            "offset": msg.offset,
+            "position": msg.position,
             "household_id": doc["household_id"],
         }
         if previous is not None and previous != doc["household_id"]:
@@ -113,7 +113,7 @@ def decide_report(deps: ReportDeps, msg: Message, out: Output) -> Outcome:
     doc["copy"] = copy
     if doc["household_id"] is None:
         version = report_version(doc["revision"], copy)
-        out.add(REPORT_STATE, report_row(doc, Enrichment(), version, deps.pseudo, deps.now(), msg.offset))
+        out.add(REPORT_STATE, report_row(doc, Enrichment(), version, deps.pseudo, deps.now(), msg.position))
     else:
         out.forward(deps.by_household, doc["household_id"].encode(), orjson.dumps(doc))
     return _OUTCOMES[decision]
@@ -142,7 +142,7 @@ def enrich_report(deps: ReportDeps, msg: Message, out: Output) -> Outcome:
     if theirs is not None and theirs == ours:
         doc, decision = kept, Revision.DUPLICATE  # type: ignore[assignment]
     else:
-        doc["arrival"], decision = msg.offset, Revision.NEW
+        doc["arrival"], decision = msg.position, Revision.NEW
         if doc["retracted"]:
             reports.drop(household_id, doc["report_id"])  # nothing left to re-enrich
         elif reports.full(household_id, doc["report_id"]):

@@ -69,7 +69,7 @@ def route_household(deps: RegistryDeps, msg: Message, out: Output) -> Outcome:
     if key is not None and key != household.household_id:
         raise InvalidMessage("message key does not match household_id")
     # The record travels as registry state (offset and seq are set where it is applied).
-    state = household_state(household, offset=-1, seq=0)
+    state = household_state(household, position=-1, seq=0)
     out.forward(deps.by_id, household.household_id.encode(), orjson.dumps(state))
     return Outcome.OK
 
@@ -84,7 +84,7 @@ def apply_household_change(deps: RegistryDeps, msg: Message, out: Output) -> Out
     household_id = (msg.key or b"").decode()
     record: HouseholdState | None = orjson.loads(msg.value) if msg.value is not None else None
     stored = deps.registry.get(household_id)
-    decision = decide_change(stored, record["updated_ms"] if record else None, msg.offset)
+    decision = decide_change(stored, record["updated_ms"] if record else None, msg.position)
     if decision is Revision.STALE:
         return Outcome.STALE
     if decision is Revision.DUPLICATE:
@@ -92,7 +92,9 @@ def apply_household_change(deps: RegistryDeps, msg: Message, out: Output) -> Out
         state = stored
     else:
         seq = (stored.get("seq", 0) if stored else 0) + 1
-        state = {**record, "offset": msg.offset, "seq": seq} if record else tombstone_state(msg.offset, seq)
+        state = (
+            {**record, "position": msg.position, "seq": seq} if record else tombstone_state(msg.position, seq)
+        )
         deps.registry[household_id] = state
     out.add(REGISTRY_STATE, registry_row(household_id, state, deps.pseudo))
     now, enrichment = deps.now(), enrich(state)

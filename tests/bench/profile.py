@@ -33,7 +33,10 @@ _BUCKETS = [
     ),
     ("pydantic validation", ("pydantic",)),
     ("ClickHouse insert (clickhouse-connect/chDB)", ("clickhouse_connect", "chdb")),
-    ("dampak domain + agents", ("streams/domain/", "streams/field_reports.py", "streams/households.py")),
+    (
+        "dampak engine, features, domain",
+        ("streams/engine/", "streams/features/", "streams/domain/", "streams/rows.py"),
+    ),
     (_LOOP, ("asyncio/",)),
 ]
 
@@ -76,6 +79,7 @@ def summarize(raw: Path) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--out", default=str(ROOT / "docs"), help="where to write profile-worker.*")
     args = parser.parse_args()
     run = Run("quick")
     w = generate(200_000, 200_000, 10_000)
@@ -87,8 +91,8 @@ def main() -> None:
     while not run.committed_all(settings.app_id, ("households",)):
         time.sleep(0.5)
     run.produce("field-reports", w.reports)
-    docs = ROOT / "docs"
-    docs.mkdir(exist_ok=True)
+    docs = Path(args.out)
+    docs.mkdir(parents=True, exist_ok=True)
     raw = docs / "profile-worker.collapsed"
     py_spy = str(Path(sys.executable).with_name("py-spy"))
     spy = [py_spy, "record", "--pid", str(worker.pid), "--duration", str(args.seconds),

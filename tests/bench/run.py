@@ -79,6 +79,7 @@ class Run:
             "DAMPAK_WEB__PORT": str(port),
             "DAMPAK_LOG_LEVEL": "warning",
             "DAMPAK_CLICKHOUSE__QUERY_TIMEOUT_S": "120",
+            "DAMPAK_DEV_MODE": "true",
         }
         s = Settings(
             app_id=env["DAMPAK_APP_ID"], data_dir=Path(env["DAMPAK_DATA_DIR"]),
@@ -110,7 +111,7 @@ class Run:
     def query(port: int, sql: str, **parameters: Any) -> list[list[Any]]:
         req = urllib.request.Request(
             f"http://127.0.0.1:{port}/query",
-            data=json.dumps({"sql": sql, "parameters": parameters}).encode(),
+            data=json.dumps({"sql": sql, "parameters": parameters, "scope": "internal"}).encode(),
             headers={"Content-Type": "application/json"},
         )
         with urllib.request.urlopen(req, timeout=180) as r:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import re
 import shutil
 import tempfile
 import time
@@ -23,6 +22,7 @@ from typing import Any
 from tests.integration.harness import ROOT, Deployment
 from tests.integration.hostile import hostile_messages
 from tests.integration.scenario import expected_impact_village, generate
+from tests.reliability import write_section
 
 FIGURES = (
     "event_id, village_code, reports, households_affected, houses_light, houses_moderate, houses_heavy, "
@@ -111,8 +111,7 @@ def _drained_lag(dep: Deployment, timeout_s: float = 120) -> int:
 
 def write_reliability(result: dict[str, Any], command: str, path: Path) -> None:
     """Replace the fuzz section of docs/reliability.md with ``result``."""
-    section = "\n".join([
-        "<!-- fuzz:begin -->",
+    write_section(path, "fuzz", [
         "## Fuzz: hostile messages among an acceptance scenario",
         "",
         f"Command: `{command}` ({time.strftime('%Y-%m-%d')}, {result['seconds']} s).",
@@ -127,14 +126,7 @@ def write_reliability(result: dict[str, Any], command: str, path: Path) -> None:
         "",
         "Lost: hostile messages without a dead letter, plus current reports missing from `field_reports`. "
         "Double-counted: dead letters beyond one per message, plus report rows beyond one per report.",
-        "<!-- fuzz:end -->",
     ])  # fmt: skip
-    text = path.read_text() if path.exists() else "# Reliability\n\n"
-    if "<!-- fuzz:begin -->" in text:
-        text = re.sub(r"<!-- fuzz:begin -->.*<!-- fuzz:end -->", section, text, flags=re.S)
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    path.write_text(text)
 
 
 def main() -> None:

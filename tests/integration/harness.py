@@ -17,14 +17,18 @@ from typing import Any
 from sinks.analyst import query
 from streams.admin import producer
 from streams.errors import DampakError
-from streams.settings import Settings
+from streams.settings import KafkaSettings, Settings
 from streams.worker import wait_until_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 class Deployment:
-    def __init__(self, name: str, data_dir: Path, web_port: int, **env: str) -> None:
+    def __init__(
+        self, name: str, data_dir: Path, web_port: int, kafka: KafkaSettings | None = None, **env: str
+    ) -> None:
+        """``kafka``: another cluster than the default local broker (its ``DAMPAK_KAFKA__*``
+        variables go in ``env`` too)."""
         self.name = name
         self.env = {
             **os.environ,
@@ -34,12 +38,13 @@ class Deployment:
             "DAMPAK_WEB__PORT": str(web_port),
             "DAMPAK_LOG_LEVEL": "warning",
             "DAMPAK_CLICKHOUSE__QUERY_MAX_ROWS": "500000",
+            "DAMPAK_DEV_MODE": "true",
             **env,
         }
         self.settings = Settings(
             app_id=f"test-{name}",
             data_dir=data_dir,
-            kafka={"topic_prefix": f"test-{name}-"},
+            kafka=(kafka or KafkaSettings()).model_copy(update={"topic_prefix": f"test-{name}-"}),
             web={"port": web_port},
             clickhouse={"query_max_rows": 500_000},
         )
@@ -136,11 +141,12 @@ class Deployment:
         """Rows as dicts: through the running worker, or a ``dampak query`` process when none runs
         (opening the embedded engine in the test process would keep it from the next worker).
         ``parameters`` fill the query's ``{name:Type}`` placeholders, server-side."""
+        # Tests inspect internal tables too: the operators' scope.
         if self.worker is not None and self.worker.poll() is None:
-            columns, rows = query(self.settings.clickhouse_target, sql, parameters)
+            columns, rows = query(self.settings.clickhouse_target, sql, parameters, "internal")
             return [dict(zip(columns, row, strict=True)) for row in rows]
         params = [arg for name, value in parameters.items() for arg in ("--param", f"{name}={value}")]
-        out = self.dampak("query", sql, *params, "--format", "json")
+        out = self.dampak("query", sql, *params, "--internal", "--format", "json")
         return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
 
     def wait_for(self, sql: str, expected: Any, timeout_s: float = 240, **parameters: Any) -> Any:

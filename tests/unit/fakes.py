@@ -79,23 +79,42 @@ class FakeForwarder:
 
 
 @dataclass
+class FakeRecord:
+    """What Faust hands over as ``event.message``."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp: float | None = None
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+@dataclass
 class FakeEvent:
-    message: Message
+    message: FakeRecord
 
 
 @dataclass
 class FakeStream:
     """Yields the given batches through ``noack_take`` and records acks (like a Faust stream)."""
 
-    batches: list[list[Message]]
-    acked: list[Message] = field(default_factory=list)
+    batches: list[list[Message | FakeRecord]]
+    acked: list[FakeRecord] = field(default_factory=list)
 
     async def noack_take(self, max_: int, within: float) -> Any:
         for batch in self.batches:
-            yield [FakeEvent(m) for m in batch]
+            yield [FakeEvent(_record(m)) for m in batch]
 
     async def ack(self, event: FakeEvent) -> None:
         self.acked.append(event.message)
+
+
+def _record(m: Message | FakeRecord) -> FakeRecord:
+    if isinstance(m, FakeRecord):
+        return m
+    return FakeRecord(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp)
 
 
 class FakeReader:

@@ -43,6 +43,7 @@ class FakeClient:
         self.inserts: list[tuple[str, Any, Any]] = []
         self.migrations: set[tuple[int, str]] = set()
         self.answer: Result = Result(["x"], [])
+        self.asts: dict[str, str] = {}
 
     def command(self, sql: str) -> None:
         self.commands.append(sql)
@@ -51,6 +52,9 @@ class FakeClient:
         self.queries.append((sql, parameters, settings))
         if self.failures:
             raise self.failures.pop(0)
+        if sql.startswith("EXPLAIN AST "):
+            ast = self.asts.get(sql.removeprefix("EXPLAIN AST "), SELECT_ONE)
+            return Result(["explain"], [(line,) for line in ast.strip("\n").splitlines()])
         if "schema_migrations" in sql and "count()" in sql:
             return Result(["n"], [(int((0, parameters["name"]) in self.migrations),)])
         if "schema_migrations" in sql:
@@ -157,31 +161,136 @@ def test_every_table_is_created_by_a_migration() -> None:
     assert "impact_village" in ANALYST_OBJECTS and "report_state" not in ANALYST_OBJECTS
 
 
+# What ClickHouse's parser answers to EXPLAIN AST (recorded from the engine).
+SELECT_ONE = """
+SelectWithUnionQuery (children 1)
+ ExpressionList (children 1)
+  SelectQuery (children 1)
+   ExpressionList (children 1)
+    Literal UInt64_1
+"""
+ASTS = {
+    "SELECT * FROM `file`('/etc/hostname')": """
+SelectWithUnionQuery (children 2)
+ ExpressionList (children 1)
+  SelectQuery (children 3)
+   ExpressionList (children 1)
+    Asterisk
+   TablesInSelectQuery (children 1)
+    TablesInSelectQueryElement (children 1)
+     TableExpression (children 1)
+      Function file (children 1)
+       ExpressionList (children 1)
+        Literal '/etc/hostname'
+   Set
+ Identifier Native
+""",
+    "SELECT file('/etc/hostname')": """
+SelectWithUnionQuery (children 2)
+ ExpressionList (children 1)
+  SelectQuery (children 2)
+   ExpressionList (children 1)
+    Function file (children 1)
+     ExpressionList (children 1)
+      Literal '/etc/hostname'
+   Set
+""",
+    "SELECT 1 FROM dampak.regions WHERE y IN dampak.report_state": """
+SelectWithUnionQuery (children 2)
+ ExpressionList (children 1)
+  SelectQuery (children 4)
+   ExpressionList (children 1)
+    Literal UInt64_1
+   TablesInSelectQuery (children 1)
+    TablesInSelectQueryElement (children 1)
+     TableExpression (children 1)
+      TableIdentifier dampak.regions
+   Function in (children 1)
+    ExpressionList (children 2)
+     Identifier y
+     Identifier dampak.report_state
+   Set
+""",
+    "SELECT 1 INTO OUTFILE '/tmp/x'": """
+SelectWithUnionQuery (children 4)
+ ExpressionList (children 1)
+  SelectQuery (children 1)
+   ExpressionList (children 1)
+    Literal UInt64_1
+ Literal '/tmp/x'
+ Set
+""",
+    "INSERT INTO t SELECT 1": """
+InsertQuery   (children 3)
+ Identifier t
+ SelectWithUnionQuery (children 1)
+""",
+    "WITH report_state AS (SELECT 1) SELECT * FROM report_state": """
+SelectWithUnionQuery (children 1)
+ ExpressionList (children 1)
+  SelectQuery (children 3)
+   TablesInSelectQuery (children 1)
+    TablesInSelectQueryElement (children 1)
+     TableExpression (children 1)
+      TableIdentifier report_state
+""",
+    "WITH p AS (SELECT 1) SELECT * FROM p, dampak.impact_village": """
+SelectWithUnionQuery (children 1)
+ ExpressionList (children 1)
+  SelectQuery (children 3)
+   TablesInSelectQuery (children 2)
+    TablesInSelectQueryElement (children 1)
+     TableExpression (children 1)
+      TableIdentifier p
+    TablesInSelectQueryElement (children 1)
+     TableExpression (children 1)
+      TableIdentifier dampak.impact_village
+""",
+}
+
+
 @pytest.mark.parametrize(
-    "sql",
+    ("sql", "reason"),
     [
-        "DROP TABLE dampak.regions",
-        "INSERT INTO dampak.regions VALUES ('x')",
-        "SELECT 1; DROP TABLE x",
-        "SELECT * FROM file('/etc/passwd')",
-        "SELECT 1 INTO OUTFILE '/tmp/x'",
+        ("SELECT * FROM `file`('/etc/hostname')", "not allowed"),
+        ("SELECT file('/etc/hostname')", "function file()"),
+        ("SELECT 1 FROM dampak.regions WHERE y IN dampak.report_state", "not an analyst object"),
+        ("SELECT 1 INTO OUTFILE '/tmp/x'", "INTO OUTFILE"),
+        ("INSERT INTO t SELECT 1", "read-only: a single SELECT"),
+        # A CTE named like an internal table does not make the table readable.
+        ("WITH report_state AS (SELECT 1) SELECT * FROM report_state", "not an analyst object"),
     ],
 )
-def test_the_query_guard_refuses_writes_and_files(sql: str) -> None:
-    with pytest.raises(QueryRejected):
-        analyst.run_query(FakeClient(), sql, None, 10, 1)  # type: ignore[arg-type]
+def test_the_guard_reads_the_engines_parse(sql: str, reason: str) -> None:
+    client = FakeClient()
+    client.asts = ASTS
+    with pytest.raises(QueryRejected, match=reason):
+        analyst.check_query(client, sql, "dampak")  # type: ignore[arg-type]
+
+
+def test_the_guard_allows_analyst_objects_and_ctes() -> None:
+    client = FakeClient()
+    client.asts = ASTS
+    analyst.check_query(client, "WITH p AS (SELECT 1) SELECT * FROM p, dampak.impact_village", "dampak")  # type: ignore[arg-type]
+    assert client.queries[-1][2] == {"readonly": 1}
+    analyst.check_query(
+        client, "SELECT 1 FROM dampak.regions WHERE y IN dampak.report_state", "dampak", "internal"
+    )  # type: ignore[arg-type]
 
 
 def test_queries_take_parameters_server_side_only() -> None:
     client = FakeClient()
     client.answer = Result(["n"], [(1,), (2,), (3,)])
     sql = "SELECT n FROM t WHERE e = {e:String}"
-    cols, rows = analyst.run_query(client, sql, {"e": "x'"}, 2, 5)  # type: ignore[arg-type]
+    cols, rows = analyst.run_query(client, sql, {"e": "x'"}, analyst.Limits(2, 5))  # type: ignore[arg-type]
     assert cols == ["n"] and rows == [(1,), (2,)]
-    _, params, settings = client.queries[0]
-    assert params == {"e": "x'"} and settings["readonly"] and settings["max_result_rows"] == 2
+    explain, run = client.queries
+    assert explain[1] == {"e": "x'"} and explain[2] == {"readonly": 1}
+    _, params, settings = run
+    assert params == {"e": "x'"} and settings["readonly"] == 1 and settings["max_result_rows"] == 2
+    assert settings["max_memory_usage"] > 0 and settings["max_execution_time"] == 5
     with pytest.raises(QueryRejected, match="placeholder"):
-        analyst.run_query(client, "SELECT '%' WHERE 1", {"e": "x"}, 2, 5)  # type: ignore[arg-type]
+        analyst.run_query(client, "SELECT '%' WHERE 1", {"e": "x"}, analyst.Limits(2, 5))  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -221,4 +330,17 @@ def test_query_goes_to_the_worker_that_holds_the_engine(
     record_holder(target, 1, url)
     with engine_lock(target, blocking=True):
         assert analyst.query(target, "SELECT {n:UInt8} AS one", {"n": 1}) == (["one"], [(1,)])
-    assert received == [{"sql": "SELECT {n:UInt8} AS one", "parameters": {"n": 1}}]
+    assert received == [{"sql": "SELECT {n:UInt8} AS one", "parameters": {"n": 1}, "scope": "analyst"}]
+
+
+def test_on_a_server_the_analyst_role_reads_the_analyst_objects_only() -> None:
+    from sinks.migrations import ANALYST_ROLE, init_db
+
+    client = FakeClient()
+    client.query = lambda sql, parameters=None, settings=None: Result(["n"], [(10**9,)])  # type: ignore[method-assign]
+    init_db(client, "dampak", server=True)  # type: ignore[arg-type]
+    grants = [c for c in client.commands if c.startswith("GRANT")]
+    assert f"CREATE ROLE IF NOT EXISTS {ANALYST_ROLE}" in client.commands
+    assert {g.split()[3] for g in grants} == {f"dampak.{n}" for n in ANALYST_OBJECTS}
+    assert not any("_state" in g for g in grants)
+    assert all(v.strip().split("\n")[0].endswith("SQL SECURITY DEFINER AS") for v in VIEWS)

@@ -6,10 +6,11 @@ import asyncio
 from typing import Any
 
 from sinks.tables import DEAD_LETTER_STATE, REPORT_STATE
-from streams.engine import Flow, Message, Outcome, Output
+from streams.engine import Engine, Flow, Message, Outcome, Output
+from streams.engine.dead_letters import DeadLetters
 from streams.errors import InvalidMessage
 from streams.metrics import EVENTS
-from tests.unit.fakes import FakeForwarder, FakeStream, FakeWriter, engine, message
+from tests.unit.fakes import FAST, PSEUDO, FakeForwarder, FakeStream, FakeWriter, engine, message
 
 
 def _row(n: int) -> dict[str, Any]:
@@ -129,3 +130,52 @@ def test_run_acks_after_the_write_and_counts_outcomes() -> None:
     assert [m.value for m in stream.acked] == [b"1", b"bad", b"7"]
     assert [r["n"] for r in writer.table("report_state")] == [1, 7]
     assert EVENTS.labels("in", "dead_letter")._value.get() == before + 1
+
+
+def test_forwards_to_internal_topics_travel_in_bundles_and_come_out_in_order() -> None:
+    from streams.engine.bundle import BUNDLE_HEADER, partition_of
+    from tests.unit.fakes import FakeRecord
+
+    forwarder = FakeForwarder()
+    bundling = Engine(FakeWriter(), forwarder, DeadLetters(PSEUDO, 4096), FAST, bundled={"forwarded": 6})
+    values = [str(i).encode() for i in range(40)]
+    asyncio.run(bundling.process(Flow("t", _handler, "in-dlq"), _messages(*values)))
+    records = forwarder.on("forwarded")
+    assert len(records) == len({partition_of(f"k{i}".encode(), 6) for i in range(40)}) <= 6
+    assert all(r.headers == (BUNDLE_HEADER,) and r.key is None for r in records)
+    # Downstream, each record comes out as the messages it holds, in order, with positions.
+    seen: list[Message] = []
+
+    def collect(msg: Message, out: Output) -> Outcome:
+        seen.append(msg)
+        return Outcome.OK
+
+    stream = FakeStream([[FakeRecord("forwarded", r.partition or 0, 7, r.key, r.value, 1.0, [BUNDLE_HEADER])
+                          for r in records]])  # fmt: skip
+    asyncio.run(engine().run(Flow("down", collect, "dlq"), stream))
+    assert sorted(m.value or b"" for m in seen) == sorted(values)
+    for r in records:
+        inside = [m for m in seen if m.partition == r.partition]
+        assert [m.index for m in inside] == list(range(len(inside)))
+        assert [m.position for m in inside] == [(7 << 16) | i for i in range(len(inside))]
+        assert all(m.key and partition_of(m.key, 6) == r.partition for m in inside)
+    assert len(stream.acked) == len(records)  # one ack per record, not per message
+
+
+def test_an_infrastructure_fault_in_a_handler_retries_the_batch_instead_of_dead_lettering() -> None:
+    from faust.exceptions import PartitionsMismatch
+
+    writer, calls = FakeWriter(), []
+
+    def flaky(msg: Message, out: Output) -> Outcome:
+        calls.append(msg.offset)
+        if len(calls) == 2:  # Kafka metadata not settled yet, say after a broker restart
+            raise PartitionsMismatch("changelog partitions unknown")
+        out.add(REPORT_STATE, _row(msg.offset))
+        return Outcome.OK
+
+    stream = FakeStream([_messages(b"1", b"2", b"3")])
+    asyncio.run(engine(writer).run(Flow("t", flaky, "in-dlq"), stream))
+    assert calls == [0, 1, 0, 1, 2]  # the whole batch again, from the start
+    assert writer.table("dead_letter_state") == []
+    assert sorted({r["n"] for r in writer.table("report_state")}) == [0, 1, 2]

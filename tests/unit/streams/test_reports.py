@@ -66,7 +66,7 @@ def test_registry_change_decisions() -> None:
 
 def test_enrichment_with_a_registered_household() -> None:
     h = _household(desil=3, programs=["PKH"], elderly=1, under5=2, nik_head="3203010101800001")
-    e = enrich(household_state(h, offset=41, seq=4))
+    e = enrich(household_state(h, position=41, seq=4))
     assert e == Enrichment(
         registered=True, desil=3, programs=("PKH",), members=1, vulnerable_persons=3, seq=4
     )
