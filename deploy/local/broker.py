@@ -171,6 +171,7 @@ class LocalKafka:
             started |= self.start_node(node.node_id, wait=False)
         for node in self.nodes:
             self._wait_until_answering(node)
+        self.root.mkdir(parents=True, exist_ok=True)
         self.env_file.write_text("".join(f"{k}={v}\n" for k, v in self.client_env().items()))
         self.env_file.chmod(0o600)
         return "started" if started else "reused"
