@@ -98,6 +98,9 @@ def create_app(
     Topics carry raw bytes; handlers validate with pydantic.
     """
     app = _faust_app(settings)
+    # Faust blocks every stream while more than 100 table changes wait for the producer (its
+    # ProducerBuffer); a batch changes thousands. Let the producer's own batching absorb them.
+    app.producer.buffer.max_messages = settings.kafka.producer_buffer_messages
     pseudo = Pseudonymizer(settings.privacy)
     observer = PrometheusWriteObserver()
     retry = settings.sink.retry

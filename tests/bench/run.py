@@ -41,6 +41,9 @@ MODES = {
     # households, reports, villages, naive budget (s), latency phase (s), scaling run
     "quick": {"households": 5_000, "reports": 20_000, "villages": 2_000, "naive_s": 5, "latency_s": 5,
               "scaling": False, "scaling_size": 20_000},
+    # For measuring a change quickly: the same phases, a fifth of the full size, no scaling run.
+    "medium": {"households": 200_000, "reports": 200_000, "villages": 20_000, "naive_s": 5, "latency_s": 10,
+               "scaling": False, "scaling_size": 0},
     "full": {"households": 1_000_000, "reports": 1_000_000, "villages": 83_762, "naive_s": 20,
              "latency_s": 20, "scaling": True, "scaling_size": 200_000},
 }  # fmt: skip
