@@ -1,26 +1,45 @@
 """The reads that features need, as named methods with server-side parameters (no value is ever
-formatted into SQL). Retried in place like writes: the caller needs the answer to go on."""
+formatted into SQL). Retried in place like writes: the caller needs the answer to go on.
+
+The reads run where the engine is: on a connection of the worker's own (``LocalRuns``), or, for a
+compute worker beside a separate writer that owns the embedded engine, through the writer's
+``/query`` (``RemoteRuns``).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
+import urllib.error
+import urllib.request
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from sinks.config import Backoff
 from sinks.connection import Connection
-from sinks.errors import SinkError
+from sinks.errors import QueryRejected, SinkError, SinkUnavailable
 from sinks.writer import classify, retrying
 
-__all__ = ["ClickHouseReader"]
+__all__ = ["ClickHouseReader", "Columns", "LocalRuns", "RemoteRuns", "Runs"]
 
 logger = logging.getLogger(__name__)
 
 Columns = dict[str, list[Any]]
 
 
-class ClickHouseReader:
+class Runs(Protocol):
+    """Runs one read and returns it column-oriented; retries unavailability in place."""
+
+    database: str
+
+    async def columns(self, sql: str, parameters: dict[str, Any]) -> Columns: ...
+
+
+class LocalRuns:
+    """Reads on a connection of this process."""
+
     def __init__(
         self,
         conn: Connection,
@@ -30,6 +49,73 @@ class ClickHouseReader:
         self._conn = conn
         self._backoff = backoff
         self._on_retry = on_retry
+        self.database = conn.database
+
+    async def columns(self, sql: str, parameters: dict[str, Any]) -> Columns:
+        return await retrying(
+            lambda: self._conn.run(self._select, sql, parameters), self._backoff, self._on_retry
+        )
+
+    def _select(self, sql: str, parameters: dict[str, Any]) -> Columns:
+        try:
+            result = self._conn.client.query(sql, parameters=parameters or None)
+        except Exception as exc:
+            raise classify("(query)", exc) from exc
+        # An empty result may come back without column names (chDB): absent columns read as empty.
+        out: Columns = defaultdict(list)
+        if result.row_count:
+            for name, col in zip(result.column_names, result.result_columns, strict=True):
+                out[name] = list(col)
+        return out
+
+
+class RemoteRuns:
+    """Reads through the ``/query`` of the writer that owns the engine (internal scope)."""
+
+    def __init__(
+        self, url: str, database: str, token: str | None, backoff: Backoff, timeout_s: float = 60
+    ) -> None:
+        self._url = url.rstrip("/") + "/query"
+        self._token = token
+        self._backoff = backoff
+        self._timeout_s = timeout_s
+        self.database = database
+
+    async def columns(self, sql: str, parameters: dict[str, Any]) -> Columns:
+        loop = asyncio.get_running_loop()
+        return await retrying(
+            lambda: loop.run_in_executor(None, self._post, sql, parameters),
+            self._backoff,
+            lambda error, delay: None,
+        )
+
+    def _post(self, sql: str, parameters: dict[str, Any]) -> Columns:
+        headers = {"Content-Type": "application/json"}
+        if self._token:
+            headers["Authorization"] = f"Bearer {self._token}"
+        body = json.dumps({"sql": sql, "parameters": parameters, "scope": "internal"}, default=str).encode()
+        request = urllib.request.Request(self._url, data=body, headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=self._timeout_s) as resp:
+                answer = json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            detail = json.loads(exc.read() or b"{}").get("error", str(exc))
+            if exc.code >= 500:
+                raise SinkUnavailable("(query)", ConnectionError(detail)) from exc
+            raise QueryRejected(detail) from exc
+        except (urllib.error.URLError, OSError) as exc:
+            raise SinkUnavailable(
+                "(query)", ConnectionError(f"the writer at {self._url} did not answer")
+            ) from exc
+        out: Columns = defaultdict(list)
+        for i, name in enumerate(answer["columns"]):
+            out[name] = [row[i] for row in answer["rows"]]
+        return out
+
+
+class ClickHouseReader:
+    def __init__(self, runs: Runs) -> None:
+        self._runs = runs
 
     async def village_stats(self) -> Columns:
         """Registry statistics per village, column-oriented (``village_stats`` view)."""
@@ -62,21 +148,13 @@ class ClickHouseReader:
         )
         return set(cols["notification_id"])
 
+    async def key_id(self) -> str | None:
+        """The pseudonym key id recorded last (``privacy_keys``), if any."""
+        cols = await self._columns(
+            "SELECT key_id FROM {db}.privacy_keys ORDER BY recorded_at DESC LIMIT 1", {}
+        )
+        return str(cols["key_id"][0]) if cols["key_id"] else None
+
     async def _columns(self, sql: str, parameters: dict[str, Any]) -> Columns:
         # ``{db}`` is the configured database, an identifier; values go in as parameters.
-        statement = sql.replace("{db}", self._conn.database)
-        return await retrying(
-            lambda: self._conn.run(self._select, statement, parameters), self._backoff, self._on_retry
-        )
-
-    def _select(self, sql: str, parameters: dict[str, Any]) -> Columns:
-        try:
-            result = self._conn.client.query(sql, parameters=parameters)
-        except Exception as exc:
-            raise classify("(query)", exc) from exc
-        # An empty result may come back without column names (chDB): absent columns read as empty.
-        out: Columns = defaultdict(list)
-        if result.row_count:
-            for name, col in zip(result.column_names, result.result_columns, strict=True):
-                out[name] = list(col)
-        return out
+        return await self._runs.columns(sql.replace("{db}", self._runs.database), parameters)

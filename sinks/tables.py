@@ -46,6 +46,14 @@ class Table:
     def column_names(self) -> tuple[str, ...]:
         return tuple(name for name, _ in self.columns)
 
+    @property
+    def key_columns(self) -> tuple[str, ...]:
+        """The columns that identify a row: its sort key, and its version when the engine keeps
+        the highest one. Two rows that agree on these are the same row."""
+        key = [c.strip() for c in self.order_by.strip("()").split(",") if c.strip() and c.strip() != "tuple"]
+        version = self.engine.partition("(")[2].rstrip(")").strip()
+        return tuple(key + ([version] if version and version not in key else []))
+
     def qualified(self, database: str) -> str:
         return f"{database}.{self.name}"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import IO
 
 import orjson
@@ -15,12 +15,14 @@ from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from streams.errors import DampakError, InvalidMessage
+from streams.progress import Progress
 from streams.settings import Settings
 from streams.topics import all_specs
 
 __all__ = [
     "broker_answers",
     "check_kafka",
+    "check_topic_exists",
     "ensure_topics",
     "group_members",
     "iter_json_lines",
@@ -48,6 +50,7 @@ def ensure_topics(settings: Settings) -> list[str]:
                             spec.name,
                             num_partitions=spec.partitions,
                             replication_factor=spec.replication_factor,
+                            topic_configs=dict(spec.configs),
                         )
                     ]
                 )
@@ -173,7 +176,7 @@ def _port_open(server: str, timeout_s: float) -> bool:
 
 
 def iter_json_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
-    """Non-empty lines of a JSON-lines stream, with their line numbers (1-based)."""
+    """Non-empty lines of a JSON-lines stream, with their line numbers (1-based), read lazily."""
     for number, line in enumerate(stream, start=1):
         line = line.strip()
         if line:
@@ -193,6 +196,21 @@ def _key_of(line: bytes, key_field: str | None, number: int) -> bytes | None:
     return str(value).encode()
 
 
+def check_topic_exists(settings: Settings, topic: str) -> None:
+    """Raises DampakError when ``topic`` is not on the broker (kafka-python would wait a minute for
+    its metadata, then fail with a timeout)."""
+    admin = KafkaAdminClient(
+        bootstrap_servers=settings.kafka.bootstrap_servers, **settings.kafka.client_options()
+    )
+    try:
+        exists = topic in admin.list_topics()
+    finally:
+        admin.close()
+    if not exists:
+        hint = "`dampak up`" if settings.uses_local_kafka else "the worker"
+        raise DampakError(f"topic {topic!r} does not exist on the broker yet ({hint} creates it)")
+
+
 def produce(
     settings: Settings,
     topic: str,
@@ -200,11 +218,15 @@ def produce(
     key_field: str | None,
     tombstone_keys: Iterable[str] = (),
     raw: bool = False,
+    progress: Progress | None = None,
+    position: Callable[[], int | None] = lambda: None,
 ) -> int:
     """Publish JSON lines (each keyed by its ``key_field``) and tombstones; returns messages sent.
+    ``lines`` is consumed as it is read: memory stays flat whatever the file's size.
 
     With ``raw`` a line that is not JSON is sent unkeyed as it is (to exercise dead-lettering).
-    Raises InvalidMessage for a line without its key; nothing after it is sent.
+    Raises InvalidMessage for a line without its key; what came before it has been sent (sending
+    it again is harmless: the pipeline ignores re-sent copies).
     """
     prod = producer(settings)
     sent = 0
@@ -212,16 +234,21 @@ def produce(
         for number, line in lines:
             try:
                 key = _key_of(line, key_field, number)
-            except InvalidMessage:
+            except InvalidMessage as exc:
                 if not raw:
-                    raise
+                    prod.flush()
+                    raise InvalidMessage(f"{exc} ({sent:,} messages before it were published)") from None
                 key = None
             prod.send(topic, key=key, value=line)
             sent += 1
+            if progress is not None:
+                progress.update(sent, position())
         for key_text in tombstone_keys:
             prod.send(topic, key=key_text.encode(), value=None)
             sent += 1
         prod.flush()
     finally:
         prod.close()
+    if progress is not None:
+        progress.finish(sent, position())
     return sent

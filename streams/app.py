@@ -9,15 +9,16 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import faust
 
 from sinks.connection import Connection, ConnectionPool
-from sinks.reader import ClickHouseReader
+from sinks.reader import ClickHouseReader, LocalRuns, RemoteRuns
 from sinks.writer import ClickHouseWriter
 from streams import web
-from streams.engine import Engine, Flow
+from streams.engine import Engine, Flow, RowWriter
 from streams.engine.dead_letters import DeadLetters
 from streams.engine.forwarder import FaustForwarder
 from streams.features.alerts import AlertDeps, estimate_alert_impact, route_alert
@@ -25,13 +26,14 @@ from streams.features.field_reports import ReportDeps, decide_report, enrich_rep
 from streams.features.households import RegistryDeps, apply_household_change, route_household
 from streams.features.notifications import Notifier
 from streams.features.operations import publish_lag, time_table_recovery
+from streams.handoff import RowProducer
 from streams.lag import LagMonitor
 from streams.metrics import PrometheusWriteObserver
 from streams.privacy import Pseudonymizer
 from streams.settings import Settings
 from streams.topics import INPUT_TOPICS, Topic, dlq_name, physical_name
 
-__all__ = ["TABLES", "create_app"]
+__all__ = ["TABLES", "Engines", "create_app"]
 
 logger = logging.getLogger(__name__)
 
@@ -88,14 +90,23 @@ def _faust_app(settings: Settings) -> faust.App:
     )
 
 
-def create_app(
-    settings: Settings, writes: Connection, reads: Connection, queries: ConnectionPool
-) -> tuple[faust.App, dict[str, Any]]:
+@dataclass(frozen=True)
+class Engines:
+    """The ClickHouse connections of a worker that holds the engine (``DAMPAK_ROLE=all``):
+    ``writes`` for the writer, ``reads`` for the features' reads, ``queries`` for the analysts'.
+    No read waits behind a write, and no write or feature read behind a slow query."""
+
+    writes: Connection
+    reads: Connection
+    queries: ConnectionPool
+
+
+def create_app(settings: Settings, engines: Engines | None) -> tuple[faust.App, dict[str, Any]]:
     """The Faust app with its agents, timers and pages; returns it with its tables (name -> table).
 
-    ``writes`` is the writer's connection, ``reads`` serves the features' reads, and ``queries``
-    the analysts': no read waits behind a write, and no write or feature read behind a slow query.
-    Topics carry raw bytes; handlers validate with pydantic.
+    With ``engines`` the worker writes and reads ClickHouse itself; without (a compute worker,
+    ``DAMPAK_ROLE=compute``) it hands its rows to ``sink-rows`` and reads through the writer's
+    ``/query``. Topics carry raw bytes; handlers validate with pydantic.
     """
     app = _faust_app(settings)
     # Faust blocks every stream while more than 100 table changes wait for the producer (its
@@ -104,9 +115,15 @@ def create_app(
     pseudo = Pseudonymizer(settings.privacy)
     observer = PrometheusWriteObserver()
     retry = settings.sink.retry
-    writer = ClickHouseWriter(writes, retry, observer)
-    reader = ClickHouseReader(reads, retry, observer.retrying)
     forwarder = FaustForwarder(app)
+    writer: ClickHouseWriter | RowProducer
+    if engines is not None:
+        writer = ClickHouseWriter(engines.writes, retry, observer)
+        reader = ClickHouseReader(LocalRuns(engines.reads, retry, observer.retrying))
+    else:
+        writer = RowProducer(forwarder, physical_name(Topic.SINK_ROWS, settings), retry)
+        token = settings.web.token.get_secret_value() if settings.web.token else None
+        reader = ClickHouseReader(RemoteRuns(settings.writer_url, settings.clickhouse.database, token, retry))
     engine = Engine(
         writer,
         forwarder,
@@ -191,7 +208,7 @@ def create_app(
     for topic, flow in flows.items():
         _agent(app, engine, forwarder.topic(name(topic)), flow)
     _timers(app, settings, writer, notifier)
-    web.register(app, settings, queries)
+    web.register(app, settings, engines.queries if engines else None)
     return app, tables
 
 
@@ -202,7 +219,7 @@ def _agent(app: faust.App, engine: Engine, channel: Any, flow: Flow) -> None:
     app.agent(channel, name=flow.name)(agent)
 
 
-def _timers(app: faust.App, settings: Settings, writer: ClickHouseWriter, notifier: Notifier) -> None:
+def _timers(app: faust.App, settings: Settings, writer: RowWriter, notifier: Notifier) -> None:
     monitor: list[LagMonitor] = []
 
     # A timer that raises stops the whole worker: each one reports and tries again at its next tick.

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import IO
 
 from streams.cli_output import print_rows
 from streams.errors import DampakError
@@ -103,18 +106,67 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     return run_worker(settings)
 
 
+def cmd_writer(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.writer_process import run_writer
+
+    return run_writer(settings)
+
+
 def cmd_produce(settings: Settings, args: argparse.Namespace) -> int:
-    from streams.admin import check_kafka, iter_json_lines, produce
+    from streams.admin import check_kafka, check_topic_exists, iter_json_lines, produce
+    from streams.progress import Progress
+    from streams.topics import KEY_FIELDS, physical_name, resolve_input
 
+    topic = resolve_input(args.topic, settings)
+    name = physical_name(topic, settings)
+    key_field = args.key or KEY_FIELDS[topic]
     check_kafka(settings)
+    check_topic_exists(settings, name)
+    with contextlib.ExitStack() as stack:
+        if args.file == "-":
+            fh: IO[bytes] = sys.stdin.buffer
+            size = None
+        else:
+            try:
+                fh = stack.enter_context(open(args.file, "rb"))
+            except OSError as exc:
+                raise DampakError(f"cannot read {args.file}: {exc.strerror}") from exc
+            size = os.fstat(fh.fileno()).st_size
+        progress = Progress(f"produce {topic.value}", size)
+        sent = produce(
+            settings, name, iter_json_lines(fh), key_field, args.tombstone or (), raw=args.raw,
+            progress=progress, position=fh.tell if size else lambda: None,
+        )  # fmt: skip
+    print(f"published {sent:,} messages to {name}" + (f" (keyed by {key_field})" if key_field else ""))
+    return 0
 
-    if args.file == "-":
-        lines = list(iter_json_lines(sys.stdin.buffer))
-    else:
-        with open(args.file, "rb") as fh:
-            lines = list(iter_json_lines(fh))
-    sent = produce(settings, args.topic, lines, args.key, args.tombstone or (), raw=args.raw)
-    print(f"published {sent} messages to {args.topic}")
+
+def cmd_import_registry(settings: Settings, args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from streams.admin import check_kafka, check_topic_exists
+    from streams.registry_import import ColumnMapping, import_registry
+    from streams.topics import Topic, physical_name
+
+    mapping = ColumnMapping.load(args.mapping)
+    check_kafka(settings)
+    check_topic_exists(settings, physical_name(Topic.HOUSEHOLDS, settings))
+    try:
+        as_of = datetime.fromisoformat(args.as_of) if args.as_of else None
+    except ValueError as exc:
+        raise DampakError(f"--as-of {args.as_of!r}: {exc}") from exc
+    stats = import_registry(
+        settings, args.file, fmt=args.format, mapping=mapping, rejects=args.rejects, snapshot=args.snapshot,
+        restart=args.restart, as_of=as_of, delimiter=args.delimiter,
+    )  # fmt: skip
+    rate = stats.rows / stats.seconds if stats.seconds else 0.0
+    print(
+        f"{stats.rows:,} rows in {stats.seconds:.1f} s ({rate:,.0f} rows/s): {stats.published:,} published, "
+        f"{stats.rejected:,} rejected"
+        + (f" (see {args.rejects or str(args.file) + '.rejects.csv'})" if stats.rejected else "")
+        + (f", resumed after row {stats.resumed_from:,}" if stats.resumed_from else "")
+        + (f", {stats.tombstones:,} tombstones (absent from the snapshot)" if args.snapshot else "")
+    )
     return 0
 
 
@@ -220,12 +272,27 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("status", help="report the broker, ClickHouse and worker")
     sub.add_parser("init-db", help="apply ClickHouse migrations and load region names")
     sub.add_parser("worker", help="run the Faust worker (SIGTERM stops it cleanly)")
-    p = sub.add_parser("produce", help="publish JSON lines to a topic")
-    p.add_argument("topic")
+    sub.add_parser(
+        "writer",
+        help="run the writer that owns the embedded engine for compute workers (DAMPAK_ROLE=compute)",
+    )
+    p = sub.add_parser("produce", help="publish JSON lines to an input topic")
+    p.add_argument("topic", help="households, field-reports or disaster-alerts (the prefix is added)")
     p.add_argument("file", help="JSON-lines file, or - for standard input")
-    p.add_argument("--key", help="field whose value keys each message")
+    p.add_argument(
+        "--key", help="field whose value keys each message (default: the topic's id field, if any)"
+    )
     p.add_argument("--tombstone", action="append", metavar="KEY", help="also publish a null value for KEY")
     p.add_argument("--raw", action="store_true", help="publish lines that are not JSON as they are")
+    p = sub.add_parser("import-registry", help="publish a DTSEN/DTKS export (CSV or Parquet) to households")
+    p.add_argument("file", type=Path)
+    p.add_argument("--format", choices=("csv", "parquet"), help="default: from the file's extension")
+    p.add_argument("--mapping", type=Path, help="JSON: dampak field -> the export's column (see README)")
+    p.add_argument("--delimiter", default=",", help="CSV delimiter (default ,)")
+    p.add_argument("--rejects", type=Path, help="rejected rows (default FILE.rejects.csv)")
+    p.add_argument("--snapshot", action="store_true", help="the file is the whole registry: remove others")
+    p.add_argument("--restart", action="store_true", help="ignore the checkpoint of an interrupted import")
+    p.add_argument("--as-of", help="updated_at for rows without one (default: the file's modification time)")
     p = sub.add_parser("query", help="run a read-only SQL query on ClickHouse")
     p.add_argument("sql")
     p.add_argument(
@@ -262,7 +329,9 @@ COMMANDS = {
     "status": cmd_status,
     "init-db": cmd_init_db,
     "worker": cmd_worker,
+    "writer": cmd_writer,
     "produce": cmd_produce,
+    "import-registry": cmd_import_registry,
     "query": cmd_query,
     "lag": cmd_lag,
     "rotate-key": cmd_rotate_key,

@@ -279,6 +279,12 @@ class Settings(BaseSettings):
     #: Local development: the built-in pseudonym key is accepted (``dampak up`` sets this for its
     #: data directory; never in production).
     dev_mode: bool = False
+    #: ``all``: one process computes and writes (the default). ``compute``: a worker that hands
+    #: its rows to ``sink-rows`` for the writer (``dampak writer``) that owns the embedded engine,
+    #: so that several compute workers share one embedded database.
+    role: Literal["all", "compute"] = "all"
+    #: Where compute workers reach the writer (its ``/query``).
+    writer_url: str = "http://127.0.0.1:6067"
     #: Faust application id: the consumer group and the prefix of changelog topics.
     app_id: str = "dampak"
     data_dir: Path = Path(".dampak")

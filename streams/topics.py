@@ -9,17 +9,20 @@ import logging
 from dataclasses import dataclass
 from enum import StrEnum
 
+from streams.errors import DampakError
 from streams.settings import Settings
 
 __all__ = [
     "CONSUMED_TOPICS",
     "DLQ_SUFFIX",
     "INPUT_TOPICS",
+    "KEY_FIELDS",
     "Topic",
     "TopicSpec",
     "all_specs",
     "dlq_name",
     "physical_name",
+    "resolve_input",
 ]
 
 logger = logging.getLogger(__name__)
@@ -46,10 +49,21 @@ class Topic(StrEnum):
     #: Internal: normalized alerts, one per event, keyed by ``event_id``: every bulletin of an
     #: event meets one partition, so the one received last stands.
     ALERTS_BY_EVENT = "disaster-alerts-by-event"
+    #: Internal, with a separate writer (``DAMPAK_ROLE=compute`` workers and ``dampak writer``):
+    #: the rows the compute workers produce, one record per row, keyed by table and row identity
+    #: (compacted: rows are state, so the latest record of a key is all that matters).
+    SINK_ROWS = "sink-rows"
 
 
 #: Topics that upstream systems publish to; each has a ``<topic>-dlq`` dead-letter topic.
 INPUT_TOPICS: tuple[Topic, ...] = (Topic.HOUSEHOLDS, Topic.FIELD_REPORTS, Topic.DISASTER_ALERTS)
+#: The field whose value keys the messages of each input topic (``dampak produce`` keys by it);
+#: alerts are keyed by the worker, from the event the bulletin describes.
+KEY_FIELDS: dict[Topic, str | None] = {
+    Topic.HOUSEHOLDS: "household_id",
+    Topic.FIELD_REPORTS: "report_id",
+    Topic.DISASTER_ALERTS: None,
+}
 #: Topics the worker consumes.
 CONSUMED_TOPICS: tuple[Topic, ...] = (
     *INPUT_TOPICS,
@@ -65,6 +79,7 @@ class TopicSpec:
     name: str
     partitions: int
     replication_factor: int
+    configs: tuple[tuple[str, str], ...] = ()
 
 
 def physical_name(topic: Topic, settings: Settings) -> str:
@@ -75,6 +90,16 @@ def dlq_name(topic: Topic, settings: Settings) -> str:
     return physical_name(topic, settings) + DLQ_SUFFIX
 
 
+def resolve_input(name: str, settings: Settings) -> Topic:
+    """The input topic a user names, by its logical name (``households``) or its physical name
+    (with ``DAMPAK_KAFKA__TOPIC_PREFIX``). Raises DampakError for any other name."""
+    for topic in INPUT_TOPICS:
+        if name in (topic.value, physical_name(topic, settings)):
+            return topic
+    choices = ", ".join(t.value for t in INPUT_TOPICS)
+    raise DampakError(f"unknown topic {name!r}: dampak's input topics are {choices}")
+
+
 def all_specs(settings: Settings) -> list[TopicSpec]:
     """Every topic the project creates, with declared partition counts.
 
@@ -82,6 +107,16 @@ def all_specs(settings: Settings) -> list[TopicSpec]:
     the re-keyed reports are co-partitioned.
     """
     k = settings.kafka
-    specs = [TopicSpec(physical_name(t, settings), k.partitions, k.replication_factor) for t in Topic]
-    specs += [TopicSpec(dlq_name(t, settings), 1, k.replication_factor) for t in INPUT_TOPICS]
+    specs = [
+        TopicSpec(
+            physical_name(t, settings),
+            k.partitions,
+            k.replication_factor,
+            (("cleanup.policy", "compact"),) if t is Topic.SINK_ROWS else (),
+        )
+        for t in Topic
+    ]
+    specs += [
+        TopicSpec(dlq_name(t, settings), 1, k.replication_factor) for t in (*INPUT_TOPICS, Topic.SINK_ROWS)
+    ]
     return specs

@@ -1,13 +1,16 @@
-"""HTTP endpoints of the worker: health, readiness, Prometheus metrics and read-only queries.
+"""HTTP endpoints of a worker or writer: health, readiness, Prometheus metrics and queries.
 
-``/query`` exists because the embedded engine admits one process: while a worker holds it,
-``dampak query`` is served here (confined by the engine, limited, POST only, token-protected).
+``/query`` exists because the embedded engine admits one process: while a worker (or the
+writer) holds it, ``dampak query`` is served here (confined by the engine, limited, POST only,
+token-protected). ``QueryEndpoint`` is the one implementation; Faust's pages (``register``) and
+the writer's aiohttp server (``streams.writer``) both serve it.
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import faust
@@ -19,9 +22,15 @@ from sinks.connection import ConnectionPool
 from sinks.errors import QueryRejected
 from streams.settings import Settings
 
-__all__ = ["register", "worker_ready"]
+__all__ = ["METRICS_CONTENT_TYPE", "QueryEndpoint", "metrics_body", "register", "worker_ready"]
 
 logger = logging.getLogger(__name__)
+
+METRICS_CONTENT_TYPE = CONTENT_TYPE_LATEST.split(";")[0]
+
+
+def metrics_body() -> bytes:
+    return generate_latest()
 
 
 def worker_ready(app: Any) -> tuple[bool, dict[str, Any]]:
@@ -39,14 +48,65 @@ def worker_ready(app: Any) -> tuple[bool, dict[str, Any]]:
     return ready, checks
 
 
-def register(app: faust.App, settings: Settings, queries: ConnectionPool) -> None:
-    """Pages of the worker; ``/query`` runs on ``queries``, never on the writer's connection."""
-    target = settings.clickhouse_target
-    limits = Limits(target.query_max_rows, target.query_timeout_s, target.query_max_memory_bytes)
+class QueryEndpoint:
+    """``POST /query`` with ``{"sql", "parameters", "scope"}``: one query (``sinks.analyst``).
+
+    Refused: any other method, a Host header that does not name this process (a page in a browser
+    cannot reach it by DNS rebinding), and, when the process is bound beyond loopback or the scope
+    is ``internal``, a request without the bearer token.
+    """
+
+    def __init__(self, settings: Settings, queries: ConnectionPool) -> None:
+        self._web = settings.web
+        target = settings.clickhouse_target
+        self._database = target.database
+        self._limits = Limits(target.query_max_rows, target.query_timeout_s, target.query_max_memory_bytes)
+        self._queries = queries
+
+    async def answer(
+        self, method: str, headers: Mapping[str, str], read_json: Callable[[], Any]
+    ) -> tuple[int, Any]:
+        if method != "POST":
+            return 405, {"error": "POST the query as JSON"}
+        if not self._web.host_allowed(headers.get("Host", "")):
+            return 403, {"error": "unknown Host"}
+        body = await read_json() if headers.get("Content-Type", "").startswith("application/json") else None
+        if not isinstance(body, dict):
+            return 415, {"error": "expected a JSON object (Content-Type: application/json)"}
+        scope = body.get("scope", "analyst")
+        if scope not in ("analyst", "internal"):
+            return 400, {"error": "scope is analyst or internal"}
+        if (not self._web.loopback or scope == "internal") and not self._authorized(headers):
+            return 401, {"error": "a bearer token is required"}
+        parameters = body.get("parameters") or {}
+        if not isinstance(parameters, dict):
+            return 400, {"error": "parameters must be an object"}
+        try:
+            columns, rows = await self._queries.run(
+                run_query, str(body.get("sql", "")), parameters, self._limits, self._database, scope
+            )
+        except QueryRejected as exc:
+            return 400, {"error": str(exc)}
+        return 200, {"columns": columns, "rows": rows}
+
+    def _authorized(self, headers: Mapping[str, str]) -> bool:
+        token = self._web.token
+        if token is None:
+            return self._web.loopback  # no token configured: only on a loopback-bound process
+        given = headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        return hmac.compare_digest(given.encode(), token.get_secret_value().encode())
+
+
+def json_bytes(value: Any) -> bytes:
+    return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS)
+
+
+def register(app: faust.App, settings: Settings, queries: ConnectionPool | None) -> None:
+    """Pages of a worker; ``/query`` (when the worker holds the engine) runs on ``queries``,
+    never on the writer's connection."""
 
     def _json(view: faust.web.View, value: Any, status: int = 200) -> Any:
-        body = orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS)
-        return view.bytes(body, content_type="application/json", status=status)
+        return view.bytes(json_bytes(value), content_type="application/json", status=status)
 
     @app.page("/healthz")
     async def healthz(view: faust.web.View, request: faust.web.Request) -> Any:
@@ -59,48 +119,18 @@ def register(app: faust.App, settings: Settings, queries: ConnectionPool) -> Non
 
     @app.page("/metrics")
     async def metrics(view: faust.web.View, request: faust.web.Request) -> Any:
-        return view.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+        return view.bytes(metrics_body(), content_type=METRICS_CONTENT_TYPE)
+
+    if queries is None:
+        return
+    endpoint = QueryEndpoint(settings, queries)
 
     @app.page("/query")
     class Query(faust.web.View):
-        """POST ``{"sql", "parameters", "scope"}``: one analyst query (``sinks.analyst``).
-
-        Refused: any other method, a Host header that does not name this worker (a page in a
-        browser cannot reach it by DNS rebinding), and, when the worker is bound beyond
-        loopback or the scope is ``internal``, a request without the bearer token.
-        """
-
         async def get(self, request: faust.web.Request) -> Any:
-            return _json(self, {"error": "POST the query as JSON"}, status=405)
+            status, body = await endpoint.answer("GET", request.headers, request.json)
+            return _json(self, body, status)
 
         async def post(self, request: faust.web.Request) -> Any:
-            if not settings.web.host_allowed(request.headers.get("Host", "")):
-                return _json(self, {"error": "unknown Host"}, status=403)
-            json_body = request.headers.get("Content-Type", "").startswith("application/json")
-            body = await request.json() if json_body else None
-            if not isinstance(body, dict):
-                return _json(
-                    self, {"error": "expected a JSON object (Content-Type: application/json)"}, status=415
-                )
-            scope = body.get("scope", "analyst")
-            if scope not in ("analyst", "internal"):
-                return _json(self, {"error": "scope is analyst or internal"}, status=400)
-            if (not settings.web.loopback or scope == "internal") and not _authorized(request):
-                return _json(self, {"error": "a bearer token is required"}, status=401)
-            parameters = body.get("parameters") or {}
-            if not isinstance(parameters, dict):
-                return _json(self, {"error": "parameters must be an object"}, status=400)
-            try:
-                columns, rows = await queries.run(
-                    run_query, str(body.get("sql", "")), parameters, limits, target.database, scope
-                )
-            except QueryRejected as exc:
-                return _json(self, {"error": str(exc)}, status=400)
-            return _json(self, {"columns": columns, "rows": rows})
-
-    def _authorized(request: faust.web.Request) -> bool:
-        token = settings.web.token
-        if token is None:
-            return settings.web.loopback  # no token configured: only from a loopback-bound worker
-        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        return hmac.compare_digest(given.encode(), token.get_secret_value().encode())
+            status, body = await endpoint.answer("POST", request.headers, request.json)
+            return _json(self, body, status)

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import subprocess
 import time
 import urllib.request
+from collections.abc import Iterator
+from typing import Any
 
 from streams.errors import DampakError
 from streams.settings import Settings
 
-__all__ = ["check_secrets", "run_worker", "wait_until_ready"]
+__all__ = ["check_secrets", "held_engine", "run_worker", "wait_until_ready"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,28 +61,51 @@ def run_worker(settings: Settings) -> int:
     """
     import asyncio
 
-    import faust
     import uvloop
 
-    from sinks.connection import (
-        Connection,
-        ConnectionPool,
-        connect,
-        engine_lock,
-        forget_holder,
-        record_holder,
-    )
-    from sinks.migrations import init_db
+    from sinks.connection import Connection, ConnectionPool, connect
     from streams.admin import check_kafka, ensure_topics
-    from streams.app import create_app
-    from streams.restore import bulk_restore
-    from streams.rotation import check_no_rotation_pending
+    from streams.app import Engines, create_app
 
     check_secrets(settings)
     check_kafka(settings)
     ensure_topics(settings)
     # uvloop's event loop: a worker spends about a third of its time in the loop itself.
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    if settings.role == "compute":
+        _check_key_with_writer(settings)
+        app, tables = create_app(settings, None)
+        return _execute(settings, app, tables)
+    with held_engine(settings) as (target, client):
+        engines = Engines(
+            writes=Connection(client, target.database),
+            reads=Connection(connect(target), target.database),
+            queries=ConnectionPool(
+                [
+                    Connection(connect(target), target.database)
+                    for _ in range(settings.clickhouse.query_concurrency)
+                ]
+            ),
+        )
+        app, tables = create_app(settings, engines)
+        try:
+            return _execute(settings, app, tables)
+        finally:
+            engines.queries.close()
+            engines.reads.close()
+            engines.writes.close()
+
+
+@contextlib.contextmanager
+def held_engine(settings: Settings) -> Iterator[tuple[Any, Any]]:
+    """Hold the ClickHouse engine for this process (the worker, or the writer): the embedded
+    engine's lock, migrations applied, no key rotation pending, and this process recorded as the
+    holder that ``dampak query`` goes through. Yields the target and a client. Raises DampakError
+    when another process holds the embedded engine."""
+    from sinks.connection import connect, engine_lock, forget_holder, record_holder
+    from sinks.migrations import init_db
+    from streams.rotation import check_no_rotation_pending
+
     target = settings.clickhouse_target
     with engine_lock(target, blocking=False) as free:
         if target.embedded and not free:
@@ -87,30 +113,46 @@ def run_worker(settings: Settings) -> int:
         client = connect(target)
         init_db(client, target.database, server=not target.embedded)
         check_no_rotation_pending(client, target.database, settings.privacy.key_id)
-        writes = Connection(client, target.database)
-        reads = Connection(connect(target), target.database)
-        queries = ConnectionPool(
-            [
-                Connection(connect(target), target.database)
-                for _ in range(settings.clickhouse.query_concurrency)
-            ]
-        )
-        app, tables = create_app(settings, writes, reads, queries)
-        if settings.tables.bulk_restore and settings.tables.rocksdb:
-            bulk_restore(settings, tables)
         record_holder(target, os.getpid(), f"http://{settings.web.host}:{settings.web.port}")
-        worker = faust.Worker(app, loglevel=settings.log_level)
-        # Faust's terminal spinner, on at WARNING and above, lowers the root logger to DEBUG so
-        # that it spins on every record: every debug call then builds a record. A service has
-        # no terminal to spin.
-        worker.spinner = None
         try:
-            worker.execute_from_commandline()
-        except SystemExit as exc:
-            return int(exc.code or 0)
+            yield target, client
         finally:
             forget_holder(target)
-            queries.close()
-            reads.close()
-            writes.close()
+
+
+def _execute(settings: Settings, app: Any, tables: dict[str, Any]) -> int:
+    """Restore the tables in bulk, then run Faust's worker until it stops; its exit code."""
+    import faust
+
+    from streams.restore import bulk_restore
+
+    if settings.tables.bulk_restore and settings.tables.rocksdb:
+        bulk_restore(settings, tables)
+    worker = faust.Worker(app, loglevel=settings.log_level)
+    # Faust's terminal spinner, on at WARNING and above, lowers the root logger to DEBUG so that it
+    # spins on every record: every debug call then builds a record. A service has no terminal to spin.
+    worker.spinner = None
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        return int(exc.code or 0)
     return 0
+
+
+def _check_key_with_writer(settings: Settings) -> None:
+    """A compute worker pseudonymises: its key must be the one the stored pseudonyms use (asked of
+    the writer, which records it)."""
+    import asyncio
+
+    from sinks.reader import ClickHouseReader, RemoteRuns
+
+    token = settings.web.token.get_secret_value() if settings.web.token else None
+    reader = ClickHouseReader(
+        RemoteRuns(settings.writer_url, settings.clickhouse.database, token, settings.sink.retry)
+    )
+    recorded = asyncio.new_event_loop().run_until_complete(reader.key_id())
+    if recorded is not None and recorded != settings.privacy.key_id:
+        raise DampakError(
+            f"ClickHouse holds pseudonyms of key {recorded!r}, and this worker's key is "
+            f"{settings.privacy.key_id!r}: run `dampak rotate-key` first"
+        )

@@ -1,14 +1,15 @@
-"""Publishing forwarded messages and dead letters through the Faust app's producer."""
+"""Publishing forwarded messages and dead letters: through the Faust app's producer (workers) or a
+plain aiokafka producer (the writer)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from streams.engine.batch import Forward
 
-__all__ = ["FaustForwarder"]
+__all__ = ["AioForwarder", "FaustForwarder"]
 
 logger = logging.getLogger(__name__)
 
@@ -29,24 +30,48 @@ class FaustForwarder:
         return topic
 
     async def deliver(self, forwards: Sequence[Forward]) -> list[BaseException | None]:
-        pending: list[Any] = []
-        for f in forwards:
-            try:
-                pending.append(
-                    await self.topic(f.topic).send(
-                        key=f.key, value=f.value, partition=f.partition, headers=list(f.headers) or None
-                    )
-                )
-            except Exception as exc:  # not even buffered: reported, retried by the engine
-                pending.append(exc)
-        results: list[BaseException | None] = []
-        for p in pending:
-            if isinstance(p, BaseException):
-                results.append(p)
-                continue
-            try:
-                await p
-                results.append(None)
-            except Exception as exc:
-                results.append(exc)
-        return results
+        return await _deliver(forwards, self._send)
+
+    async def _send(self, f: Forward) -> Any:
+        return await self.topic(f.topic).send(
+            key=f.key, value=f.value, partition=f.partition, headers=list(f.headers) or None
+        )
+
+
+class AioForwarder:
+    """Sends through a plain aiokafka producer (the writer process, which runs no Faust app)."""
+
+    def __init__(self, producer: Any) -> None:
+        self._producer = producer
+
+    async def deliver(self, forwards: Sequence[Forward]) -> list[BaseException | None]:
+        return await _deliver(forwards, self._send)
+
+    async def _send(self, f: Forward) -> Any:
+        return await self._producer.send(
+            f.topic, value=f.value, key=f.key, partition=f.partition, headers=list(f.headers) or None
+        )
+
+
+async def _deliver(
+    forwards: Sequence[Forward], send: Callable[[Forward], Awaitable[Any]]
+) -> list[BaseException | None]:
+    """Buffer every forward, then wait for each acknowledgement; one result per forward (None when
+    acknowledged). A forward that could not even be buffered is reported, retried by the engine."""
+    pending: list[Any] = []
+    for f in forwards:
+        try:
+            pending.append(await send(f))
+        except Exception as exc:
+            pending.append(exc)
+    results: list[BaseException | None] = []
+    for p in pending:
+        if isinstance(p, BaseException):
+            results.append(p)
+            continue
+        try:
+            await p
+            results.append(None)
+        except Exception as exc:
+            results.append(exc)
+    return results

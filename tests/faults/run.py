@@ -179,6 +179,8 @@ def settle(dep: Deployment, sc: Scenario, result: Result, since: float, timeout_
     got = [r["report_id"] for r in current]
     result.lost = len(want - set(got))
     result.double_counted = len(got) - len(set(got)) + len(set(got) - want)
+    if not result.exact:
+        result.notes.append(f"the worker's log ends: {dep.log_tail()}")
 
 
 def lag_statuses(dep: Deployment) -> tuple[str, int]:
@@ -199,7 +201,7 @@ def metric(dep: Deployment, name: str) -> float:
 
 
 # ------------------------------------------------------------------ scenarios
-def broker_killed_twice(short: bool = False) -> Result:
+def broker_killed_twice(short: bool = False, down_s: float = 3.0) -> Result:
     result = Result("broker SIGKILLed mid-stream and restarted, twice")
     with bed(19_700) as b:
         sc, messages = scenario_messages(41)
@@ -211,7 +213,7 @@ def broker_killed_twice(short: bool = False) -> Result:
             b.dep.produce(messages[kill * step : (kill + 1) * step])
             time.sleep(1)
             b.kafka.kill_node(1)
-            time.sleep(3)
+            time.sleep(down_s)
             b.kafka.start_node(1)
         since = time.monotonic()
         b.dep.produce(messages[kills * step :])
@@ -409,11 +411,33 @@ def _runs(items: list[str]) -> list[str]:
 
 
 def rebalance(short: bool = False) -> Result:
-    return Result(
-        "rebalance: a second worker joins mid-stream and leaves",
-        built=False,
-        notes=["needs the compute/writer split (several workers on one embedded engine): not built yet"],
-    )
+    result = Result("rebalance: a second compute worker joins mid-stream and leaves (beside the writer)")
+    with bed(19_820) as b:
+        sc, messages = scenario_messages(47)
+        result.messages = len(messages)
+        writer = b.dep
+        compute = {**b.kafka.client_env(), "DAMPAK_ROLE": "compute",
+                   "DAMPAK_WRITER_URL": f"http://127.0.0.1:{writer.settings.web.port}"}  # fmt: skip
+        kafka = b.kafka.client_kafka()
+        first = Deployment(writer.name, b.root / "a", writer.settings.web.port + 1, kafka, **compute)
+        second = Deployment(writer.name, b.root / "b", writer.settings.web.port + 2, kafka, **compute)
+        try:
+            writer.start_worker("writer")
+            first.start_worker()
+            third = len(messages) // 3
+            first.produce(messages[:third])
+            second.start_worker()
+            first.produce(messages[third : 2 * third])
+            time.sleep(5)
+            second.stop_worker()
+            since = time.monotonic()
+            first.produce(messages[2 * third :])
+            settle(writer, sc, result, since)
+        finally:
+            for dep in (second, first):
+                if dep.worker is not None and dep.worker.poll() is None:
+                    dep.kill_worker()
+    return result
 
 
 SCENARIOS: dict[str, Callable[[bool], Result]] = {

@@ -56,8 +56,8 @@ class Deployment:
         return f"test-{self.name}-{logical}"
 
     def dampak(
-        self, *args: str, stdin: bytes | None = None, check: bool = True
-    ) -> subprocess.CompletedProcess[bytes]:
+        self, *args: str, stdin: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
             [sys.executable, "-m", "streams", *args],
             env=self.env,
@@ -71,11 +71,12 @@ class Deployment:
         return proc
 
     # -------------------------------------------------------------- worker
-    def start_worker(self) -> None:
+    def start_worker(self, command: str = "worker") -> None:
+        """Start ``dampak worker`` (or ``dampak writer``) and wait until it is ready."""
         assert self.worker is None or self.worker.poll() is not None
         with open(self.log, "ab") as log:
             self.worker = subprocess.Popen(
-                [sys.executable, "-m", "streams", "worker"],
+                [sys.executable, "-m", "streams", command],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -97,16 +97,10 @@ def test_init_db_twice_is_a_no_op(deployment: Deployment) -> None:
 def test_a_field_report_travels_from_produce_to_clickhouse(deployment: Deployment) -> None:
     deployment.start_worker()
     fixtures = ROOT / "tests" / "fixtures"
-    deployment.dampak(
-        "produce", deployment.topic("households"), str(fixtures / "households.jsonl"), "--key", "household_id"
-    )
-    deployment.dampak(
-        "produce",
-        deployment.topic("field-reports"),
-        str(fixtures / "field-reports.jsonl"),
-        "--key",
-        "report_id",
-    )
+    # Logical topic names: the deployment's topic prefix is added; each line is keyed by its id.
+    out = deployment.dampak("produce", "households", str(fixtures / "households.jsonl"))
+    assert f"to {deployment.topic('households')} (keyed by household_id)" in out.stdout
+    deployment.dampak("produce", "field-reports", str(fixtures / "field-reports.jsonl"))
     rows = deployment.wait_for(
         "SELECT report_id, revision, displaced, registered, kpm FROM dampak.field_reports ORDER BY report_id",
         [

@@ -19,7 +19,7 @@ from sinks.config import Backoff, ClickHouseTarget
 from sinks.connection import Connection, engine_lock, record_holder
 from sinks.errors import QueryRejected, RowsRejected, SinkUnavailable
 from sinks.migrations import MIGRATIONS, migrate
-from sinks.reader import ClickHouseReader
+from sinks.reader import ClickHouseReader, LocalRuns
 from sinks.tables import REPORT_STATE, TABLES
 from sinks.views import ANALYST_OBJECTS, VIEWS
 from sinks.writer import ClickHouseWriter, classify
@@ -129,7 +129,7 @@ def test_classification() -> None:
 def test_reader_passes_values_as_parameters() -> None:
     client = FakeClient([OperationalError("down")])
     client.answer = Result(["notification_id"], [("a'b",)])
-    reader = ClickHouseReader(Connection(client, "dampak"), FAST)  # type: ignore[arg-type]
+    reader = ClickHouseReader(LocalRuns(Connection(client, "dampak"), FAST))  # type: ignore[arg-type]
     assert asyncio.run(reader.sent_notifications(["a'b", "c"])) == {"a'b"}
     sql, params, _ = client.queries[-1]
     assert "a'b" not in sql and params == {"ids": ["a'b", "c"]} and "dampak.notification_state" in sql
