@@ -45,7 +45,7 @@ test-unit: install ## Unit tests only (no services)
 schemas: install ## Re-export the topics' JSON Schemas into schemas/json
 	$(DAMPAK) schemas
 
-.PHONY: help install up down demo lint test test-unit schemas bench bench-quick fuzz faults
+.PHONY: help install up down demo lint test test-unit schemas bench bench-quick bench-import fuzz faults
 
 bench: install ## Full benchmark (1M households, 1M reports): writes docs/benchmarks.{json,md}
 	$(DAMPAK) up
@@ -54,6 +54,10 @@ bench: install ## Full benchmark (1M households, 1M reports): writes docs/benchm
 bench-quick: install ## Quick benchmark smoke (< 2 min): asserts exact totals, not speed
 	$(DAMPAK) up
 	$(PY) -m tests.bench.run --mode quick
+
+bench-import: install ## Rate and peak RSS of dampak import-registry on a generated 1,000,000-row export
+	$(DAMPAK) up
+	$(PY) -m tests.bench.import_registry --rows 1000000 --parquet
 
 fuzz: install ## Long fuzz (100,000 hostile messages among 100,000 reports): writes docs/reliability.md
 	$(DAMPAK) up

@@ -60,9 +60,32 @@ def ensure_topics(settings: Settings) -> list[str]:
         if created:
             logger.info("created topics: %s", ", ".join(created))
             _wait_for_leaders(admin, {s.name: s.partitions for s in missing if s.name in created})
+        _check_partition_counts(admin, settings, existing)
         return created
     finally:
         admin.close()
+
+
+def _check_partition_counts(admin: KafkaAdminClient, settings: Settings, existing: set[str]) -> None:
+    """Raises DampakError when a topic that existed already has another partition count than
+    declared, or a table's changelog differs from the topics it is co-partitioned with: keys would
+    meet their state on another partition. (Checked here, against the broker, once: Faust's own
+    check reads a metadata snapshot that can stay partial after a broker restart.)"""
+    declared = {s.name: s.partitions for s in all_specs(settings) if s.name in existing}
+    changelogs = [t for t in existing if t.startswith(f"{settings.app_id}-") and t.endswith("-changelog")]
+    for topic in changelogs:
+        declared[topic] = settings.kafka.partitions
+    if not declared:
+        return
+    wrong = [
+        f"{t['name']} has {len(t.get('partitions', []))}, not {declared[t['name']]}"
+        for t in admin.describe_topics(sorted(declared))
+        if not t.get("error_code") and len(t.get("partitions", [])) != declared[t["name"]]
+    ]
+    if wrong:
+        raise DampakError(
+            "topics with other partition counts than declared (DAMPAK_KAFKA__PARTITIONS): " + "; ".join(wrong)
+        )
 
 
 def _wait_for_leaders(admin: KafkaAdminClient, topics: dict[str, int], timeout_s: float = 30.0) -> None:

@@ -7,6 +7,7 @@ by the engine; timers and the HTTP pages are wired here too, and nowhere else.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from sinks.reader import ClickHouseReader, LocalRuns, RemoteRuns
 from sinks.writer import ClickHouseWriter
 from streams import web
 from streams.engine import Engine, Flow, RowWriter
+from streams.engine.acks import refuse_acks_from_earlier_generations
 from streams.engine.dead_letters import DeadLetters
 from streams.engine.forwarder import FaustForwarder
 from streams.features.alerts import AlertDeps, estimate_alert_impact, route_alert
@@ -108,6 +110,7 @@ def create_app(settings: Settings, engines: Engines | None) -> tuple[faust.App, 
     ``DAMPAK_ROLE=compute``) it hands its rows to ``sink-rows`` and reads through the writer's
     ``/query``. Topics carry raw bytes; handlers validate with pydantic.
     """
+    refuse_acks_from_earlier_generations()
     app = _faust_app(settings)
     # Faust blocks every stream while more than 100 table changes wait for the producer (its
     # ProducerBuffer); a batch changes thousands. Let the producer's own batching absorb them.
@@ -153,6 +156,13 @@ def create_app(settings: Settings, engines: Engines | None) -> tuple[faust.App, 
         )
         for name, help_text in TABLES.items()
     }
+    for table in tables.values():
+        # ensure_topics checked every partition count against the broker before the worker
+        # started; Faust's per-table check reads the consumer's metadata snapshot, which after a
+        # broker restart can stay partial and fail every event (PartitionsMismatch) until the
+        # next rebalance.
+        verified: set[str] = table._verified_source_topics_for_partitions  # type: ignore[attr-defined]
+        verified.update(physical_name(t, settings) for t in Topic)
     notifier = Notifier(reader, writer, forwarder, physical_name(Topic.IMPACT_NOTIFICATIONS, settings), retry)
     context = settings.contracts.context()
 
@@ -221,6 +231,7 @@ def _agent(app: faust.App, engine: Engine, channel: Any, flow: Flow) -> None:
 
 def _timers(app: faust.App, settings: Settings, writer: RowWriter, notifier: Notifier) -> None:
     monitor: list[LagMonitor] = []
+    monitor_history: dict[Any, Any] = {}
 
     # A timer that raises stops the whole worker: each one reports and tries again at its next tick.
     @app.timer(settings.notify.check_interval_s, on_leader=True, name="notify_reported_displacement")
@@ -233,14 +244,28 @@ def _timers(app: faust.App, settings: Settings, writer: RowWriter, notifier: Not
     @app.timer(settings.lag.sample_interval_s, on_leader=True, name="sample_consumer_lag")
     async def sample_consumer_lag() -> None:
         # Blocking kafka-python calls run in a thread.
+        loop = asyncio.get_running_loop()
         try:
-            loop = asyncio.get_running_loop()
             if not monitor:
-                monitor.append(await loop.run_in_executor(None, LagMonitor, settings))
+                fresh = await loop.run_in_executor(None, LagMonitor, settings)
+                fresh.history.update(monitor_history)
+                monitor_history.clear()
+                monitor.append(fresh)
             groups = await loop.run_in_executor(None, monitor[0].sample)
+        except Exception as exc:
+            # kafka-python's clients may not find a restarted broker again: start new ones at the
+            # next tick, keeping the samples' history.
+            logger.warning("sampling consumer lag failed (%s); new clients next time", type(exc).__name__)
+            if monitor:
+                old = monitor.pop()
+                monitor_history.update(old.history)
+                with contextlib.suppress(Exception):
+                    await loop.run_in_executor(None, old.close)
+            return
+        try:
             await publish_lag(groups, writer)
         except Exception:
-            logger.exception("sampling consumer lag failed")
+            logger.exception("writing consumer lag failed")
 
     @app.task
     async def table_recovery_timer() -> None:

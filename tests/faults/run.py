@@ -201,22 +201,28 @@ def metric(dep: Deployment, name: str) -> float:
 
 
 # ------------------------------------------------------------------ scenarios
-def broker_killed_twice(short: bool = False, down_s: float = 3.0) -> Result:
-    result = Result("broker SIGKILLed mid-stream and restarted, twice")
+def broker_killed_twice(short: bool = False) -> Result:
+    """The broker SIGKILLed twice: back after 3 s, then after 60 s, past the group's session timeout
+    (the worker's membership expires and it must rejoin). CI's short run: once, for 20 s."""
+    outages = [20.0] if short else [3.0, 60.0]
+    result = Result(
+        "broker SIGKILLed mid-stream and restarted, twice (down 3 s, then 60 s: past the session timeout)"
+        if not short
+        else "broker SIGKILLed mid-stream, down 20 s (past the session timeout)"
+    )
     with bed(19_700) as b:
         sc, messages = scenario_messages(41)
         result.messages = len(messages)
         b.dep.start_worker()
-        kills = 1 if short else 2
-        step = len(messages) // (kills + 1)
-        for kill in range(kills):
+        step = len(messages) // (len(outages) + 1)
+        for kill, down_s in enumerate(outages):
             b.dep.produce(messages[kill * step : (kill + 1) * step])
             time.sleep(1)
             b.kafka.kill_node(1)
             time.sleep(down_s)
             b.kafka.start_node(1)
         since = time.monotonic()
-        b.dep.produce(messages[kills * step :])
+        b.dep.produce(messages[len(outages) * step :])
         settle(b.dep, sc, result, since)
         result.notes.append(
             f"worker alive afterwards: {b.dep.worker is not None and b.dep.worker.poll() is None}"

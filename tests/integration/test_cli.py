@@ -123,3 +123,18 @@ def test_a_field_report_travels_from_produce_to_clickhouse(deployment: Deploymen
     assert deployment.query(
         "SELECT registered FROM dampak.field_reports WHERE report_id = 'TAGANA-CJR-0001'"
     ) == [{"registered": False}]
+
+
+def test_a_topic_with_another_partition_count_stops_the_worker(deployment: Deployment) -> None:
+    """Keys would meet their state on another partition: the worker names the topic and exits."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+
+    admin = KafkaAdminClient(bootstrap_servers=deployment.settings.kafka.bootstrap_servers)
+    try:
+        admin.create_topics([NewTopic(deployment.topic("households-by-id"), 3, 1)])
+    finally:
+        admin.close()
+    proc = deployment.dampak("worker", check=False)
+    assert proc.returncode == 2
+    assert f"{deployment.topic('households-by-id')} has 3, not 6" in proc.stderr

@@ -179,3 +179,24 @@ def test_an_infrastructure_fault_in_a_handler_retries_the_batch_instead_of_dead_
     assert calls == [0, 1, 0, 1, 2]  # the whole batch again, from the start
     assert writer.table("dead_letter_state") == []
     assert sorted({r["n"] for r in writer.table("report_state")}) == [0, 1, 2]
+
+
+def test_faust_acks_of_an_earlier_generation_are_refused() -> None:
+    """Faust acks the messages its stream skips after a rebalance; they must not move offsets."""
+    from types import SimpleNamespace
+
+    from streams.engine.acks import guarded
+
+    recorded: list[int] = []
+
+    def ack(consumer: object, message: SimpleNamespace) -> bool:
+        recorded.append(message.offset)
+        return True
+
+    consumer = SimpleNamespace(app=SimpleNamespace(consumer_generation_id=7))
+    checked = guarded(ack)
+    old = SimpleNamespace(generation_id=6, tp="t-0", offset=10)
+    now = SimpleNamespace(generation_id=7, tp="t-0", offset=11)
+    untracked = SimpleNamespace(generation_id=None, tp="t-0", offset=12)
+    assert [checked(consumer, m) for m in (old, now, untracked)] == [False, True, True]
+    assert recorded == [11, 12]
