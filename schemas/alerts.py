@@ -20,7 +20,7 @@ import orjson
 from pydantic import Field, StringConstraints, ValidationError, model_validator
 
 from schemas.common import REGION_CODE_RE, Contract, RegionCode, UtcDatetime, describe_validation_error
-from schemas.regions import is_known_region
+from schemas.regions import is_known_region, region_by_name
 
 __all__ = ["HAZARDS", "Alert", "AreaImpact", "FeltIntensity", "Hazard", "InvalidAlert", "parse_alerts"]
 
@@ -44,13 +44,30 @@ class FeltIntensity(Contract):
     mmi_max: Annotated[int, Field(ge=1, le=12)]
 
 
-class AreaImpact(Contract):
-    """An area hazard's area. ``village_code`` is a Kemendagri code at any level: a province,
-    regency or district code covers all its villages."""
+Latitude = Annotated[float, Field(ge=-90, le=90)]
+Longitude = Annotated[float, Field(ge=-180, le=180)]
 
-    village_code: RegionCode
+
+class AreaImpact(Contract):
+    """An area hazard's area, given by a Kemendagri code at any level (a province, regency or
+    district code covers all its villages), or by a shape: a ``polygon`` (latitude, longitude
+    points, as CAP writes them) or a ``circle`` (latitude, longitude, radius in km) selects the
+    villages whose registry centroid lies inside it. ``name`` is the area's own description."""
+
+    village_code: RegionCode | None = None
+    polygon: Annotated[tuple[tuple[Latitude, Longitude], ...], Field(max_length=10_000)] = ()
+    circle: tuple[Latitude, Longitude, Annotated[float, Field(gt=0, le=1000)]] | None = None
+    name: Annotated[str, StringConstraints(max_length=200)] = ""
     severity: Severity = "medium"
     depth_cm: Annotated[float, Field(ge=0)] | None = None
+
+    @model_validator(mode="after")
+    def _located(self) -> AreaImpact:
+        if self.village_code is None and not self.polygon and self.circle is None:
+            raise ValueError("an area needs a village_code, a polygon or a circle")
+        if self.polygon and len(self.polygon) < 3:
+            raise ValueError("a polygon needs at least 3 points")
+        return self
 
 
 class Alert(Contract):
@@ -209,10 +226,9 @@ def _cap_alerts(xml: bytes, context: dict[str, Any] | None) -> list[Alert]:
         severity = _CAP_SEVERITY.get(text(info, "severity").lower(), "low")
         areas, area_text = [], []
         for area in info.findall(f"{_CAP}area"):
-            codes = [text(g, "value") for g in area.findall(f"{_CAP}geocode")]
-            coded = [c for c in codes if REGION_CODE_RE.match(c) and is_known_region(c)]
-            areas += [AreaImpact(village_code=c, severity=severity) for c in coded]
-            if not coded and text(area, "areaDesc"):
+            found = _cap_area(area, severity)
+            areas += found
+            if not found and text(area, "areaDesc"):
                 area_text.append(text(area, "areaDesc"))
         onset = text(info, "onset") or text(info, "effective")
         try:
@@ -238,6 +254,51 @@ def _cap_alerts(xml: bytes, context: dict[str, Any] | None) -> list[Alert]:
     if not alerts:
         raise InvalidAlert("CAP: no <info> block")
     return alerts
+
+
+def _cap_area(area: ElementTree.Element, severity: Severity) -> list[AreaImpact]:
+    """The areas one CAP ``<area>`` gives: its Kemendagri geocodes; else its polygons and circles
+    (BMKG's nowcasts draw their areas); else a district or regency its ``areaDesc`` names
+    unambiguously. An empty list when none of these locates it (it is kept as text)."""
+    desc = (area.findtext(f"{_CAP}areaDesc") or "").strip()
+    codes = [(g.findtext(f"{_CAP}value") or "").strip() for g in area.findall(f"{_CAP}geocode")]
+    coded = [c for c in codes if REGION_CODE_RE.match(c) and is_known_region(c)]
+    if coded:
+        return [AreaImpact(village_code=c, severity=severity, name=desc[:200]) for c in coded]
+    shapes: list[AreaImpact] = []
+    for polygon in area.findall(f"{_CAP}polygon"):
+        points = _cap_points(polygon.text or "")
+        if len(points) >= 3:
+            shapes.append(AreaImpact(polygon=tuple(points), severity=severity, name=desc[:200]))
+    for circle in area.findall(f"{_CAP}circle"):
+        # CAP 1.2: "lat,lon radius" with the radius in km.
+        centre, _, radius = (circle.text or "").strip().partition(" ")
+        point = _cap_points(centre)
+        try:
+            if point and float(radius) > 0:
+                shapes.append(
+                    AreaImpact(circle=(*point[0], float(radius)), severity=severity, name=desc[:200])
+                )
+        except (ValueError, ValidationError):
+            pass
+    if shapes:
+        return shapes
+    code = region_by_name(desc) if desc else None
+    return [AreaImpact(village_code=code, severity=severity, name=desc[:200])] if code else []
+
+
+def _cap_points(text: str) -> list[tuple[float, float]]:
+    """CAP's "lat,lon lat,lon ..." (WGS 84); points out of range are dropped."""
+    points = []
+    for pair in text.split():
+        lat, _, lon = pair.partition(",")
+        try:
+            la, lo = float(lat), float(lon)
+        except ValueError:
+            continue
+        if -90 <= la <= 90 and -180 <= lo <= 180:
+            points.append((la, lo))
+    return points
 
 
 # --------------------------------------------------------------------------- detection

@@ -170,6 +170,12 @@ def cmd_import_registry(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_feed(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.feeds import run_feed
+
+    return run_feed(settings, once=args.once)
+
+
 def cmd_query(settings: Settings, args: argparse.Namespace) -> int:
     from sinks.analyst import Scope, query
 
@@ -293,6 +299,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--snapshot", action="store_true", help="the file is the whole registry: remove others")
     p.add_argument("--restart", action="store_true", help="ignore the checkpoint of an interrupted import")
     p.add_argument("--as-of", help="updated_at for rows without one (default: the file's modification time)")
+    p = sub.add_parser("feed", help="publish BMKG's earthquake feeds and CAP nowcasts to disaster-alerts")
+    p.add_argument("source", choices=("bmkg",))
+    p.add_argument("--once", action="store_true", help="poll once and exit (cron)")
     p = sub.add_parser("query", help="run a read-only SQL query on ClickHouse")
     p.add_argument("sql")
     p.add_argument(
@@ -332,6 +341,7 @@ COMMANDS = {
     "writer": cmd_writer,
     "produce": cmd_produce,
     "import-registry": cmd_import_registry,
+    "feed": cmd_feed,
     "query": cmd_query,
     "lag": cmd_lag,
     "rotate-key": cmd_rotate_key,

@@ -256,6 +256,25 @@ class TableSettings(BaseModel):
         }
 
 
+class FeedSettings(BaseModel):
+    """``dampak feed bmkg``: BMKG's public feeds, polled every ``interval_s``."""
+
+    #: TEWS earthquake feeds (JSON): the latest, the latest M5+ list, the felt list. An event in
+    #: several is merged into one bulletin.
+    bmkg_json_urls: list[str] = [
+        "https://data.bmkg.go.id/DataMKG/TEWS/autogempa.json",
+        "https://data.bmkg.go.id/DataMKG/TEWS/gempaterkini.json",
+        "https://data.bmkg.go.id/DataMKG/TEWS/gempadirasakan.json",
+    ]
+    #: Nowcast index (RSS whose items link CAP 1.2 XML warnings, or a CAP document itself).
+    bmkg_nowcast_url: str = "https://www.bmkg.go.id/alerts/nowcast/id/rss.xml"
+    interval_s: float = Field(60.0, gt=0)
+    timeout_s: float = Field(10.0, gt=0)
+    #: Tries per request, with backoff doubling from ``retry_initial_s``.
+    tries: int = Field(3, ge=1)
+    retry_initial_s: float = Field(1.0, ge=0)
+
+
 class LagSettings(BaseModel):
     """Consumer-lag evaluation (Burrow's rules) and sampling."""
 
@@ -300,6 +319,7 @@ class Settings(BaseSettings):
     displacement: DisplacementRates = DisplacementRates()
     notify: NotifySettings = NotifySettings()
     lag: LagSettings = LagSettings()
+    feed: FeedSettings = FeedSettings()
 
     @model_validator(mode="after")
     def _absolute_data_dir(self) -> Settings:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from schemas.alerts import Alert
+from schemas.alerts import Alert, AreaImpact
 from schemas.common import regency_of
 from streams.domain.hazard import (
     DisplacementRates,
@@ -142,20 +142,43 @@ def _areas(alert: Alert, stats: VillageStats, rates: DisplacementRates) -> Expos
         label = f"{alert.hazard}:{area.severity}" + (
             f":{area.depth_cm:g}cm" if area.depth_cm is not None else ""
         )
-        if len(code) == 13:
+        if code is None:
+            for j in np.flatnonzero(_inside(area, stats)).tolist():
+                chosen[str(stats.codes[j])] = (j, label, rate)
+        elif len(code) == 13:
             chosen[code] = (position.get(code), label, rate)
         else:
             prefix = code + "."
             for village in np.asarray(stats.codes)[np.char.startswith(stats.codes, prefix)].tolist():
                 chosen[village] = (position[village], label, rate)
     idx = []
-    for code, (i, label, rate) in sorted(chosen.items()):
-        persons = int(stats.persons[i]) if i is not None else 0
-        out.villages.append(_village(code, stats, i, None, label, persons * rate, 0.0))
-        if i is not None:
-            idx.append(i)
+    for village_code, (at, label, rate) in sorted(chosen.items()):
+        persons = int(stats.persons[at]) if at is not None else 0
+        out.villages.append(_village(village_code, stats, at, None, label, persons * rate, 0.0))
+        if at is not None:
+            idx.append(at)
     _total(out, stats, np.asarray(idx, dtype=np.int64), 0.0, sum(v.est_displaced for v in out.villages))
     return out
+
+
+def _inside(area: AreaImpact, stats: VillageStats) -> npt.NDArray[np.bool_]:
+    """Villages whose registry centroid lies in the area's circle or polygon (even-odd rule; the
+    areas are small enough that latitude and longitude serve as plane coordinates)."""
+    located = ~np.isnan(stats.lat)
+    if area.circle is not None:
+        lat, lon, radius_km = area.circle
+        distance = np.full(len(stats.lat), np.inf)
+        distance[located] = epicentral_distance_km(lat, lon, stats.lat[located], stats.lon[located])
+        return np.asarray(distance <= radius_km)
+    y, x = stats.lat, stats.lon
+    inside = np.zeros(len(y), dtype=bool)
+    points = list(area.polygon)
+    for (y1, x1), (y2, x2) in zip(points, points[1:] + points[:1], strict=True):
+        crosses = (y1 > y) != (y2 > y)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            x_at = x1 + (y - y1) * (x2 - x1) / (y2 - y1)
+        inside ^= crosses & (x < x_at)
+    return inside & located
 
 
 def _village(

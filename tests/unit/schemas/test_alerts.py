@@ -89,3 +89,27 @@ def test_normalized_flood_and_cap() -> None:
 def test_invalid_alerts_are_rejected(payload: bytes) -> None:
     with pytest.raises((InvalidAlert, ValidationError)):
         parse_alerts(payload)
+
+
+def test_cap_areas_without_codes_are_located_by_shape_or_by_name() -> None:
+    [cap] = parse_alerts(_load("cap-nowcast-polygon.xml"))
+    assert cap.hazard == "extreme_weather" and cap.event_id == "cap-CJR20221124153000"
+    polygon, circle, named = cap.areas
+    assert polygon.polygon[0] == (-6.86, 107.02) and len(polygon.polygon) == 5
+    assert polygon.village_code is None and polygon.name == "Kec. Cugenang"
+    assert circle.circle == (-6.95, 107.10, 5.0) and circle.severity == "medium"
+    # "Kec. Cilaku" names one district; "Cianjur" is both a district and a regency: kept as text.
+    assert named.village_code == "32.03.04" and named.name == "Kec. Cilaku"
+    assert cap.area_text == ("Cianjur",)
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [("Bekasi Utara", "32.75.03"), ("Kec. Cugenang", "32.03.11"), ("Cugenang, Kab. Cianjur", "32.03.11"),
+     ("Kabupaten Cianjur", "32.03"), ("Kota Bekasi", "32.75"), ("Kab. Bekasi", "32.16"),
+     ("Cianjur, Kab. Cianjur", "32.03.01"), ("Cianjur", None), ("Bekasi", None), ("Atlantis", None)],
+)  # fmt: skip
+def test_region_names_resolve_only_when_unambiguous(text: str, code: str | None) -> None:
+    from schemas.regions import region_by_name
+
+    assert region_by_name(text) == code

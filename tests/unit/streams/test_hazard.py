@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from schemas.alerts import Alert
+from schemas.alerts import Alert, AreaImpact
 from streams.domain.exposure import VillageStats, exposure
 from streams.domain.hazard import (
     DisplacementRates,
@@ -117,3 +117,23 @@ def test_area_exposure_expands_codes_and_keeps_unknown_villages() -> None:
     assert exp.villages[1].est_displaced == pytest.approx(400 * 0.05)
     assert exp.villages[0].persons == 0
     assert exp.displaced == pytest.approx((400 + 200 + 20) * 0.05)
+
+
+def test_area_shapes_select_villages_by_their_registry_centroid() -> None:
+    # The polygon holds the village at the epicentre only; the 12 km circle holds it and the one
+    # 10 km north; a village without coordinates is in neither.
+    square = [[-6.86, 107.02], [-6.86, 107.08], [-6.82, 107.08], [-6.82, 107.02]]
+    alert = Alert.model_validate_json(
+        json.dumps({"event_id": "w", "hazard": "extreme_weather", "issued_at": "2022-11-24T08:30:00Z",
+                    "areas": [{"polygon": square, "severity": "high"}]})
+    )  # fmt: skip
+    assert [v.village_code for v in exposure(alert, _stats(), DisplacementRates()).villages] == [
+        "32.03.01.2001"
+    ]
+    circle = alert.model_copy(update={"areas": (AreaImpact(circle=(-6.84, 107.05, 12.0)),)})
+    assert [v.village_code for v in exposure(circle, _stats(), DisplacementRates()).villages] == [
+        "32.03.01.2001",
+        "32.03.02.2001",
+    ]
+    with pytest.raises(ValueError, match="needs a village_code, a polygon or a circle"):
+        AreaImpact(severity="high")
