@@ -34,7 +34,13 @@ lint: install ## ruff (lint + format check) and mypy (strict on streams/ schemas
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-test: install ## Everything: lint, unit tests, and integration tests on the real broker and chDB
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+
+browser: ## Debian's chromium, for the command-center page's test (headless)
+	@command -v chromium >/dev/null || ($(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null)
+
+test: install browser ## Everything: lint, unit tests, and integration tests on the real broker and chDB
 	$(MAKE) lint
 	$(DAMPAK) up
 	$(VENV)/bin/pytest -q -p no:cacheprovider tests
@@ -45,7 +51,7 @@ test-unit: install ## Unit tests only (no services)
 schemas: install ## Re-export the topics' JSON Schemas into schemas/json
 	$(DAMPAK) schemas
 
-.PHONY: help install up down demo lint test test-unit schemas bench bench-quick bench-import fuzz faults
+.PHONY: help install browser up down demo lint test test-unit schemas bench bench-quick bench-import fuzz faults
 
 bench: install ## Full benchmark (1M households, 1M reports): writes docs/benchmarks.{json,md}
 	$(DAMPAK) up

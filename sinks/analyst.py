@@ -140,14 +140,28 @@ def _parent(nodes: list[tuple[int, str, str]], i: int) -> str:
     return ""
 
 
+_IN_FUNCTIONS = frozenset(
+    {"in", "notin", "globalin", "globalnotin", "nullin", "notnullin", "globalnullin", "globalnotnullin"}
+)
+
+
 def _in_table(nodes: list[tuple[int, str, str]], i: int) -> str:
-    """The table of ``x IN db.table`` (an Identifier as the second argument of in/notIn)."""
+    """The table of ``x IN [db.]table``: an Identifier that is the *second* argument of an
+    in-function. (``min(s.lat)`` or the ``x`` of ``x IN (SELECT ...)`` is no table.)"""
     depth, kind, name = nodes[i]
-    if kind != "Identifier" or "." not in name:
+    if kind != "Identifier":
         return ""
+    position = 0
     for j in range(i - 1, -1, -1):
-        if nodes[j][0] < depth - 1:
-            return name if nodes[j][1] == "Function" and "in" in nodes[j][2].lower() else ""
+        if nodes[j][0] == depth:
+            position += 1
+            continue
+        if nodes[j][0] > depth:
+            continue
+        # nodes[j] holds the arguments; the function is the node just above it.
+        function = nodes[j - 1] if j > 0 and nodes[j - 1][0] == depth - 2 else ("", "", "")
+        is_in = function[1] == "Function" and function[2].lower() in _IN_FUNCTIONS
+        return name if nodes[j][1] == "ExpressionList" and is_in and position == 1 else ""
     return ""
 
 

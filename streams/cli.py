@@ -170,6 +170,37 @@ def cmd_import_registry(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
+    from sinks.analyst import query
+    from sinks.center import figures
+    from streams.center import page
+
+    target = settings.clickhouse_target
+    data = figures(lambda sql, p: query(target, sql, p), args.event)
+    if data["event"] is None:
+        known = ", ".join(e["event_id"] for e in data["events"][:10]) or "none yet"
+        raise DampakError(f"no event {args.event!r} (events: {known})")
+    data["pipeline"] = _pipeline_state(settings)
+    args.out.write_text(page(settings.web.language, data))
+    print(f"wrote {args.out} ({args.out.stat().st_size:,} bytes): {args.event}")
+    return 0
+
+
+def _pipeline_state(settings: Settings) -> dict[str, object]:
+    """One lag sample of the worker's group, when Kafka answers (the report works without it)."""
+    from streams.admin import broker_answers
+    from streams.lag import LagMonitor
+
+    if not broker_answers(settings.kafka.bootstrap_servers, **settings.kafka.client_options()):
+        return {"status": None, "lag": None}
+    monitor = LagMonitor(settings)
+    try:
+        [group] = monitor.sample([settings.app_id])
+    finally:
+        monitor.close()
+    return {"status": group.status, "lag": sum(p.lag for p in group.partitions)}
+
+
 def cmd_feed(settings: Settings, args: argparse.Namespace) -> int:
     from streams.feeds import run_feed
 
@@ -299,6 +330,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--snapshot", action="store_true", help="the file is the whole registry: remove others")
     p.add_argument("--restart", action="store_true", help="ignore the checkpoint of an interrupted import")
     p.add_argument("--as-of", help="updated_at for rows without one (default: the file's modification time)")
+    p = sub.add_parser("report", help="write an event's command-center page as one self-contained HTML file")
+    p.add_argument("event", help="event id (see dampak query 'SELECT event_id FROM dampak.event_summary')")
+    p.add_argument("--out", type=Path, required=True, help="the HTML file to write")
     p = sub.add_parser("feed", help="publish BMKG's earthquake feeds and CAP nowcasts to disaster-alerts")
     p.add_argument("source", choices=("bmkg",))
     p.add_argument("--once", action="store_true", help="poll once and exit (cron)")
@@ -342,6 +376,7 @@ COMMANDS = {
     "produce": cmd_produce,
     "import-registry": cmd_import_registry,
     "feed": cmd_feed,
+    "report": cmd_report,
     "query": cmd_query,
     "lag": cmd_lag,
     "rotate-key": cmd_rotate_key,

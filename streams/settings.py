@@ -169,6 +169,8 @@ class WebSettings(BaseModel):
     #: Host names (besides loopback names and ``host``) that requests may address the worker by;
     #: a request with another Host header is refused (DNS rebinding from a browser).
     allowed_hosts: tuple[str, ...] = ()
+    #: Language of the command-center page (``/pusat/``, ``dampak report``): Indonesian or English.
+    language: Literal["id", "en"] = "id"
 
     @property
     def loopback(self) -> bool:

@@ -124,6 +124,7 @@ def register(app: faust.App, settings: Settings, queries: ConnectionPool | None)
     if queries is None:
         return
     endpoint = QueryEndpoint(settings, queries)
+    _register_center(app, settings, queries, _json)
 
     @app.page("/query")
     class Query(faust.web.View):
@@ -134,3 +135,32 @@ def register(app: faust.App, settings: Settings, queries: ConnectionPool | None)
         async def post(self, request: faust.web.Request) -> Any:
             status, body = await endpoint.answer("POST", request.headers, request.json)
             return _json(self, body, status)
+
+
+def _register_center(
+    app: faust.App, settings: Settings, queries: ConnectionPool, as_json: Callable[..., Any]
+) -> None:
+    """The command-center page (``streams.center``): aggregated figures only, no personal data,
+    so it is served without the token; the Host check still applies."""
+    from sinks.center import figures
+    from streams.center import page, pipeline_state
+
+    target = settings.clickhouse_target
+    limits = Limits(target.query_max_rows, target.query_timeout_s, target.query_max_memory_bytes)
+
+    def read(client: Any, event_id: str | None) -> dict[str, Any]:
+        return figures(lambda sql, p: run_query(client, sql, p, limits, target.database), event_id)
+
+    @app.page("/pusat/")
+    async def center_page(view: faust.web.View, request: faust.web.Request) -> Any:
+        if not settings.web.host_allowed(request.headers.get("Host", "")):
+            return as_json(view, {"error": "unknown Host"}, 403)
+        return view.html(page(settings.web.language, None, "data.json"))
+
+    @app.page("/pusat/data.json")
+    async def center_data(view: faust.web.View, request: faust.web.Request) -> Any:
+        if not settings.web.host_allowed(request.headers.get("Host", "")):
+            return as_json(view, {"error": "unknown Host"}, 403)
+        event_id = request.query.get("event") or None
+        data = await queries.run(read, event_id)
+        return as_json(view, {**data, "pipeline": pipeline_state()})

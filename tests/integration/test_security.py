@@ -32,6 +32,7 @@ BYPASSES = [
     "SELECT count() FROM numbers(10) SETTINGS max_execution_time = 100000, readonly = 0",
     "SELECT * FROM dampak.report_state",
     "SELECT 1 FROM dampak.regions WHERE code IN dampak.registry_state",
+    "SELECT 1 FROM dampak.regions WHERE code NOT IN registry_state",
     "INSERT INTO dampak.regions SELECT * FROM dampak.regions",
     "SELECT 1; DROP TABLE dampak.regions",
     "SELECT 1 INTO OUTFILE '/tmp/dampak-outfile'",
@@ -73,6 +74,12 @@ def test_every_known_bypass_is_refused(deployment: Deployment, through: str) -> 
     )
     cte = deployment.dampak("query", provinces, "--format", "tsv")
     assert cte.stdout.splitlines() == ["n", "38"]
+    # Qualified columns inside functions, and IN with a subquery, are ordinary analyst SQL.
+    joined = (
+        "SELECT min(r.code) AS first, count() AS n FROM dampak.regions AS r WHERE r.level = 'province'"
+        " AND r.code IN (SELECT code FROM dampak.regions WHERE level = 'province')"
+    )
+    assert deployment.dampak("query", joined, "--format", "tsv").stdout.splitlines() == ["first\tn", "11\t38"]
     assert not Path("/tmp/dampak-outfile").exists()
     if through == "worker":
         assert deployment.stop_worker() == 0

@@ -1,0 +1,132 @@
+"""The command center's figures: one read of the analyst views for the page (``streams.center``).
+
+``figures(ask, event_id)`` takes any analyst-scope query runner (the worker's query pool, or
+``sinks.analyst.query``) and returns plain JSON-able data: the events list, and for one event the
+villages on the map, the reported totals over time beside the estimate, minimum needs per
+regency, and the households to re-assess counted by reason and village. No personal data: the
+views it reads hold pseudonyms at most, and it reads none of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+__all__ = ["Ask", "figures"]
+
+#: (sql, parameters) -> (column names, rows)
+Ask = Callable[[str, Mapping[str, Any]], tuple[Sequence[str], Sequence[Sequence[Any]]]]
+
+EVENTS = """
+SELECT event_id, hazard, event_time, magnitude, depth_km, headline, pager_level,
+       round(est_displaced) AS est_displaced, round(est_deaths, 1) AS est_deaths,
+       est_exposed_households, reported_reports, reported_households_affected, reported_displaced,
+       reported_dead, reported_injured, reported_missing, reported_houses_heavy,
+       reported_houses_moderate, reported_houses_light, reported_kpm_households_affected
+FROM dampak.event_summary
+ORDER BY event_time DESC
+LIMIT 50
+"""
+
+# Villages with reports, and villages the estimate reaches, with the estimate's MMI or class.
+VILLAGES = """
+SELECT u.code AS code, any(r.name) AS name, any(s.lat) AS lat, any(s.lon) AS lon,
+       max(u.households_affected) AS households_affected, max(u.houses_heavy) AS houses_heavy,
+       max(u.houses_moderate) AS houses_moderate, max(u.houses_light) AS houses_light,
+       max(u.displaced) AS displaced, max(u.dead) AS dead, max(u.injured) AS injured,
+       max(u.missing) AS missing, max(u.mmi) AS mmi, max(u.hazard_class) AS hazard_class
+FROM (
+    SELECT village_code AS code, households_affected, houses_heavy, houses_moderate, houses_light,
+           displaced, dead, injured, missing, CAST(NULL, 'Nullable(Float64)') AS mmi, '' AS hazard_class
+    FROM dampak.impact_village WHERE event_id = {event:String}
+    UNION ALL
+    SELECT village_code, 0, 0, 0, 0, 0, 0, 0, 0, mmi, hazard_class
+    FROM dampak.alert_exposure WHERE event_id = {event:String}
+) AS u
+LEFT JOIN dampak.village_stats AS s ON s.village_code = u.code
+LEFT JOIN dampak.regions AS r ON r.code = u.code
+GROUP BY u.code
+ORDER BY households_affected DESC, code
+"""
+
+# The reported totals as the reports arrived: each report counted from the time it was made, at
+# its current figures.
+TIMELINE = """
+SELECT t, sum(h) OVER w AS households_affected, sum(dp) OVER w AS displaced, sum(d) OVER w AS dead,
+       sum(i) OVER w AS injured, sum(m) OVER w AS missing
+FROM (
+    SELECT toStartOfHour(reported_at) AS t, countIf(household_ref != '') AS h, sum(displaced) AS dp,
+           sum(dead) AS d, sum(injured) AS i, sum(missing) AS m
+    FROM dampak.field_reports
+    WHERE event_id = {event:String}
+    GROUP BY t
+)
+WINDOW w AS (ORDER BY t ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+ORDER BY t
+"""
+
+NEEDS = """
+SELECT regency_code, regency_name, round(est_displaced) AS est_displaced, reported_displaced,
+       round(est_rice_kg_week) AS est_rice_kg_week, round(reported_rice_kg_week) AS reported_rice_kg_week,
+       round(est_drinking_water_l_week) AS est_drinking_water_l_week,
+       round(reported_drinking_water_l_week) AS reported_drinking_water_l_week,
+       round(est_family_kits_week) AS est_family_kits_week,
+       round(reported_family_kits_week) AS reported_family_kits_week,
+       round(est_toilets) AS est_toilets, round(reported_toilets) AS reported_toilets
+FROM dampak.minimum_needs
+WHERE event_id = {event:String}
+ORDER BY greatest(est_displaced, toFloat64(reported_displaced)) DESC
+"""
+
+REASSESS_BY_REASON = """
+SELECT reason, count() AS households
+FROM dampak.registry_candidates
+WHERE event_id = {event:String}
+GROUP BY reason
+ORDER BY households DESC
+"""
+
+REASSESS_BY_VILLAGE = """
+SELECT c.village_code AS code, any(r.name) AS name, count() AS households,
+       countIf(c.heavy_damage) AS heavy_damage, countIf(c.displacement) AS displacement
+FROM dampak.registry_candidates AS c
+LEFT JOIN dampak.regions AS r ON r.code = c.village_code
+WHERE c.event_id = {event:String}
+GROUP BY c.village_code
+ORDER BY households DESC
+LIMIT 15
+"""
+
+DEAD_LETTERS_LAST_HOUR = """
+SELECT count() AS n FROM dampak.dead_letters WHERE received_at >= now() - INTERVAL 1 HOUR
+"""
+
+
+def _records(ask: Ask, sql: str, **parameters: Any) -> list[dict[str, Any]]:
+    columns, rows = ask(sql, parameters)
+    return [dict(zip(columns, row, strict=True)) for row in rows]
+
+
+def figures(ask: Ask, event_id: str | None = None) -> dict[str, Any]:
+    """Everything the page shows, for ``event_id`` (default: the most recent event)."""
+    events = _records(ask, EVENTS)
+    chosen = next((e for e in events if e["event_id"] == event_id), None) if event_id else None
+    if chosen is None and not event_id and events:
+        chosen = events[0]
+    out: dict[str, Any] = {
+        "events": events,
+        "event": chosen,
+        "dead_letters_last_hour": _records(ask, DEAD_LETTERS_LAST_HOUR)[0]["n"],
+    }
+    if chosen is None:
+        out.update(villages=[], timeline=[], needs=[], reassess={"by_reason": [], "by_village": []})
+        return out
+    event = chosen["event_id"]
+    out["villages"] = _records(ask, VILLAGES, event=event)
+    out["timeline"] = _records(ask, TIMELINE, event=event)
+    out["needs"] = _records(ask, NEEDS, event=event)
+    out["reassess"] = {
+        "by_reason": _records(ask, REASSESS_BY_REASON, event=event),
+        "by_village": _records(ask, REASSESS_BY_VILLAGE, event=event),
+    }
+    return out
