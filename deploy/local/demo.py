@@ -1,16 +1,21 @@
-"""``dampak demo``: the bundled Cianjur 2022 scenario replayed end to end on the configured stack.
+"""``dampak demo``: the Cianjur earthquake of 21 November 2022 replayed end to end on the
+configured stack, time compressed, figures not.
 
-A deterministic registry of Cianjur households and a stream of field reports (revisions,
-retractions, re-sends, village summaries, a few malformed messages) go through Kafka and a real
-worker; the impact is then read back from ClickHouse.
+A registry of 60,000 households in the 16 districts BNPB counted damage in, the BMKG bulletin, and
+six days of field reports whose totals at the end of each day are BNPB's (62 dead and 5,389
+displaced on the evening of the 21st, 103 and 7,060 on the 22nd, and on the 26th 318 dead, 14
+missing, 7,729 injured, 73,693 displaced, houses 25,186 heavy, 12,496 moderate and 20,367 light,
+in 146 villages), with the revisions, re-sends, retractions and malformed messages of real field
+work, go through Kafka and a real worker; the impact is then read back from ClickHouse, beside
+the estimate from the bulletin.
 """
 
 from __future__ import annotations
 
-import gzip
-import importlib.resources
+import itertools
 import json
 import logging
+import math
 import os
 import random
 import signal
@@ -39,95 +44,208 @@ CIANJUR_EVENT = "bmkg-20221121062110"
 _QUAKE = datetime(2022, 11, 21, 6, 21, 10, tzinfo=UTC)
 
 
-def _cianjur_villages() -> list[str]:
-    with (importlib.resources.files("lokal") / "data" / "desa.json.gz").open("rb") as fh:
-        names: dict[str, str] = json.loads(gzip.decompress(fh.read()))
-    # The districts around the epicentre: Cugenang, Pacet, Cianjur, Warungkondang, Gekbrong.
-    districts = ("32.03.01", "32.03.02", "32.03.03", "32.03.12", "32.03.13", "32.03.21", "32.03.22")
-    return sorted(code for code in names if code[:8] in districts)
+#: The 16 districts BNPB counted damage in by 26 Nov 2022 (Kemendagri names).
+DISTRICTS = (
+    "Cugenang", "Cianjur", "Pacet", "Warungkondang", "Gekbrong", "Cilaku", "Sukaluyu", "Karangtengah",
+    "Mande", "Cikalongkulon", "Sukaresmi", "Cipanas", "Cijati", "Campaka", "Cibeber", "Haurwangi",
+)  # fmt: skip
+#: BNPB's totals for the Cianjur earthquake as they were published, by the time of the update
+#: (UTC). 21 Nov evening, 22 Nov and 26 Nov are BNPB's own updates; the days between are linear
+#: interpolations (the demo needs a figure per day). Houses, injured and missing: 26 Nov only,
+#: spread over the days like the displaced.
+BNPB = {
+    datetime(2022, 11, 21, 13, 0, tzinfo=UTC): {"dead": 62, "displaced": 5_389},
+    datetime(2022, 11, 22, 13, 0, tzinfo=UTC): {"dead": 103, "displaced": 7_060},
+    datetime(2022, 11, 26, 13, 0, tzinfo=UTC): {
+        "dead": 318, "missing": 14, "injured": 7_729, "displaced": 73_693,
+        "houses_heavy": 25_186, "houses_moderate": 12_496, "houses_light": 20_367,
+    },
+}  # fmt: skip
+AFFECTED_VILLAGES = 146
+REGISTRY_HOUSEHOLDS = 60_000
+_EPICENTRE = (-6.84, 107.05)
+_FIGURES = ("dead", "missing", "injured", "displaced", "houses_heavy", "houses_moderate", "houses_light")
+
+
+def _daily_totals() -> list[tuple[datetime, dict[str, int]]]:
+    """The cumulative totals at the end of each day from 21 to 26 Nov (see ``BNPB``)."""
+    final = BNPB[max(BNPB)]
+    known = sorted(BNPB.items())
+    out = []
+    for day in range(6):
+        at = datetime(2022, 11, 21 + day, 13, 0, tzinfo=UTC)
+        totals = {}
+        for figure in _FIGURES:
+            points = [(t, v[figure]) for t, v in known if figure in v] or [(known[-1][0], final[figure])]
+            share_points = [(t, v["displaced"]) for t, v in known]
+            if len(points) == 1:  # only the final figure: follow the displaced's curve
+                totals[figure] = round(final[figure] * _interpolate(share_points, at) / final["displaced"])
+            else:
+                totals[figure] = round(_interpolate(points, at))
+        out.append((at, totals))
+    return out
+
+
+def _interpolate(points: list[tuple[datetime, int]], at: datetime) -> float:
+    if at <= points[0][0]:
+        return float(points[0][1])
+    for (t0, v0), (t1, v1) in itertools.pairwise(points):
+        if at <= t1:
+            return v0 + (v1 - v0) * (at - t0) / (t1 - t0)
+    return float(points[-1][1])
+
+
+def _allocate(total: int, weights: list[float]) -> list[int]:
+    """``total`` split by ``weights`` into integers that sum to it exactly (largest remainder)."""
+    if total <= 0:
+        return [0] * len(weights)
+    raw = [total * w / sum(weights) for w in weights]
+    out = [int(r) for r in raw]
+    for i in sorted(range(len(raw)), key=lambda i: raw[i] - out[i], reverse=True)[: total - sum(out)]:
+        out[i] += 1
+    return out
+
+
+def _geography(rng: random.Random) -> dict[str, tuple[float, float]]:
+    """Village code -> a centroid: the region reference has no coordinates, so each district sits
+    on a ring around the epicentre and its villages around the district (deterministic)."""
+    from schemas.regions import region_by_name, villages
+
+    out = {}
+    for k, name in enumerate(DISTRICTS):
+        code = region_by_name(f"{name}, Kabupaten Cianjur")
+        if code is None:
+            continue
+        angle, radius_km = 2 * math.pi * k / len(DISTRICTS), 2 + 18 * ((k * 7) % 16) / 15
+        lat0 = _EPICENTRE[0] + radius_km / 111.2 * math.sin(angle)
+        lon0 = _EPICENTRE[1] + radius_km / 110.4 * math.cos(angle)
+        for village in villages(code + "."):
+            out[village] = (
+                round(lat0 + rng.uniform(-0.03, 0.03), 5),
+                round(lon0 + rng.uniform(-0.03, 0.03), 5),
+            )
+    return out
+
+
+def _km(a: tuple[float, float], b: tuple[float, float]) -> float:
+    return math.hypot((a[0] - b[0]) * 111.2, (a[1] - b[1]) * 110.4)
 
 
 def scenario(seed: int = 2022) -> tuple[list[dict[str, Any]], list[tuple[str, bytes, bytes]], int]:
-    """(households, field-report messages in arrival order, expected number of current reports)."""
+    """(households, field-report messages in arrival order, expected number of current reports).
+
+    A registry of ``REGISTRY_HOUSEHOLDS`` households in the 16 districts, and six days of reports
+    (21 to 26 Nov) whose totals at the end of each day are BNPB's: each affected village gets one
+    summary report a day from its TKSK worker with what was newly counted that day, and Tagana
+    volunteers report heavily damaged registered households one by one (counted inside the day's
+    houses). Corrections as they come in the field: revised counts, re-sent copies, duplicate
+    reports retracted, and three malformed messages.
+    """
     rng = random.Random(seed)
-    villages = _cianjur_villages()
+    geo = _geography(rng)
+    codes = sorted(geo)
     households = []
-    for i in range(3000):
+    by_village: dict[str, list[dict[str, Any]]] = {c: [] for c in codes}
+    for i in range(REGISTRY_HOUSEHOLDS):
+        village = codes[i % len(codes)] if i < len(codes) else rng.choice(codes)
         desil = rng.choice([None, *range(1, 11)])
-        households.append(
-            {
-                "household_id": f"CJR-{i:05d}",
-                "village_code": rng.choice(villages),
-                "updated_at": "2022-11-01T00:00:00Z",
-                "nik_head": f"3203{rng.randrange(10**11, 10**12)}",
-                "members": rng.randint(1, 7),
-                "desil": desil,
-                "programs": sorted(rng.sample(["PKH", "BPNT", "PBI"], rng.randint(1, 2)))
-                if desil and desil <= 4
-                else [],
-                "elderly": rng.randint(0, 1),
-                "under5": rng.randint(0, 2),
-                "lat": round(-6.82 + rng.uniform(-0.08, 0.08), 5),
-                "lon": round(107.08 + rng.uniform(-0.08, 0.08), 5),
-            }
-        )
-    latest: dict[str, dict[str, Any]] = {}
-    messages: list[tuple[str, bytes, bytes]] = []
-    for i in range(6000):
-        hh = rng.choice(households) if rng.random() < 0.85 else None
-        report: dict[str, Any] = {
-            "report_id": f"CJR-R{i:05d}",
-            "reported_at": (_QUAKE + timedelta(minutes=rng.randint(30, 5 * 24 * 60))).isoformat(),
-            "reporter_id": f"TGN-{rng.randint(1, 80):03d}",
-            "reporter_role": rng.choice(["tagana", "tagana", "tksk", "pkh", "psm"]),
+        lat, lon = geo[village]
+        household = {
+            "household_id": f"CJR-{i:06d}",
+            "village_code": village,
+            "updated_at": "2022-11-01T00:00:00Z",
+            "nik_head": f"3203{rng.randrange(10**11, 10**12)}",
+            "members": rng.randint(1, 7),
+            "desil": desil,
+            "programs": sorted(rng.sample(["PKH", "BPNT", "PBI"], rng.randint(1, 2)))
+            if desil and desil <= 4
+            else [],
+            "elderly": rng.randint(0, 1),
+            "under5": rng.randint(0, 2),
+            "lat": round(lat + rng.uniform(-0.004, 0.004), 5),
+            "lon": round(lon + rng.uniform(-0.004, 0.004), 5),
         }
-        if rng.random() < 0.9:
-            report["event_id"] = CIANJUR_EVENT
-        if hh:
-            report |= {"village_code": hh["village_code"], "household_id": hh["household_id"]}
-            damage = rng.choice(["houses_heavy", "houses_moderate", "houses_light", "houses_heavy"])
-            report |= {damage: 1, "displaced": hh["members"] if damage == "houses_heavy" else 0}
-            report["injured"] = 1 if rng.random() < 0.05 else 0
-        else:
-            report |= {
-                "village_code": rng.choice(villages),
-                "dead": rng.choice([0, 0, 0, 1, 2]),
-                "missing": rng.choice([0, 0, 1]),
-                "injured": rng.randint(0, 30),
-            }
-        versions = [report]
-        if rng.random() < 0.15:
-            versions.append(report | {"revision": 2, "injured": report.get("injured", 0) + 1})
-        elif rng.random() < 0.03:
-            versions.append(report | {"revision": 2, "retracted": True})
-        if rng.random() < 0.05:
-            versions.append(versions[-1])
-        for v in versions:
-            messages.append(("field-reports", v["report_id"].encode(), json.dumps(v).encode()))
-        latest[report["report_id"]] = versions[-1]
-    rng.shuffle(messages)
-    messages += [
-        ("field-reports", b"bad-1", b"{not json"),
-        (
-            "field-reports",
-            b"bad-2",
-            json.dumps({"report_id": "bad-2", "village_code": "3203012001"}).encode(),
-        ),
-        (
-            "field-reports",
-            b"bad-3",
-            json.dumps(
-                {
-                    "report_id": "bad-3",
-                    "reported_at": "2022-11-21T09:00:00Z",
-                    "village_code": "32.03.01.2001",
-                    "dead": -4,
-                }
-            ).encode(),
-        ),
+        households.append(household)
+        by_village[village].append(household)
+    # The nearest village of every district, then the nearest others: 146 villages in 16 districts.
+    nearest = sorted(codes, key=lambda c: _km(geo[c], _EPICENTRE))
+    firsts = list({c[:8]: c for c in reversed(nearest)}.values())
+    affected = sorted(firsts + [c for c in nearest if c not in firsts][: AFFECTED_VILLAGES - len(firsts)])
+    weights = [math.exp(-_km(geo[c], _EPICENTRE) / 8) for c in affected]
+    versions: list[list[dict[str, Any]]] = []
+    previous = dict.fromkeys(_FIGURES, 0)
+    for day, (end_of_day, totals) in enumerate(_daily_totals()):
+        new = {f: _allocate(totals[f] - previous[f], weights) for f in _FIGURES}
+        previous = totals
+        start = end_of_day - timedelta(hours=6 if day == 0 else 10)
+        for i, village in enumerate(affected):
+            counts = {f: new[f][i] for f in _FIGURES}
+            if not any(counts.values()):
+                continue
+            when = start + timedelta(minutes=rng.randint(0, 5 * 60))
+            # Heavily damaged registered households, one report each (inside the day's count).
+            singles = [h for h in by_village[village] if not h.get("_reported")][
+                : min(counts["houses_heavy"], 25)
+            ]
+            for h in singles:
+                h["_reported"] = True
+                report = _report(f"CJR-H-{h['household_id']}", when, village, "tagana", houses_heavy=1)
+                report["household_id"] = h["household_id"]
+                versions.append([report])
+            counts["houses_heavy"] -= len(singles)
+            summary = _report(f"CJR-V-{village}-{day + 21}", when, village, "tksk", **counts)
+            chain = [summary]
+            roll = rng.random()
+            if roll < 0.25:  # first count off, corrected the next hours
+                first = {**summary, "dead": summary["dead"] + 1, "displaced": summary["displaced"] + 7}
+                chain = [first, {**summary, "revision": 2}]
+            elif roll < 0.30:  # the same summary reported twice; the duplicate retracted
+                duplicate = _report(f"CJR-V-{village}-{day + 21}-dup", when, village, "tksk", **counts)
+                versions.append([duplicate, {**duplicate, "revision": 2, "retracted": True}])
+            if rng.random() < 0.05:  # a re-sent copy
+                chain.append(chain[-1])
+            versions.append(chain)
+    messages = [
+        ("field-reports", v["report_id"].encode(), json.dumps(v).encode())
+        for chain in versions
+        for v in chain
     ]
-    current = sum(1 for r in latest.values() if not r.get("retracted"))
+    messages.sort(key=lambda m: json.loads(m[2])["reported_at"])
+    messages += _MALFORMED
+    for h in households:
+        h.pop("_reported", None)
+    current = len({chain[0]["report_id"] for chain in versions if not chain[-1].get("retracted")})
     return households, messages, current
+
+
+def _report(report_id: str, when: datetime, village: str, role: str, **counts: int) -> dict[str, Any]:
+    return {
+        "report_id": report_id,
+        "event_id": CIANJUR_EVENT,
+        "reported_at": when.isoformat(),
+        "reporter_id": f"{role.upper()}-{village[-4:]}",
+        "reporter_role": role,
+        "village_code": village,
+        **{f: counts.get(f, 0) for f in _FIGURES},
+    }
+
+
+_MALFORMED = [
+    ("field-reports", b"bad-1", b"{not json"),
+    ("field-reports", b"bad-2", json.dumps({"report_id": "bad-2", "village_code": "3203012001"}).encode()),
+    (
+        "field-reports",
+        b"bad-3",
+        json.dumps(
+            {
+                "report_id": "bad-3",
+                "reported_at": "2022-11-21T09:00:00Z",
+                "village_code": "32.03.01.2001",
+                "dead": -4,
+            }
+        ).encode(),
+    ),
+]
 
 
 def _wait_until(condition: Callable[[], bool], timeout_s: float) -> None:
@@ -186,13 +304,22 @@ def run_demo(settings: Settings, keep_running: bool = False) -> int:
         prod.flush()
         prod.close()
         print(f"published {len(households)} households and {len(messages)} field-report messages")
-        count_sql = "SELECT count() FROM dampak.field_reports WHERE report_id LIKE 'CJR-R%'"
+        count_sql = "SELECT count() FROM dampak.field_reports WHERE report_id LIKE 'CJR-%'"
         _wait_until(lambda: ask(count_sql)[1][0][0] == current, 180)
         print(f"{current} current reports visible in ClickHouse after {time.monotonic() - started:.1f}s\n")
         for title, sql in _SUMMARY:
             print(f"== {title}")
             print_rows(*ask(sql), "table", sys.stdout)
             print()
+        columns, [row] = ask(_BESIDE_BNPB)
+        final = {**BNPB[max(BNPB)], "villages": AFFECTED_VILLAGES, "districts": len(DISTRICTS)}
+        print("== Reported through dampak beside BNPB's update of 26 Nov 2022")
+        beside = [(c, v, final.get(c, "")) for c, v in zip(columns, row, strict=True)]
+        print_rows(["figure", "dampak", "BNPB"], beside, "table", sys.stdout)
+        if keep_running:
+            url = f"http://{settings.web.host}:{settings.web.port}/pusat/"
+            print(f"\nthe command center: {url} (Ctrl-C stops the worker)")
+            worker.wait()
     finally:
         if not keep_running:
             worker.send_signal(signal.SIGTERM)
@@ -213,6 +340,17 @@ _BULLETIN = json.dumps(
         }
     }
 ).encode()  # fmt: skip
+
+_BESIDE_BNPB = (
+    "SELECT reported_dead AS dead, reported_missing AS missing, reported_injured AS injured, "
+    "reported_displaced AS displaced, reported_houses_heavy AS houses_heavy, "
+    "reported_houses_moderate AS houses_moderate, reported_houses_light AS houses_light, "
+    "(SELECT uniqExact(village_code) FROM dampak.impact_village "
+    "WHERE event_id = {event:String}) AS villages, "
+    "(SELECT uniqExact(substring(village_code, 1, 8)) FROM dampak.impact_village "
+    "WHERE event_id = {event:String}) AS districts "
+    "FROM dampak.event_summary WHERE event_id = {event:String}"
+)
 
 _SUMMARY = [
     (

@@ -43,14 +43,18 @@ function timeline(points, event) {
                   ["dead", L.dead, "#b71c1c"], ["injured", L.injured, "#6a1b9a"], ["missing", L.missing, "#455a64"]];
   const W = 640, H = 220, pad = 34, ts = points.map(p => Date.parse(p.t.replace(" ", "T") + "Z"));
   const t0 = Math.min(...ts), t1 = Math.max(...ts) || t0 + 1;
-  const top = Math.max(1, ...points.map(p => Math.max(p.households_affected, p.displaced, p.dead, p.injured, p.missing)),
-                      event.est_displaced || 0);
+  const reported = Math.max(1, ...points.map(p => Math.max(p.households_affected, p.displaced, p.dead, p.injured, p.missing)));
+  // The estimate shares the scale only when it is of the same order; otherwise it is written out.
+  const est = event.est_displaced || 0, top = est && est <= 1.5 * reported ? Math.max(est, reported) : reported;
   const X = t => pad + (t - t0) / Math.max(1, t1 - t0) * (W - 2 * pad), Y = v => H - pad - v / top * (H - 2 * pad);
   let out = `<svg viewBox="0 0 ${W} ${H}" role="img"><line x1="${pad}" y1="${H - pad}" x2="${W - pad}" y2="${H - pad}" stroke="#999"/>`;
   out += `<text x="${pad}" y="${pad - 8}" font-size="11">${fmt(top)}</text>`;
-  if (event.est_displaced) {
-    out += `<line x1="${pad}" x2="${W - pad}" y1="${Y(event.est_displaced)}" y2="${Y(event.est_displaced)}" stroke="#e46c0a" stroke-dasharray="5 4"/>` +
-      `<text x="${W - pad}" y="${Y(event.est_displaced) - 4}" font-size="11" text-anchor="end">${esc(L.estimate)} ${esc(L.displaced)}</text>`;
+  if (est && est <= top) {
+    out += `<line x1="${pad}" x2="${W - pad}" y1="${Y(est)}" y2="${Y(est)}" stroke="#e46c0a" stroke-dasharray="5 4"/>` +
+      `<text x="${W - pad}" y="${Y(est) - 4}" font-size="11" text-anchor="end">${esc(L.estimate)} ${esc(L.displaced)}</text>`;
+  } else if (est) {
+    out += `<text x="${W - pad}" y="${pad - 8}" font-size="11" text-anchor="end" fill="#e46c0a">` +
+      `${esc(L.estimate)} ${esc(L.displaced)}: ${fmt(est)} ▲</text>`;
   }
   for (const [key, , color] of series) {
     out += `<polyline fill="none" stroke="${color}" stroke-width="2" points="` +

@@ -45,7 +45,7 @@ def test_the_page_shows_the_demo_event_as_the_queries_do(deployment: Deployment,
     deployment.produce([("disaster-alerts", CIANJUR_EVENT.encode(), _BULLETIN)])
     deployment.produce(messages)
     deployment.wait_for(
-        "SELECT count() AS n FROM dampak.field_reports WHERE report_id LIKE 'CJR-R%'", [{"n": current}], 180
+        "SELECT count() AS n FROM dampak.field_reports WHERE report_id LIKE 'CJR-%'", [{"n": current}], 180
     )
     [summary] = deployment.query(
         f"SELECT {', '.join(KPIS.values())} FROM dampak.event_summary WHERE event_id = {{event:String}}",
