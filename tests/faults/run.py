@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
 import tempfile
@@ -457,28 +458,36 @@ SCENARIOS: dict[str, Callable[[bool], Result]] = {
 }
 
 
+def _row(r: Result) -> str:
+    if not r.built:
+        return f"| {r.scenario} | n/a | n/a | n/a | n/a | not built: {'; '.join(r.notes)} |"
+    seen = "; ".join(["exact" if r.exact else "NOT EXACT", *r.notes])
+    return (
+        f"| {r.scenario} | {r.messages:,} | {r.lost} | {r.double_counted} | {r.recover_s} s | "
+        f"{seen}; `python -m tests.faults.run --scenario {r.key}` |"
+    )
+
+
 def write_reliability(results: list[Result], path: Path) -> None:
-    """Replace the fault section of docs/reliability.md with ``results``."""
-    rows = []
-    for r in results:
-        name = r.key
-        if not r.built:
-            rows.append(f"| {r.scenario} | n/a | n/a | n/a | n/a | not built: {'; '.join(r.notes)} |")
-            continue
-        seen = "; ".join(["exact" if r.exact else "NOT EXACT", *r.notes])
-        rows.append(
-            f"| {r.scenario} | {r.messages:,} | {r.lost} | {r.double_counted} | {r.recover_s} s | "
-            f"{seen}; `python -m tests.faults.run --scenario {name}` |"
-        )
+    """Write the fault section of docs/reliability.md: a row per scenario in ``SCENARIOS`` order,
+    ``results`` replacing the rows of their scenarios and the others kept as they were."""
+    text = path.read_text() if path.exists() else ""
+    rows = {
+        m.group(1): line
+        for line in text.splitlines()
+        if line.startswith("| ") and (m := re.search(r"--scenario ([\w-]+)`", line))
+    }
+    rows.update({r.key: _row(r) for r in results})
     write_section(path, "faults", [
         "## Faults: an acceptance scenario while something real breaks",
         "",
-        f"Command: `make faults` ({time.strftime('%Y-%m-%d')}); each row also names its own command. "
-        "Time to recover: from the end of the fault to the exact figures.",
+        f"Command: `make faults` (last run {time.strftime('%Y-%m-%d')}; a row is replaced when its "
+        "scenario is run again with `--scenario NAME --docs`). Time to recover: from the end of the "
+        "fault to the exact figures.",
         "",
         "| scenario | messages | lost | double-counted | time to recover | result, and what was seen |",
         "|---|---:|---:|---:|---:|---|",
-        *rows,
+        *[rows[name] for name in SCENARIOS if name in rows],
     ])  # fmt: skip
 
 
@@ -486,6 +495,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--scenario", choices=sorted(SCENARIOS), action="append")
     parser.add_argument("--no-docs", action="store_true")
+    parser.add_argument("--docs", action="store_true", help="with --scenario: update its rows")
     args = parser.parse_args()
     names = args.scenario or list(SCENARIOS)
     results = []
@@ -498,7 +508,7 @@ def main() -> None:
         result.key = name
         print(json.dumps({**asdict(result), "seconds": round(time.monotonic() - started)}), flush=True)
         results.append(result)
-    if not args.no_docs and not args.scenario:
+    if not args.no_docs and (args.docs or not args.scenario):
         write_reliability(results, ROOT / "docs" / "reliability.md")
     bad = [r for r in results if r.built and not (r.exact and r.lost == 0 and r.double_counted == 0)]
     raise SystemExit(1 if bad else 0)
