@@ -411,8 +411,9 @@ class LocalKafka:
         while time.monotonic() < deadline:
             if broker_answers(f"{_HOST}:{node.port}", timeout_s=1.0, **options):
                 return
-            pid = self._running_pid(node)
-            if pid is None:
+            # Only whether the process we started is alive: its /proc cmdline (what _running_pid
+            # checks, against stale pid files) was seen without "kafka.Kafka" while the JVM started.
+            if _pid_of(node.pid_file) is None:
                 raise LocalStackError(f"Kafka node {node.node_id} exited during start-up; last log lines:\n"
                                       f"{self._log_tail(node)}")  # fmt: skip
             time.sleep(0.5)
