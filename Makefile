@@ -43,7 +43,7 @@ browser: ## Debian's chromium, for the command-center page's test (headless)
 test: install browser ## Everything: lint, unit tests, and integration tests on the real broker and chDB
 	$(MAKE) lint
 	$(DAMPAK) up
-	$(VENV)/bin/pytest -q -p no:cacheprovider tests
+	$(VENV)/bin/pytest -q -p no:cacheprovider --durations=15 tests
 
 test-unit: install ## Unit tests only (no services)
 	$(VENV)/bin/pytest -q tests/unit

@@ -131,10 +131,12 @@ def _km(a: tuple[float, float], b: tuple[float, float]) -> float:
     return math.hypot((a[0] - b[0]) * 111.2, (a[1] - b[1]) * 110.4)
 
 
-def scenario(seed: int = 2022) -> tuple[list[dict[str, Any]], list[tuple[str, bytes, bytes]], int]:
+def scenario(
+    seed: int = 2022, registry_households: int = REGISTRY_HOUSEHOLDS
+) -> tuple[list[dict[str, Any]], list[tuple[str, bytes, bytes]], int]:
     """(households, field-report messages in arrival order, expected number of current reports).
 
-    A registry of ``REGISTRY_HOUSEHOLDS`` households in the 16 districts, and six days of reports
+    A registry of ``registry_households`` households in the 16 districts, and six days of reports
     (21 to 26 Nov) whose totals at the end of each day are BNPB's: each affected village gets one
     summary report a day from its TKSK worker with what was newly counted that day, and Tagana
     volunteers report heavily damaged registered households one by one (counted inside the day's
@@ -146,7 +148,7 @@ def scenario(seed: int = 2022) -> tuple[list[dict[str, Any]], list[tuple[str, by
     codes = sorted(geo)
     households = []
     by_village: dict[str, list[dict[str, Any]]] = {c: [] for c in codes}
-    for i in range(REGISTRY_HOUSEHOLDS):
+    for i in range(registry_households):
         village = codes[i % len(codes)] if i < len(codes) else rng.choice(codes)
         desil = rng.choice([None, *range(1, 11)])
         lat, lon = geo[village]

@@ -126,6 +126,9 @@ def bed(base_port: int, **kw: Any) -> Iterator[Bed]:
     b = Bed(base_port, **kw)
     try:
         yield b
+    except Exception:
+        print(f"the worker's log ends:\n{b.dep.log_tail(80)}", flush=True)
+        raise
     finally:
         b.close()
 
