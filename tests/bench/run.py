@@ -145,6 +145,16 @@ class Run:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
+    def disk_per_household(self, households: int) -> dict[str, Any]:
+        """Bytes on disk after the registry load: the tables' RocksDB and the embedded engine."""
+
+        def size(path: Path) -> int:
+            return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.exists() else 0
+
+        rocksdb, engine = size(self.base / "one" / "faust"), size(self.base / "one" / "clickhouse")
+        return {"rocksdb_mb": round(rocksdb / 2**20, 1), "clickhouse_mb": round(engine / 2**20, 1),
+                "bytes_per_household": round((rocksdb + engine) / households)}  # fmt: skip
+
     @staticmethod
     def peak_rss_mb(pid: int) -> float:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -305,10 +315,13 @@ class Run:
                 raise RuntimeError(f"dampak did not reach the totals: {totals} != {want}")
             time.sleep(0.5)
         elapsed = time.perf_counter() - t
+        cpu = self.cpu_seconds(proc.pid) - cpu0
         return {
             "seconds": round(elapsed, 2),
             "reports_per_s": round(w.expected_reports / elapsed),
-            "cores_busy": round((self.cpu_seconds(proc.pid) - cpu0) / elapsed, 2),
+            "cores_busy": round(cpu / elapsed, 2),
+            # Stable on a noisy machine, unlike a rate: the worker's own CPU for the work.
+            "cpu_s_per_1000_reports": round(cpu / w.expected_reports * 1000, 3),
             "peak_rss_mb": round(self.peak_rss_mb(proc.pid), 1),
             "totals": totals,
             "proc": proc,
@@ -407,6 +420,7 @@ class Run:
         print("latency", r["latency"], flush=True)
         r["registry_load"]["peak_rss_mb"] = round(self.peak_rss_mb(proc.pid), 1)
         self.stop(proc)
+        r["registry_load"]["disk"] = self.disk_per_household(len(w.households))
 
         # 2. The same field reports through every system.
         self.produce("field-reports", w.reports)
@@ -586,6 +600,10 @@ def write_docs(r: dict[str, Any], docs: Path) -> None:
          _result(r["alert_exposure"]["seconds"], TARGETS["alert_exposure_s"], higher_is_better=False)),
         (f"registry load ({r['workload']['households']:,} households, until all committed)",
          f"{reg['households_per_s']:,} households/s ({reg['seconds']} s)", "", ""),
+        ("worker CPU per 1,000 reports (dampak phase)", f"{d.get('cpu_s_per_1000_reports', '?')} s", "", ""),
+        ("disk after the registry load (RocksDB tables; embedded ClickHouse)",
+         f"{reg['disk']['rocksdb_mb']:,} MB; {reg['disk']['clickhouse_mb']:,} MB = "
+         f"{reg['disk']['bytes_per_household']:,} bytes per household" if "disk" in reg else "?", "", ""),
     ]  # fmt: skip
     if "scaling" in r:
         sc = r["scaling"]
