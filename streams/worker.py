@@ -15,7 +15,7 @@ from typing import Any
 from streams.errors import DampakError
 from streams.settings import Settings
 
-__all__ = ["check_secrets", "held_engine", "run_worker", "wait_until_ready"]
+__all__ = ["check_port_free", "check_secrets", "held_engine", "run_worker", "wait_until_ready"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +37,22 @@ def wait_until_ready(url: str, proc: subprocess.Popen[bytes], timeout_s: float) 
             pass  # not listening yet, or 503 while recovering
         time.sleep(0.1)
     raise DampakError(f"the worker was not ready within {timeout_s:.0f}s")
+
+
+def check_port_free(settings: Settings) -> None:
+    """Raises DampakError when the HTTP port is taken (another worker, most likely): Faust would
+    log the bind error and run on without health, metrics or the page."""
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in settings.web.host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((settings.web.host, settings.web.port))
+        except OSError as exc:
+            raise DampakError(
+                f"{settings.web.host}:{settings.web.port} is in use ({exc.strerror}): another worker? "
+                "Stop it, or set DAMPAK_WEB__PORT"
+            ) from exc
 
 
 def check_secrets(settings: Settings) -> None:
@@ -68,6 +84,7 @@ def run_worker(settings: Settings) -> int:
     from streams.app import Engines, create_app
 
     check_secrets(settings)
+    check_port_free(settings)
     check_kafka(settings)
     ensure_topics(settings)
     # uvloop's event loop: a worker spends about a third of its time in the loop itself.

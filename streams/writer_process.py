@@ -30,7 +30,7 @@ from streams.privacy import Pseudonymizer
 from streams.settings import Settings
 from streams.topics import Topic, dlq_name, physical_name
 from streams.web import METRICS_CONTENT_TYPE, QueryEndpoint, json_bytes, metrics_body
-from streams.worker import held_engine
+from streams.worker import check_port_free, held_engine
 
 __all__ = ["run_writer"]
 
@@ -42,6 +42,7 @@ def run_writer(settings: Settings) -> int:
     embedded engine."""
     from streams.admin import check_kafka, ensure_topics
 
+    check_port_free(settings)
     check_kafka(settings)
     ensure_topics(settings)
     with held_engine(settings) as (target, client):

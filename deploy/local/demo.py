@@ -33,7 +33,7 @@ from streams.cli_output import print_rows
 from streams.errors import DampakError
 from streams.settings import Settings
 from streams.topics import Topic, physical_name
-from streams.worker import wait_until_ready
+from streams.worker import check_port_free, wait_until_ready
 
 __all__ = ["CIANJUR_EVENT", "run_demo", "scenario"]
 
@@ -263,6 +263,7 @@ def run_demo(settings: Settings, keep_running: bool = False) -> int:
     started = time.monotonic()
     print(f"Kafka: {LocalKafka(settings).up()} at {settings.kafka.bootstrap_servers}")
     ensure_topics(settings)
+    check_port_free(settings)
     # The worker's own log goes to a file; the demo prints what an analyst would see.
     log = settings.data_dir / "demo-worker.log"
     settings.data_dir.mkdir(parents=True, exist_ok=True)

@@ -44,3 +44,18 @@ def test_tls_context_only_for_tls_protocols() -> None:
     for protocol in ("SSL", "SASL_SSL"):
         ctx = KafkaSettings(security_protocol=protocol).ssl_context()  # type: ignore[arg-type]
         assert ctx is not None and ctx.verify_mode.name == "CERT_REQUIRED"
+
+
+def test_a_taken_http_port_stops_the_worker_before_it_starts() -> None:
+    import socket
+
+    from streams.errors import DampakError
+    from streams.worker import check_port_free
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(DampakError, match=f"127.0.0.1:{port} is in use .*DAMPAK_WEB__PORT"):
+            check_port_free(Settings(web={"port": port}))
+    check_port_free(Settings(web={"port": port}))  # free again
