@@ -71,6 +71,11 @@ class Limits:
     timeout_s: float = 30.0
     max_memory_bytes: int = 2 * 1024**3
 
+    @classmethod
+    def of(cls, target: ClickHouseTarget) -> Limits:
+        """The configured limits of ``target``."""
+        return cls(target.query_max_rows, target.query_timeout_s, target.query_max_memory_bytes)
+
     def settings(self) -> dict[str, Any]:
         return {
             "readonly": 1,
@@ -209,16 +214,12 @@ def query(
     return _direct(target, sql, parameters, scope)
 
 
-def _limits(target: ClickHouseTarget) -> Limits:
-    return Limits(target.query_max_rows, target.query_timeout_s, target.query_max_memory_bytes)
-
-
 def _direct(
     target: ClickHouseTarget, sql: str, parameters: Mapping[str, Any] | None, scope: Scope
 ) -> QueryResult:
     client = connect(target)
     try:
-        return run_query(client, sql, parameters, _limits(target), target.database, scope)
+        return run_query(client, sql, parameters, Limits.of(target), target.database, scope)
     finally:
         client.close()
 

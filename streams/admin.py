@@ -7,7 +7,7 @@ import logging
 import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import IO
+from typing import IO, Any
 
 import orjson
 from kafka import KafkaAdminClient, KafkaProducer
@@ -28,6 +28,7 @@ __all__ = [
     "iter_json_lines",
     "produce",
     "producer",
+    "read_topic",
 ]
 
 logger = logging.getLogger(__name__)
@@ -217,6 +218,29 @@ def _key_of(line: bytes, key_field: str | None, number: int) -> bytes | None:
     if value is None:
         raise InvalidMessage(f"line {number}: no {key_field!r} field to key the message by")
     return str(value).encode()
+
+
+def read_topic(settings: Settings, topic: str, max_records: int = 10_000) -> Iterator[list[Any]]:
+    """Every record of ``topic`` up to its end when called, in batches, read with no consumer group
+    (nothing is committed). Raises DampakError when the topic does not exist."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka.bootstrap_servers, group_id=None, enable_auto_commit=False,
+        **settings.kafka.client_options(),
+    )  # fmt: skip
+    try:
+        partitions = consumer.partitions_for_topic(topic)
+        if not partitions:
+            raise DampakError(f"topic {topic!r} does not exist")
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        ends = consumer.end_offsets(tps)
+        while any(consumer.position(tp) < ends[tp] for tp in tps):
+            yield from consumer.poll(timeout_ms=1000, max_records=max_records).values()
+    finally:
+        consumer.close()
 
 
 def check_topic_exists(settings: Settings, topic: str) -> None:

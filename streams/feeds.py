@@ -85,31 +85,17 @@ class BmkgFeed:
     def recover_from_topic(self) -> int:
         """Take what this connector published from the topic (the state file may lag it by one
         publish); returns how many bulletins were found."""
-        from kafka import KafkaConsumer, TopicPartition
+        from streams.admin import read_topic
 
-        consumer = KafkaConsumer(
-            bootstrap_servers=self.settings.kafka.bootstrap_servers, group_id=None, enable_auto_commit=False,
-            **self.settings.kafka.client_options(),
-        )  # fmt: skip
         found = 0
-        try:
-            partitions = consumer.partitions_for_topic(self.topic) or set()
-            tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
-            consumer.assign(tps)
-            consumer.seek_to_beginning(*tps)
-            ends = consumer.end_offsets(tps)
-            while any(consumer.position(tp) < ends[tp] for tp in tps):
-                for records in consumer.poll(timeout_ms=1000).values():
-                    for r in records:
-                        headers = dict(r.headers or [])
-                        if headers.get("dampak-feed") != FEED or r.key is None or r.value is None:
-                            continue
-                        event_id = r.key.decode()
-                        entry = _tews_entry(r.value)
-                        self.state[event_id] = {"digest": headers["dampak-digest"].decode(), "entry": entry}
-                        found += 1
-        finally:
-            consumer.close()
+        for records in read_topic(self.settings, self.topic):
+            for r in records:
+                headers = dict(r.headers or [])
+                if headers.get("dampak-feed") != FEED or r.key is None or r.value is None:
+                    continue
+                entry = _tews_entry(r.value)
+                self.state[r.key.decode()] = {"digest": headers["dampak-digest"].decode(), "entry": entry}
+                found += 1
         return found
 
     # ------------------------------------------------------------------ fetching

@@ -385,36 +385,23 @@ def _tombstone_absent(settings: Settings, prod: Any, topic: str, ids: array[int]
     registry is read from its compacted changelog topic (key: the household id as JSON; a removed
     household's state has no village)."""
     import numpy as np
-    from kafka import KafkaConsumer, TopicPartition
+
+    from streams.admin import read_topic
 
     present = np.sort(np.frombuffer(ids, dtype=np.int64)) if len(ids) else np.zeros(0, np.int64)
     changelog = f"{settings.app_id}-registry-changelog"
-    consumer = KafkaConsumer(
-        bootstrap_servers=settings.kafka.bootstrap_servers,
-        enable_auto_commit=False,
-        group_id=None,
-        **settings.kafka.client_options(),
-    )
+    absent: dict[str, bool] = {}
     try:
-        partitions = consumer.partitions_for_topic(changelog)
-        if not partitions:
-            raise DampakError(f"--snapshot: no registry changelog {changelog!r} (has a worker run?)")
-        tps = [TopicPartition(changelog, p) for p in sorted(partitions)]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        ends = consumer.end_offsets(tps)
-        absent: dict[str, bool] = {}
-        while any(consumer.position(tp) < ends[tp] for tp in tps):
-            for records in consumer.poll(timeout_ms=1000, max_records=10_000).values():
-                batch = [(k, r.value) for r in records if (k := _household_id(r.key)) is not None]
-                hashes = np.fromiter((hash(key) for key, _ in batch), np.int64, len(batch))
-                idx = np.searchsorted(present, hashes)
-                found = (idx < len(present)) & (present[np.minimum(idx, len(present) - 1)] == hashes)
-                for (key, value), in_file in zip(batch, found, strict=True):
-                    if not in_file:
-                        absent[key] = _live(value)
-    finally:
-        consumer.close()
+        for records in read_topic(settings, changelog):
+            batch = [(k, r.value) for r in records if (k := _household_id(r.key)) is not None]
+            hashes = np.fromiter((hash(key) for key, _ in batch), np.int64, len(batch))
+            idx = np.searchsorted(present, hashes)
+            found = (idx < len(present)) & (present[np.minimum(idx, len(present) - 1)] == hashes)
+            for (key, value), in_file in zip(batch, found, strict=True):
+                if not in_file:
+                    absent[key] = _live(value)
+    except DampakError as exc:
+        raise DampakError(f"--snapshot: no registry changelog {changelog!r} (has a worker run?)") from exc
     removed = [key for key, live in absent.items() if live]
     for key in removed:
         prod.send(topic, key=key.encode(), value=None)

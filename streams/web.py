@@ -60,7 +60,7 @@ class QueryEndpoint:
         self._web = settings.web
         target = settings.clickhouse_target
         self._database = target.database
-        self._limits = Limits(target.query_max_rows, target.query_timeout_s, target.query_max_memory_bytes)
+        self._limits = Limits.of(target)
         self._queries = queries
 
     async def answer(
@@ -146,7 +146,7 @@ def _register_center(
     from streams.center import page, pipeline_state
 
     target = settings.clickhouse_target
-    limits = Limits(target.query_max_rows, target.query_timeout_s, target.query_max_memory_bytes)
+    limits = Limits.of(target)
 
     def read(client: Any, event_id: str | None) -> dict[str, Any]:
         return figures(lambda sql, p: run_query(client, sql, p, limits, target.database), event_id)

@@ -13,9 +13,8 @@ from typing import Any
 
 import orjson
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 
-from streams.admin import ensure_topics
+from streams.admin import ensure_topics, read_topic
 from tests.integration.harness import ROOT, Deployment
 
 pytestmark = [pytest.mark.kafka]
@@ -69,20 +68,8 @@ def bmkg() -> Iterator[Bmkg]:
 
 
 def published(dep: Deployment) -> list[tuple[str, bytes]]:
-    topic = dep.topic("disaster-alerts")
-    consumer = KafkaConsumer(bootstrap_servers=dep.settings.kafka.bootstrap_servers, group_id=None)
-    try:
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        ends = consumer.end_offsets(tps)
-        out: list[tuple[str, bytes]] = []
-        while any(consumer.position(tp) < ends[tp] for tp in tps):
-            for records in consumer.poll(timeout_ms=1000).values():
-                out += [(r.key.decode(), r.value) for r in records]
-        return out
-    finally:
-        consumer.close()
+    return [(r.key.decode(), r.value) for records in read_topic(dep.settings, dep.topic("disaster-alerts"))
+            for r in records]  # fmt: skip
 
 
 def test_each_bulletin_is_published_once_and_a_revision_once_more(
