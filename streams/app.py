@@ -23,6 +23,7 @@ from streams.engine import Engine, Flow, RowWriter
 from streams.engine.acks import refuse_acks_from_earlier_generations
 from streams.engine.dead_letters import DeadLetters
 from streams.engine.forwarder import FaustForwarder
+from streams.engine.group import FaustGroup
 from streams.features.alerts import AlertDeps, estimate_alert_impact, route_alert
 from streams.features.field_reports import ReportDeps, decide_report, enrich_report, route_report
 from streams.features.households import RegistryDeps, apply_household_change, route_household
@@ -140,6 +141,7 @@ def create_app(settings: Settings, engines: Engines | None) -> tuple[faust.App, 
             physical_name(t, settings): settings.kafka.partitions
             for t in (Topic.HOUSEHOLDS_BY_ID, Topic.REPORTS_BY_ID, Topic.REPORTS_BY_HOUSEHOLD)
         },
+        group=FaustGroup(app),
     )
     # Declare every topic the worker reads or writes up front (raw bytes).
     for topic in Topic:

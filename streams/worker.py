@@ -82,6 +82,7 @@ def run_worker(settings: Settings) -> int:
     from sinks.connection import Connection, ConnectionPool, connect
     from streams.admin import check_kafka, ensure_topics
     from streams.app import Engines, create_app
+    from streams.engine.connections import treat_closed_transports_as_broken
 
     check_secrets(settings)
     check_port_free(settings)
@@ -89,6 +90,7 @@ def run_worker(settings: Settings) -> int:
     ensure_topics(settings)
     # uvloop's event loop: a worker spends about a third of its time in the loop itself.
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    treat_closed_transports_as_broken()
     if settings.role == "compute":
         _check_key_with_writer(settings)
         app, tables = create_app(settings, None)

@@ -13,6 +13,13 @@ committed before its rows are in ClickHouse. The error policy lives here and now
   handler that meets one aborts its batch, which is handled again from the start: handlers are
   replay-safe (they tell a replay from a new message by its position). A retry of a delivery
   never re-sends what the batch already delivered.
+
+Rebalances: once the group starts rebalancing, a batch in flight changes no table any more. It is
+abandoned at its next await, unacked, and its messages are handled again by whoever owns their
+partitions next (the same replay-safety). Otherwise a worker would go on writing table changes for
+partitions already handed to another worker, after that worker restored them from the changelog.
+Events fetched before the rebalance (an earlier generation of the group) are dropped unhandled:
+they are fetched again.
 """
 
 from __future__ import annotations
@@ -66,6 +73,32 @@ class _RetryBatch(Exception):
     """A handler met an infrastructure fault: handle the whole batch again, later."""
 
 
+class _Abandoned(Exception):
+    """A rebalance began while the batch was in flight: drop it, unacked."""
+
+
+class Group(Protocol):
+    """What the engine knows of its consumer group (Faust's app; a fake in unit tests)."""
+
+    #: Rebalances begun so far (counted from the consumer's revocation callback, before anything
+    #: of the rebalance runs on the event loop).
+    rebalances: int
+
+    def rebalancing(self) -> bool: ...
+
+    def generation(self) -> int | None: ...
+
+
+class _NoGroup:
+    rebalances = 0
+
+    def rebalancing(self) -> bool:
+        return False
+
+    def generation(self) -> int | None:
+        return None
+
+
 class RowWriter(Protocol):
     """Stores rows: retries unavailability in place, raises ``RowsRejected`` for refused data."""
 
@@ -99,8 +132,10 @@ class Engine:
         batch_size: int = 10_000,
         batch_seconds: float = 0.2,
         bundled: Mapping[str, int] | None = None,
+        group: Group | None = None,
     ) -> None:
-        """``bundled``: internal topics (name -> partitions) whose forwards travel in bundles."""
+        """``bundled``: internal topics (name -> partitions) whose forwards travel in bundles;
+        ``group``: the consumer group's rebalances (none: a batch is never abandoned)."""
         self._writer = writer
         self._forwarder = forwarder
         self._dead_letters = dead_letters
@@ -108,14 +143,23 @@ class Engine:
         self._batch_size = batch_size
         self._batch_seconds = batch_seconds
         self._bundled = dict(bundled or {})
+        self._group: Group = group or _NoGroup()
 
     # ------------------------------------------------------------ the Faust side
     async def run(self, flow: Flow, stream: Any) -> None:
         """The body of a Faust agent: take events without acking, process, then ack them."""
-        async for events in stream.noack_take(self._batch_size, within=self._batch_seconds):
+        async for taken in stream.noack_take(self._batch_size, within=self._batch_seconds):
+            events = await self._of_this_generation(taken)
+            if not events:
+                continue
             started = time.perf_counter()
             messages = [msg for event in events for msg in _messages(event)]
-            outcomes, wrote = await self._process_until_done(flow, messages)
+            try:
+                outcomes, wrote = await self._process_until_done(flow, messages, self._group.rebalances)
+            except _Abandoned:
+                logger.info("%s: a rebalance began; a batch of %d is left to the partitions' next owner",
+                            flow.name, len(messages))  # fmt: skip
+                continue
             visible = time.time()
             counts: Counter[tuple[str, str]] = Counter()
             for i, (msg, outcome) in enumerate(zip(messages, outcomes, strict=True)):
@@ -128,16 +172,36 @@ class Engine:
                 EVENTS.labels(topic, label).inc(n)
             SINK_BATCH_SECONDS.observe(time.perf_counter() - started)
 
+    async def _of_this_generation(self, events: Sequence[Any]) -> list[Any]:
+        """``events`` less those fetched in an earlier generation of the group (waiting for a
+        rebalance in progress to end first)."""
+        while self._group.rebalancing():
+            await asyncio.sleep(0.05)
+        now = self._group.generation()
+        if now is None:
+            return list(events)
+        kept = [e for e in events if getattr(e.message, "generation_id", now) == now]
+        if len(kept) < len(events):
+            dropped = len(events) - len(kept)
+            logger.info("dropped %d events of an earlier group generation (fetched again)", dropped)
+        return kept
+
+    def _check(self, rebalances: int) -> None:
+        if self._group.rebalances != rebalances:
+            raise _Abandoned
+
     async def _process_until_done(
-        self, flow: Flow, messages: list[Message]
+        self, flow: Flow, messages: list[Message], rebalances: int | None = None
     ) -> tuple[list[Outcome], set[int]]:
         # ``process`` retries and isolates every fault it knows; anything else is a bug in the
         # engine itself. Never ack what was not written: log, back off, and try the batch again.
         delays = self._backoff.delays()
+        start = self._group.rebalances if rebalances is None else rebalances
         while True:
+            self._check(start)
             try:
-                return await self._process(flow, messages)
-            except asyncio.CancelledError:
+                return await self._process(flow, messages, start)
+            except (asyncio.CancelledError, _Abandoned):
                 raise
             except _RetryBatch as retry:
                 delay = next(delays)
@@ -152,14 +216,23 @@ class Engine:
     async def process(self, flow: Flow, messages: Sequence[Message]) -> list[Outcome]:
         """Handle, forward, write and run after-write hooks for one batch; returns the outcome of
         each message. Returns only when every row is written or its message dead-lettered."""
-        return (await self._process(flow, messages))[0]
+        return (await self._process(flow, messages, self._group.rebalances))[0]
 
-    async def _process(self, flow: Flow, messages: Sequence[Message]) -> tuple[list[Outcome], set[int]]:
-        """``process``, and the indices of the messages whose rows were written."""
+    async def _process(
+        self, flow: Flow, messages: Sequence[Message], rebalances: int
+    ) -> tuple[list[Outcome], set[int]]:
+        """``process``, and the indices of the messages whose rows were written. Raises
+        ``_Abandoned`` at the first await after a rebalance began (before a later handler can
+        change a table)."""
         out = Output()
-        outcomes = [await self._handle(flow, i, msg, out) for i, msg in enumerate(messages)]
+        outcomes = []
+        for i, msg in enumerate(messages):
+            outcomes.append(await self._handle(flow, i, msg, out))
+            self._check(rebalances)
         await self._deliver(out.forwards)
+        self._check(rebalances)
         rejected = await self._write(out)
+        self._check(rebalances)
         if rejected:
             letters = Output()
             for index, reason in sorted(rejected.items()):

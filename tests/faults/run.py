@@ -17,6 +17,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -87,7 +88,8 @@ class Bed:
             self.mount(data / "clickhouse", clickhouse_tmpfs_mb)
         self.dep = Deployment(
             uuid.uuid4().hex[:10], data, base_port + 90, self.kafka.client_kafka(),
-            DAMPAK_LAG__WINDOW_S="6", DAMPAK_LAG__SAMPLE_INTERVAL_S="1", **cluster,
+            DAMPAK_LAG__WINDOW_S="6", DAMPAK_LAG__SAMPLE_INTERVAL_S="1", DAMPAK_LOG_LEVEL="info",
+            **cluster,
         )  # fmt: skip
         self.kafka_env = {**os.environ, **kafka_env}
 
@@ -184,7 +186,16 @@ def settle(dep: Deployment, sc: Scenario, result: Result, since: float, timeout_
     result.lost = len(want - set(got))
     result.double_counted = len(got) - len(set(got)) + len(set(got) - want)
     if not result.exact:
+        dump_tasks(dep)
         result.notes.append(f"the worker's log ends: {dep.log_tail()}")
+
+
+def dump_tasks(dep: Deployment) -> None:
+    """Have a worker that is still running write the stacks of its asyncio tasks to its log
+    (mode's SIGUSR1 handler): what it waits on when it should be consuming."""
+    if dep.worker is not None and dep.worker.poll() is None:
+        dep.worker.send_signal(signal.SIGUSR1)
+        time.sleep(3)
 
 
 def lag_statuses(dep: Deployment) -> tuple[str, int]:

@@ -89,6 +89,7 @@ class FakeRecord:
     value: bytes | None
     timestamp: float | None = None
     headers: list[tuple[str, bytes]] = field(default_factory=list)
+    generation_id: int | None = None
 
 
 @dataclass
@@ -115,6 +116,21 @@ def _record(m: Message | FakeRecord) -> FakeRecord:
     if isinstance(m, FakeRecord):
         return m
     return FakeRecord(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp)
+
+
+@dataclass
+class FakeGroup:
+    """A consumer group whose rebalances the test starts (``Engine(group=...)``)."""
+
+    rebalances: int = 0
+    now: int | None = 1
+    in_progress: bool = False
+
+    def rebalancing(self) -> bool:
+        return self.in_progress
+
+    def generation(self) -> int | None:
+        return self.now
 
 
 class FakeReader:

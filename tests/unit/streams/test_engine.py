@@ -200,3 +200,60 @@ def test_faust_acks_of_an_earlier_generation_are_refused() -> None:
     untracked = SimpleNamespace(generation_id=None, tp="t-0", offset=12)
     assert [checked(consumer, m) for m in (old, now, untracked)] == [False, True, True]
     assert recorded == [11, 12]
+
+
+def test_a_batch_in_flight_when_a_rebalance_begins_changes_nothing_more_and_is_not_acked() -> None:
+    """The partitions may go to another worker, which restores their tables from the changelog:
+    after the rebalance began, no handler of the old batch may run, and it is not acked."""
+    from tests.unit.fakes import FakeGroup, FakeRecord
+
+    group, handled = FakeGroup(now=1), []
+
+    class RebalancingForwarder(FakeForwarder):
+        async def deliver(self, forwards: Any) -> list[BaseException | None]:
+            if group.now == 1:  # the group starts rebalancing while the first batch is delivered
+                group.rebalances += 1
+                group.now = 2
+                await asyncio.sleep(0)
+            return await super().deliver(forwards)
+
+    def handler(msg: Message, out: Output) -> Outcome:
+        handled.append(msg.offset)
+        out.add(REPORT_STATE, _row(msg.offset))
+        out.forward("forwarded", msg.key, msg.value)
+        return Outcome.OK
+
+    writer = FakeWriter()
+    old = [FakeRecord("in", 0, i, b"k", b"1", 1.0, generation_id=1) for i in range(3)]
+    stale = [FakeRecord("in", 0, 3, b"k", b"1", 1.0, generation_id=1)]  # fetched before the rebalance
+    new = [FakeRecord("in", 0, i, b"k", b"1", 1.0, generation_id=2) for i in range(4)]
+    stream = FakeStream([old, stale, new])
+    e = Engine(writer, RebalancingForwarder(), DeadLetters(PSEUDO, 4096), FAST, group=group)
+    asyncio.run(e.run(Flow("t", handler, "in-dlq"), stream))
+    assert handled == [0, 1, 2, 0, 1, 2, 3]  # the stale event was not handled; the new batch was
+    assert [m.offset for m in stream.acked] == [0, 1, 2, 3]  # the new generation's only
+    assert all(m.generation_id == 2 for m in stream.acked)
+    assert sorted(r["n"] for r in writer.table("report_state")) == [0, 1, 2, 3]  # written once
+
+
+def test_a_batch_waits_for_a_rebalance_in_progress_to_end() -> None:
+    from tests.unit.fakes import FakeGroup, FakeRecord
+
+    group = FakeGroup(now=5, in_progress=True)
+    seen: list[int | None] = []
+
+    def handler(msg: Message, out: Output) -> Outcome:
+        seen.append(group.now)
+        return Outcome.OK
+
+    async def main() -> None:
+        async def settle() -> None:
+            await asyncio.sleep(0.2)
+            group.in_progress, group.now = False, 6
+
+        stream = FakeStream([[FakeRecord("in", 0, 0, b"k", b"1", 1.0, generation_id=6)]])
+        e = Engine(FakeWriter(), FakeForwarder(), DeadLetters(PSEUDO, 4096), FAST, group=group)
+        await asyncio.gather(settle(), e.run(Flow("t", handler, "in-dlq"), stream))
+
+    asyncio.run(main())
+    assert seen == [6]
