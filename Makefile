@@ -43,7 +43,7 @@ browser: ## Debian's chromium, for the command-center page's test (headless)
 test: install browser ## Everything: lint, unit tests, and integration tests on the real broker and chDB
 	$(MAKE) lint
 	$(DAMPAK) up
-	$(VENV)/bin/pytest -q -p no:cacheprovider --durations=15 -m "not known_fault" tests
+	$(VENV)/bin/pytest -q -p no:cacheprovider --durations=15 tests
 
 test-unit: install ## Unit tests only (no services)
 	$(VENV)/bin/pytest -q tests/unit
@@ -71,5 +71,4 @@ fuzz: install ## Long fuzz (100,000 hostile messages among 100,000 reports): wri
 
 faults: install ## Fault suite (brokers killed, disks full, slow consumer): writes docs/reliability.md (root)
 	$(DAMPAK) up
-	$(VENV)/bin/pytest -q -p no:cacheprovider -m known_fault tests || true
 	$(PY) -m tests.faults.run

@@ -34,7 +34,8 @@ def metrics_body() -> bytes:
 
 
 def worker_ready(app: Any) -> tuple[bool, dict[str, Any]]:
-    """Ready = partitions assigned, not rebalancing, and table recovery finished.
+    """Ready = partitions assigned, not rebalancing, table recovery finished, and the Kafka
+    clients' metadata tasks running.
 
     ``tables.actives_ready`` is set when recovery of the active partitions ends and cleared on each
     rebalance (``recovery.completed`` is set once and never cleared, so it is not used).
@@ -43,9 +44,31 @@ def worker_ready(app: Any) -> tuple[bool, dict[str, Any]]:
         "partitions_assigned": bool(app.consumer.assignment()) if app.consumer else False,
         "rebalancing": bool(app.rebalancing),
         "recovery_completed": bool(app.tables.actives_ready) and not app.in_recovery,
+        "kafka_metadata": kafka_metadata_alive(app),
     }
-    ready = checks["partitions_assigned"] and not checks["rebalancing"] and checks["recovery_completed"]
+    ready = (
+        checks["partitions_assigned"]
+        and not checks["rebalancing"]
+        and checks["recovery_completed"]
+        and checks["kafka_metadata"]
+    )
     return ready, checks
+
+
+def kafka_metadata_alive(app: Any) -> bool:
+    """False when the metadata task of the consumer's or the producer's aiokafka client has ended.
+    It never ends by itself; if it does, every metadata refresh of that client waits forever (the
+    consumer stops without an error), and only a restart recovers."""
+    consumer = getattr(getattr(app.consumer, "_thread", None), "_consumer", None) if app.consumer else None
+    producer = getattr(app.producer, "_producer", None)
+    clients = [getattr(consumer, "_client", None), getattr(producer, "client", None)]
+    for client in clients:
+        task = getattr(client, "_sync_task", None)
+        if task is not None and task.done():
+            error = None if task.cancelled() else task.exception()
+            logger.error("a Kafka client's metadata task ended (%r): restart the worker", error)
+            return False
+    return True
 
 
 class QueryEndpoint:

@@ -2,7 +2,7 @@
 ``sink-rows``, one writer owns chDB. The figures stay exact when a second compute worker joins and
 leaves again (two rebalances, the tables' partitions moving each time) between bursts of the
 stream. (Joining and leaving while messages are in flight is the fault suite's ``rebalance``
-scenario, kept out of CI: see docs/reliability.md, "Known faults".)"""
+scenario, run by ``make faults``.)"""
 
 from __future__ import annotations
 
@@ -19,9 +19,7 @@ from tests.integration.conftest import _ports
 from tests.integration.harness import Deployment
 from tests.integration.scenario import expected_impact_village, generate
 
-# Known fault (docs/reliability.md): after the partitions move, a figure of a moved household can be
-# off (seen: vulnerable persons 45 instead of 42 in one village). Run by `make faults`.
-pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse, pytest.mark.known_fault]
+pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
 FIGURES = (
     "event_id, village_code, reports, households_affected, houses_light, houses_moderate, houses_heavy, "

@@ -57,3 +57,40 @@ def test_a_write_to_a_closed_transport_is_a_broken_connection() -> None:
     error = uvloop.run(_send_after_the_peer_closed(guarded))
     with pytest.raises(KafkaConnectionError, match="broken"):
         raise error if error else AssertionError("the write did not fail")
+
+
+def test_a_worker_whose_kafka_metadata_task_ended_is_not_ready() -> None:
+    """The safety net for any other cause: /readyz says so instead of "ready"."""
+    from types import SimpleNamespace
+
+    from streams.web import worker_ready
+
+    async def ended() -> None:
+        raise RuntimeError("the handler is closed")
+
+    async def main() -> tuple[bool, bool]:
+        running = asyncio.ensure_future(asyncio.sleep(10))
+        dead = asyncio.ensure_future(ended())
+        await asyncio.sleep(0.01)
+
+        def app(task: asyncio.Future[None]) -> SimpleNamespace:
+            client = SimpleNamespace(_sync_task=task)
+            consumer = SimpleNamespace(_thread=SimpleNamespace(_consumer=SimpleNamespace(_client=client)),
+                                       assignment=lambda: {"tp"})  # fmt: skip
+            return SimpleNamespace(
+                consumer=consumer,
+                producer=SimpleNamespace(
+                    _producer=SimpleNamespace(client=SimpleNamespace(_sync_task=running))
+                ),
+                rebalancing=False,
+                tables=SimpleNamespace(actives_ready=True),
+                in_recovery=False,
+            )
+
+        alive, _ = worker_ready(app(running))
+        stalled, checks = worker_ready(app(dead))
+        running.cancel()
+        assert checks["kafka_metadata"] is False
+        return alive, stalled
+
+    assert asyncio.run(main()) == (True, False)
