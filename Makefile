@@ -19,6 +19,19 @@ $(STAMP): pyproject.toml requirements.lock
 
 install: $(STAMP) ## Create .venv and install dampak with pinned dependencies
 
+# The benchmark's quix-streams peer pins an older pydantic: its own virtualenv, which also sees
+# .venv's packages (chdb, clickhouse-connect) after its own.
+PEER_STAMP := .venv-peer/.installed
+$(PEER_STAMP): tests/bench/requirements-peer.lock $(STAMP)
+	@test -x .venv-peer/bin/python || python3 -m venv .venv-peer
+	.venv-peer/bin/python -m pip install -q --upgrade pip
+	.venv-peer/bin/python -m pip install -q -r tests/bench/requirements-peer.lock
+	$(PY) -c "import sysconfig; print(sysconfig.get_paths()['purelib'])" > \
+		"$$(.venv-peer/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/dampak-venv.pth"
+	@touch $(PEER_STAMP)
+
+peer: $(PEER_STAMP) ## The benchmark's quix-streams peer in .venv-peer (make bench and make test need it)
+
 up: install ## Start the local Kafka broker (jars from Maven Central) and create topics
 	$(DAMPAK) up
 
@@ -40,7 +53,7 @@ browser: ## Debian's chromium, for the command-center page's test (headless)
 	@command -v chromium >/dev/null || ($(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null)
 
-test: install browser ## Everything: lint, unit tests, and integration tests on the real broker and chDB
+test: install peer browser ## Everything: lint, unit tests, and integration tests on the real broker and chDB
 	$(MAKE) lint
 	$(DAMPAK) up
 	$(VENV)/bin/pytest -q -p no:cacheprovider --durations=15 tests
@@ -51,13 +64,13 @@ test-unit: install ## Unit tests only (no services)
 schemas: install ## Re-export the topics' JSON Schemas into schemas/json
 	$(DAMPAK) schemas
 
-.PHONY: help install browser up down demo lint test test-unit schemas bench bench-quick bench-import fuzz faults
+.PHONY: help install peer browser up down demo lint test test-unit schemas bench bench-quick bench-import fuzz faults
 
-bench: install ## Full benchmark (1M households, 1M reports): writes docs/benchmarks.{json,md}
+bench: install peer ## Full benchmark (1M households, 1M reports): writes docs/benchmarks.{json,md}
 	$(DAMPAK) up
 	$(PY) -m tests.bench.run --mode full
 
-bench-quick: install ## Quick benchmark smoke (< 2 min): asserts exact totals, not speed
+bench-quick: install peer ## Quick benchmark smoke (< 2 min): asserts exact totals, not speed
 	$(DAMPAK) up
 	$(PY) -m tests.bench.run --mode quick
 
