@@ -3,7 +3,8 @@
 Per partition, over the samples in the window:
 - OK:    lag was at or below the allowed lag at some point in the window (or it is shrinking);
 - WARN:  the committed offset advances but lag grows;
-- STALL: the committed offset does not move while lag > 0 (a consumer is there, but stuck);
+- STALL: the committed offset does not move while lag > 0: for a whole window while the group
+         has a consumer (it is there, but stuck), at once while it has none;
 - STOP:  no commits for longer than the window, and no consumer in the group;
 and a group takes the worst partition status, with STALL and STOP counted as ERR.
 
@@ -80,8 +81,14 @@ def evaluate_partition(
     committed = [s.committed for s in window]
     if all(c == committed[-1] for c in committed):
         unchanged_since = min(s.at for s in samples if s.committed == committed[-1])
-        stopped = not consumer_active and now - unchanged_since > window_s
-        return Status.STOP if stopped else Status.STALL
+        unchanged_s = now - unchanged_since
+        if not consumer_active:
+            return Status.STOP if unchanged_s > window_s else Status.STALL
+        # With a consumer there, judged on a full window only, as Burrow does: in a burst, a
+        # partition whose turn has not come yet (its offset is committed a few seconds later)
+        # is not a stuck one.
+        if unchanged_s >= window_s:
+            return Status.STALL
     if all(b >= a for a, b in pairwise(lags)) and lags[-1] > lags[0]:
         return Status.WARN
     return Status.OK

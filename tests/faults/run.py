@@ -62,7 +62,12 @@ class Bed:
     """Kafka nodes of its own (``brokers``) and a deployment on them."""
 
     def __init__(
-        self, base_port: int, brokers: int = 1, kafka_tmpfs_mb: int = 0, clickhouse_tmpfs_mb: int = 0
+        self,
+        base_port: int,
+        brokers: int = 1,
+        kafka_tmpfs_mb: int = 0,
+        clickhouse_tmpfs_mb: int = 0,
+        lag_window_s: float = 6,
     ):
         self.root = Path(tempfile.mkdtemp(prefix="dampak-fault-"))
         self.mounts: list[Path] = []
@@ -88,8 +93,8 @@ class Bed:
             self.mount(data / "clickhouse", clickhouse_tmpfs_mb)
         self.dep = Deployment(
             uuid.uuid4().hex[:10], data, base_port + 90, self.kafka.client_kafka(),
-            DAMPAK_LAG__WINDOW_S="6", DAMPAK_LAG__SAMPLE_INTERVAL_S="1", DAMPAK_LOG_LEVEL="info",
-            **cluster,
+            DAMPAK_LAG__WINDOW_S=str(lag_window_s), DAMPAK_LAG__SAMPLE_INTERVAL_S="1",
+            DAMPAK_LOG_LEVEL="info", **cluster,
         )  # fmt: skip
         self.kafka_env = {**os.environ, **kafka_env}
 
@@ -410,7 +415,7 @@ def slow_consumer(short: bool = False) -> Result:
             time.sleep(1)
         since = time.monotonic()
         settle(b.dep, sc, result, since)
-        for _ in range(30):
+        for _ in range(60):
             status, lag = lag_statuses(b.dep)
             statuses.append(status)
             if status == "OK" and lag == 0:

@@ -110,7 +110,7 @@ def test_lag_counts_statuses_and_recovery(deployment: Deployment) -> None:
     dep.produce(_report(k) for k in stuck)
     time.sleep(4)
     _lag(dep)
-    time.sleep(2)
+    time.sleep(5)  # a whole window (4 s) without a commit, with the worker there: STALL
     parts = _field_reports(_lag(dep), dep, "field-reports-by-id")
     held = {partition_of(k.encode(), 6) for k in stuck}
     assert sum(parts[p]["lag"] for p in held) >= 1, parts
