@@ -13,8 +13,9 @@ quix-streams pins an older pydantic than dampak, so it runs from its own virtual
 
     .venv-peer/bin/python -m tests.bench.peer_quix --phase households|reports --expect N ...
 
-It runs until it has handled ``N`` messages of its phase, then prints one JSON line: messages,
-seconds and CPU-seconds from its first message to its last.
+It runs until it has handled ``N`` messages of its phase (households, or the field reports of
+``--event``), then prints one JSON line: messages, seconds and CPU-seconds from its first message
+to its last. The registry phase reads an empty reports topic, so that it measures the registry.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import Any
 import clickhouse_connect
 import quixstreams
 from quixstreams import Application
+from quixstreams.models import TopicConfig
 from quixstreams.sinks import BatchingSink, SinkBatch
 
 from schemas.field_reports import FieldReport
@@ -106,6 +108,7 @@ def report(value: bytes) -> dict[str, Any]:
     r = FieldReport.model_validate_json(value, context=CONTEXT)
     return {
         "report_id": r.report_id,
+        "event_id": r.event_id,
         "revision": r.revision,
         "household_id": r.household_id or "",
         "village_code": r.village_code,
@@ -144,13 +147,25 @@ def build(args: argparse.Namespace) -> tuple[Application, Progress]:
     if args.phase == "households":
         households = households.update(lambda _: progress.tick())
     reports = (
-        app.dataframe(app.topic(args.reports_topic, key_deserializer="str", value_deserializer="bytes"))
-        .update(progress.start)
+        app.dataframe(
+            app.topic(
+                args.reports_topic,
+                key_deserializer="str",
+                value_deserializer="bytes",
+                # Co-partitioned with the registry (only used when the topic is created here: the
+                # registry phase's empty one).
+                config=TopicConfig(num_partitions=args.partitions, replication_factor=1),
+            )
+        )
         .apply(report)
+        # The benchmark's event only (the topic also holds the latency phase's live reports, which
+        # dampak handled as they came); the clock starts at its first report.
+        .filter(lambda r: r["event_id"] == args.event)
+        .update(progress.start)
         # Keyed as the registry is (same bytes, so the same partition): a report without a
         # household keeps its own id and finds no household.
         .group_by(by_household, name="by-household", key_serializer="str", key_deserializer="str")
-        .join_asof(households, how="left", on_merge=enriched)
+        .join_asof(households, how="left", on_merge=enriched, name="registry")
     )
     reports.sink(ClickHouseSink(args.dsn, progress if args.phase == "reports" else None))
     return app, progress
@@ -164,6 +179,8 @@ def main() -> None:
     parser.add_argument("--group", required=True)
     parser.add_argument("--households-topic", required=True)
     parser.add_argument("--reports-topic", required=True)
+    parser.add_argument("--partitions", type=int, default=6)
+    parser.add_argument("--event", required=True, help="the event whose reports are counted")
     parser.add_argument("--state-dir", required=True)
     parser.add_argument("--dsn", required=True)
     args = parser.parse_args()

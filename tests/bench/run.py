@@ -238,7 +238,8 @@ class Run:
         cmd = [
             str(python), "-m", "tests.bench.peer_quix", "--phase", phase, "--expect", str(expect),
             "--bootstrap", self.bootstrap, "--group", f"{self.tag}-peer",
-            "--households-topic", self.topic("households"), "--reports-topic", self.topic("field-reports"),
+            "--households-topic", self.topic("households"), "--event", "bench-event",
+            "--reports-topic", self.topic("field-reports" if phase == "reports" else "peer-idle"),
             "--state-dir", str(self.base / "peer-state"), "--dsn", f"chdb://{self.base / 'peer-clickhouse'}",
         ]  # fmt: skip
         t = time.perf_counter()
