@@ -57,6 +57,7 @@ TARGETS = {
     "peak_rss_mb": 1536,
     "recovery_keys_per_s": 100_000,
     "scaling_2_over_1": 1.5,
+    "split_cpu_ratio": 1.25,
     "alert_exposure_s": 2.0,
 }
 
@@ -96,13 +97,18 @@ class Run:
         return f"{self.tag}-{logical}"
 
     def start_worker(
-        self, env: dict[str, str], port: int, wait: bool = True, log_path: Path | None = None
+        self,
+        env: dict[str, str],
+        port: int,
+        wait: bool = True,
+        log_path: Path | None = None,
+        command: str = "worker",
     ) -> subprocess.Popen[bytes]:
         Path(env["DAMPAK_DATA_DIR"]).mkdir(parents=True, exist_ok=True)
-        log_path = log_path or Path(env["DAMPAK_DATA_DIR"]).parent / f"worker-{port}.log"
+        log_path = log_path or Path(env["DAMPAK_DATA_DIR"]).parent / f"{command}-{port}.log"
         log = open(log_path, "ab")  # noqa: SIM115
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streams", "worker"], env=env, stdout=log, stderr=log, cwd=ROOT
+            [sys.executable, "-m", "streams", command], env=env, stdout=log, stderr=log, cwd=ROOT
         )
         if wait:
             self.wait_ready(port, proc)
@@ -292,15 +298,53 @@ class Run:
         return {"workers": len(ports), "seconds": round(elapsed, 2), "worker_cpu_s": round(cpu_s, 1),
                 "cores_busy": round(cpu_s / elapsed, 2)}  # fmt: skip
 
+    def split_scaling(self, app: str, writer_port: int, ports: list[int]) -> dict[str, Any]:
+        """``dampak writer`` and compute workers (``DAMPAK_ROLE=compute``) in one group on the
+        pre-filled topics, from their start until the compute group has committed the inputs and
+        the writer every row they handed over (both commit after their writes)."""
+        _, wenv = self.settings(f"{app}-writer", writer_port)
+        wenv["DAMPAK_APP_ID"] = f"{self.tag}-{app}"
+        envs = []
+        for i, port in enumerate(ports):
+            _, env = self.settings(f"{app}-{i}", port)
+            env.update({"DAMPAK_APP_ID": f"{self.tag}-{app}", "DAMPAK_ROLE": "compute",
+                        "DAMPAK_WRITER_URL": f"http://127.0.0.1:{writer_port}"})  # fmt: skip
+            envs.append(env)
+        t = time.perf_counter()
+        writer = self.start_worker(wenv, writer_port, command="writer")
+        procs = [self.start_worker(env, port, wait=False) for env, port in zip(envs, ports, strict=True)]
+        for proc, port in zip(procs, ports, strict=True):
+            self.wait_ready(port, proc)
+        inputs = ("households", "field-reports", "field-reports-by-household")
+        while not self.committed_all(f"{self.tag}-{app}", inputs):
+            time.sleep(1.0)
+        while not self.committed_all(f"{self.tag}-{app}-writer", ("sink-rows",)):
+            time.sleep(1.0)
+        elapsed = time.perf_counter() - t
+        cpu = {"compute_cpu_s": round(sum(self.cpu_seconds(p.pid) for p in procs), 1),
+               "writer_cpu_s": round(self.cpu_seconds(writer.pid), 1)}  # fmt: skip
+        for p in [*procs, writer]:
+            self.stop(p)
+        total = cpu["compute_cpu_s"] + cpu["writer_cpu_s"]
+        return {"workers": len(ports), "seconds": round(elapsed, 2), **cpu, "worker_cpu_s": round(total, 1),
+                "cores_busy": round(total / elapsed, 2)}  # fmt: skip
+
     def scaling(self, w: Workload) -> dict[str, Any]:
         one = self.dampak_scaling("scale1", [16520])
         two = self.dampak_scaling("scale2", [16530, 16531])
+        split = self.split_scaling("split2", 16540, [16541, 16542])
         msgs = len(w.households) + len(w.reports)
         return {
             "workload": {"households": len(w.households), "reports": len(w.reports)},
             "one_worker": {**one, "messages_per_s": round(msgs / one["seconds"])},
             "two_workers": {**two, "messages_per_s": round(msgs / two["seconds"])},
             "ratio": round(one["seconds"] / two["seconds"], 2),
+            "writer_split": {
+                **split,
+                "messages_per_s": round(msgs / split["seconds"]),
+                "ratio_to_one": round(one["seconds"] / split["seconds"], 2),
+                "cpu_ratio_to_one": round(split["worker_cpu_s"] / max(one["worker_cpu_s"], 1e-9), 2),
+            },
         }
 
     def committed_all(self, group: str, topics: tuple[str, ...]) -> bool:
@@ -680,6 +724,15 @@ def write_docs(r: dict[str, Any], docs: Path) -> None:
             f"{sc['one_worker']['cores_busy']} vs {sc['two_workers']['cores_busy']} cores busy)", "≥ 1.5x",
             _result(sc["ratio"], TARGETS["scaling_2_over_1"]),
         ))  # fmt: skip
+        if "writer_split" in sc:
+            ws = sc["writer_split"]
+            figures.append((
+                "2 compute workers and `dampak writer` on one embedded engine ÷ 1 worker (same messages)",
+                f"{ws['ratio_to_one']}x ({ws['messages_per_s']:,} msg/s; CPU {ws['compute_cpu_s']} s "
+                f"compute + {ws['writer_cpu_s']} s writer = {ws['cpu_ratio_to_one']}x the single worker's, "
+                f"{ws['cores_busy']} cores busy)", "CPU ≤ 1.25x the single worker's",
+                _result(ws["cpu_ratio_to_one"], TARGETS["split_cpu_ratio"], higher_is_better=False),
+            ))  # fmt: skip
     lines = [
         f"# Benchmarks ({r['mode']} run, {r['started']})",
         "",
@@ -710,10 +763,100 @@ def write_docs(r: dict[str, Any], docs: Path) -> None:
     (docs / "benchmarks.md").write_text("\n".join(lines) + "\n")
 
 
+#: The national registry (DTSEN, BPS, 23 January 2026): family records.
+NATIONAL_HOUSEHOLDS = 95_006_179
+
+
+def registry_scale(sizes: list[int]) -> dict[str, Any]:
+    """One worker loading registries of ``sizes`` households, each on fresh topics: rate, peak
+    RSS and disk, and what their growth per household implies for the national registry."""
+    runs: list[dict[str, Any]] = []
+    for n in sizes:
+        run = Run("full")
+        w = generate(n, 0, MODES["full"]["villages"])
+        setup, _ = run.settings("one", 16500)
+        ensure_topics(setup)
+        run.produce("households", w.households)
+        del w.households[:]
+        load, proc = run.registry_load(_Counted(n), 16500)  # type: ignore[arg-type]
+        load["peak_rss_mb"] = round(run.peak_rss_mb(proc.pid), 1)
+        run.stop(proc)
+        load["disk"] = run.disk_per_household(n)
+        runs.append({"households": n, **load})
+        print("registry", runs[-1], flush=True)
+    first, last = runs[0], runs[-1]
+    span = max(last["households"] - first["households"], 1)
+    disk_mb = lambda r: r["disk"]["rocksdb_mb"] + r["disk"]["clickhouse_mb"]  # noqa: E731
+    rss_per_hh = (last["peak_rss_mb"] - first["peak_rss_mb"]) * 2**20 / span
+    disk_per_hh = (disk_mb(last) - disk_mb(first)) * 2**20 / span
+    ahead = NATIONAL_HOUSEHOLDS - last["households"]
+    return {
+        "runs": runs,
+        "growth": {
+            "rss_bytes_per_household": round(rss_per_hh),
+            "disk_bytes_per_household": round(disk_per_hh),
+        },
+        "national": {
+            "households": NATIONAL_HOUSEHOLDS,
+            "rss_gb": round((last["peak_rss_mb"] * 2**20 + rss_per_hh * ahead) / 2**30, 1),
+            "disk_gb": round((disk_mb(last) * 2**20 + disk_per_hh * ahead) / 2**30, 1),
+            "refresh_hours_one_worker": round(NATIONAL_HOUSEHOLDS / last["households_per_s"] / 3600, 1),
+        },
+        "machine": _machine(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+class _Counted:
+    """What ``registry_load`` needs of a workload: its households (counted, not kept)."""
+
+    def __init__(self, n: int) -> None:
+        self.households = range(n)
+
+
+def write_registry_scale(r: dict[str, Any], docs: Path) -> None:
+    (docs / "registry-scale.json").write_text(json.dumps(r, indent=2) + "\n")
+    g, nat = r["growth"], r["national"]
+    sizes = ",".join(str(x["households"]) for x in r["runs"])
+
+    def row(x: dict[str, Any]) -> str:
+        d = x["disk"]
+        return (f"| {x['households']:,} | {x['households_per_s']:,}/s ({x['seconds']} s) | "
+                f"{x['peak_rss_mb']:,} MB | {d['rocksdb_mb']:,} MB | {d['clickhouse_mb']:,} MB | "
+                f"{d['bytes_per_household']:,} |")  # fmt: skip
+
+    lines = [
+        f"# Registry scale ({r['started']})",
+        "",
+        f"Command: `python -m tests.bench.run --registry-scale {sizes}`. Machine: {r['machine']['cores']} "
+        f"cores, {r['machine']['memory_mb']} MiB. One worker (`DAMPAK_ROLE=all`) loads a registry from a "
+        "pre-filled `households` topic until its group has committed every record.",
+        "",
+        "| households | load rate | peak RSS | RocksDB | embedded ClickHouse | bytes per household on disk |",
+        "|---:|---:|---:|---:|---:|---:|",
+        *[row(x) for x in r["runs"]],
+        "",
+        f"Growth between the two sizes: {g['rss_bytes_per_household']:,} bytes of peak RSS and "
+        f"{g['disk_bytes_per_household']:,} bytes of disk per household. Extrapolated to the national "
+        f"registry ({nat['households']:,} family records): peak RSS about {nat['rss_gb']} GiB, disk about "
+        f"{nat['disk_gb']} GiB, and a full refresh by one worker at the measured rate "
+        f"{nat['refresh_hours_one_worker']} h.",
+        "",
+    ]
+    (docs / "registry-scale.md").write_text("\n".join(lines) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--mode", choices=sorted(MODES), default="quick")
-    run = Run(parser.parse_args().mode)
+    parser.add_argument("--registry-scale", help="comma-separated registry sizes, e.g. 1000000,2000000")
+    args = parser.parse_args()
+    if args.registry_scale:
+        scale = registry_scale([int(x) for x in args.registry_scale.split(",")])
+        write_registry_scale(scale, ROOT / "docs")
+        print((ROOT / "docs" / "registry-scale.md").read_text())
+        return
+    run = Run(args.mode)
     results = run.run()
     if run.mode == "quick":
         # CI smoke: correctness of totals, not speed.
