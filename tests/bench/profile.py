@@ -88,7 +88,7 @@ def main() -> None:
     # As in the benchmark: the registry is loaded first, then the field reports arrive.
     run.produce("households", w.households)
     worker = run.start_worker(env, 16700)
-    while not run.committed_all(settings.app_id, ("households",)):
+    while not run.committed_all(settings.app_id, ("households", "households-by-id")):
         time.sleep(0.5)
     run.produce("field-reports", w.reports)
     docs = Path(args.out)

@@ -119,6 +119,9 @@ class Run:
         )
         if wait:
             self.wait_ready(port, proc)
+            time.sleep(1)
+            if proc.poll() is not None:  # another process answered on the port
+                raise RuntimeError(f"the {command} on port {port} exited: {log_path.read_text()[-500:]}")
         return proc
 
     @staticmethod
