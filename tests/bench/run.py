@@ -850,6 +850,13 @@ def write_registry_scale(r: dict[str, Any], docs: Path) -> None:
         f"{nat['disk_gb']} GiB, and a full refresh by one worker at the measured rate "
         f"{nat['refresh_hours_one_worker']} h.",
         "",
+        "What grows: on disk, linearly, RocksDB's one registry record per household (its changelog "
+        "is in Kafka) and the embedded ClickHouse's `registry_state` rows. In memory, the pseudonym "
+        "cache (`streams/privacy.py`) keeps up to 1,000,000 pseudonyms (about 257 bytes each, so "
+        "about 245 MiB at its cap, reached within this range), which makes the linear extrapolation "
+        "an upper bound; RocksDB's memory is bounded per table partition by `DAMPAK_TABLES__*`; the "
+        "rest of the growth is not attributed yet.",
+        "",
     ]
     (docs / "registry-scale.md").write_text("\n".join(lines) + "\n")
 
