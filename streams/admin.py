@@ -11,7 +11,7 @@ from typing import IO, Any
 
 import orjson
 from kafka import KafkaAdminClient, KafkaProducer
-from kafka.admin import NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from streams.errors import DampakError, InvalidMessage
@@ -62,9 +62,27 @@ def ensure_topics(settings: Settings) -> list[str]:
             logger.info("created topics: %s", ", ".join(created))
             _wait_for_leaders(admin, {s.name: s.partitions for s in missing if s.name in created})
         _check_partition_counts(admin, settings, existing)
+        _apply_declared_configs(admin, settings, existing)
         return created
     finally:
         admin.close()
+
+
+def _apply_declared_configs(admin: KafkaAdminClient, settings: Settings, existing: set[str]) -> None:
+    """Set the declared configs on topics created before they were declared (``sink-rows`` was
+    compacted before its rows travelled in keyless bundles, which a compacted topic refuses)."""
+    resources = [
+        ConfigResource(ConfigResourceType.TOPIC, spec.name, configs=dict(spec.configs))
+        for spec in all_specs(settings)
+        if spec.configs and spec.name in existing
+    ]
+    if not resources:
+        return
+    try:
+        admin.alter_configs(resources)
+    except KafkaError as exc:  # e.g. a principal without AlterConfigs: an operator's job then
+        names = ", ".join(r.name for r in resources)
+        logger.warning("could not set the declared configs of %s (%s); set them by hand", names, exc)
 
 
 def _check_partition_counts(admin: KafkaAdminClient, settings: Settings, existing: set[str]) -> None:

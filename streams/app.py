@@ -125,7 +125,9 @@ def create_app(settings: Settings, engines: Engines | None) -> tuple[faust.App, 
         writer = ClickHouseWriter(engines.writes, retry, observer)
         reader = ClickHouseReader(LocalRuns(engines.reads, retry, observer.retrying))
     else:
-        writer = RowProducer(forwarder, physical_name(Topic.SINK_ROWS, settings), retry)
+        writer = RowProducer(
+            forwarder, physical_name(Topic.SINK_ROWS, settings), retry, settings.kafka.partitions
+        )
         token = settings.web.token.get_secret_value() if settings.web.token else None
         reader = ClickHouseReader(RemoteRuns(settings.writer_url, settings.clickhouse.database, token, retry))
     engine = Engine(

@@ -1,11 +1,14 @@
 """The hand-off between compute workers and the writer, when they run apart.
 
 A compute worker (``DAMPAK_ROLE=compute``) hands every row to the ``sink-rows`` topic instead of
-writing it, one record per row, keyed by table and row identity (``Table.key_columns``), and
-acks its input only once the rows are delivered there: nothing is acked before it is durable.
-The writer (``dampak writer``) owns the embedded engine, writes those records in large batches
-and commits its own offsets after each write. Rows are state, so the topic is compacted and a
-record written twice changes nothing.
+writing it: one message per row, keyed by table and row identity (``Table.key_columns``), and
+carried in bundles (``streams.engine.bundle``): the rows a batch hands over to one partition
+travel as one record, partitioned by the row's key, so the rows of one key stay in order on one
+partition. It acks its input only once the rows are delivered: nothing is acked before it is
+durable. The writer (``dampak writer``) unpacks the records into their rows, writes them in large
+batches and commits its own offsets after each write. Rows are state (versioned, or the last one
+written wins), so a row written twice changes nothing. The topic keeps records for
+``DAMPAK_SINK__ROWS_RETENTION_H`` hours: the writer must not be down longer than that.
 """
 
 from __future__ import annotations
@@ -13,15 +16,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import orjson
 
 from sinks.config import Backoff
 from sinks.tables import TABLES, Row, Table
-from streams.engine import Forward, Forwarder, Message, Outcome, Output, deliver_all
+from streams.engine import Forward, Forwarder, Message, Outcome, Output, bundle_forwards, deliver_all
+from streams.engine.bundle import BUNDLE_HEADER, unpack
 from streams.errors import InvalidMessage
 
-__all__ = ["RowProducer", "decode_row", "row_record", "write_row"]
+__all__ = ["RowProducer", "decode_row", "messages_of", "row_record", "write_row"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,20 +57,40 @@ def decode_row(value: bytes | None) -> tuple[Table, Row]:
 
 
 class RowProducer:
-    """The row writer of a compute worker: rows go to ``sink-rows``, delivered before it returns."""
+    """The row writer of a compute worker: rows go to ``sink-rows`` in bundles, delivered before
+    it returns."""
 
-    def __init__(self, forwarder: Forwarder, topic: str, backoff: Backoff) -> None:
+    def __init__(self, forwarder: Forwarder, topic: str, backoff: Backoff, partitions: int) -> None:
         self._forwarder = forwarder
         self._topic = topic
         self._backoff = backoff
+        self._bundled = {topic: partitions}
 
     async def insert(self, table: Table, rows: Sequence[Row]) -> None:
         forwards = [Forward(self._topic, *row_record(table, row)) for row in rows]
-        await deliver_all(self._forwarder, forwards, self._backoff)
+        await deliver_all(self._forwarder, bundle_forwards(forwards, self._bundled), self._backoff)
+
+
+def messages_of(record: Any) -> list[Message]:
+    """The rows (as messages) of one ``sink-rows`` record, read by a plain aiokafka consumer: a
+    bundle's rows with their index in it, or the record itself (an older, per-row record)."""
+    topic, partition, offset = record.topic, record.partition, record.offset
+    timestamp = record.timestamp / 1000 if record.timestamp else None
+    if any(k == BUNDLE_HEADER[0] for k, _ in record.headers or ()):
+        try:
+            items = unpack(record.value or b"")
+        except ValueError:
+            logger.error("malformed bundle at %s[%d]@%d", topic, partition, offset)
+        else:
+            return [
+                Message(topic, partition, offset, key, value, origin or timestamp, None, i, True)
+                for i, (key, value, origin) in enumerate(items)
+            ]
+    return [Message(topic, partition, offset, record.key, record.value, timestamp)]
 
 
 def write_row(msg: Message, out: Output) -> Outcome:
-    """The writer's handler: one ``sink-rows`` record to its table."""
+    """The writer's handler: one row handed over on ``sink-rows`` to its table."""
     table, row = decode_row(msg.value)
     out.add(table, row)
     return Outcome.OK

@@ -156,6 +156,9 @@ class SinkSettings(BaseModel):
     #: Largest dead letter sent to ``<topic>-dlq``; a larger value is cut there (the header
     #: ``dlq.truncated_from`` gives its size; the source topic keeps the original at its offset).
     dead_letter_message_max_bytes: int = Field(900_000, ge=4096)
+    #: How long ``sink-rows`` keeps the rows compute workers hand to the writer (hours): the
+    #: writer may be down this long without losing any.
+    rows_retention_h: int = Field(168, ge=1)
 
 
 class WebSettings(BaseModel):

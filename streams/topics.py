@@ -50,8 +50,8 @@ class Topic(StrEnum):
     #: event meets one partition, so the one received last stands.
     ALERTS_BY_EVENT = "disaster-alerts-by-event"
     #: Internal, with a separate writer (``DAMPAK_ROLE=compute`` workers and ``dampak writer``):
-    #: the rows the compute workers produce, one record per row, keyed by table and row identity
-    #: (compacted: rows are state, so the latest record of a key is all that matters).
+    #: the rows the compute workers produce, each keyed by table and row identity, carried in
+    #: bundles and kept ``DAMPAK_SINK__ROWS_RETENTION_H`` hours (see ``streams.handoff``).
     SINK_ROWS = "sink-rows"
 
 
@@ -112,7 +112,9 @@ def all_specs(settings: Settings) -> list[TopicSpec]:
             physical_name(t, settings),
             k.partitions,
             k.replication_factor,
-            (("cleanup.policy", "compact"),) if t is Topic.SINK_ROWS else (),
+            (("cleanup.policy", "delete"), ("retention.ms", str(settings.sink.rows_retention_h * 3_600_000)))
+            if t is Topic.SINK_ROWS
+            else (),
         )
         for t in Topic
     ]

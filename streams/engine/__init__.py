@@ -2,7 +2,7 @@
 policy, under every feature. Features only provide handlers."""
 
 from streams.engine.batch import Forward, Handler, Message, Outcome, Output
-from streams.engine.loop import Engine, Flow, Forwarder, RowWriter, deliver_all
+from streams.engine.loop import Engine, Flow, Forwarder, RowWriter, bundle_forwards, deliver_all
 
 __all__ = [
     "Engine",
@@ -14,5 +14,6 @@ __all__ = [
     "Outcome",
     "Output",
     "RowWriter",
+    "bundle_forwards",
     "deliver_all",
 ]

@@ -49,7 +49,7 @@ from streams.engine.dead_letters import DeadLetters
 from streams.errors import InvalidMessage
 from streams.metrics import END_TO_END_SECONDS, EVENTS, SINK_BATCH_SECONDS
 
-__all__ = ["INFRASTRUCTURE", "Engine", "Flow", "Forwarder", "RowWriter", "deliver_all"]
+__all__ = ["INFRASTRUCTURE", "Engine", "Flow", "Forwarder", "RowWriter", "bundle_forwards", "deliver_all"]
 
 logger = logging.getLogger(__name__)
 
@@ -275,29 +275,7 @@ class Engine:
         return Outcome.DEAD_LETTER
 
     async def _deliver(self, forwards: list[Forward]) -> None:
-        await deliver_all(self._forwarder, self._bundle(forwards), self._backoff)
-
-    def _bundle(self, forwards: list[Forward]) -> list[Forward]:
-        """Forwards to bundled topics grouped into one record per partition (in order); the rest
-        as they are."""
-        if not self._bundled:
-            return forwards
-        plain: list[Forward] = []
-        groups: dict[tuple[str, int], list[Item]] = {}
-        for f in forwards:
-            partitions = self._bundled.get(f.topic)
-            if partitions is None:
-                plain.append(f)
-            else:
-                groups.setdefault((f.topic, partition_of(f.key, partitions)), []).append(
-                    (f.key, f.value, f.origin)
-                )
-        bundles = [
-            Forward(topic, None, record, (BUNDLE_HEADER,), partition)
-            for (topic, partition), items in groups.items()
-            for record in pack(items)
-        ]
-        return plain + bundles
+        await deliver_all(self._forwarder, bundle_forwards(forwards, self._bundled), self._backoff)
 
     async def _write(self, out: Output) -> dict[int, str]:
         """Write every table's rows; returns {message index: reason} for messages whose rows were
@@ -334,6 +312,28 @@ class Engine:
         for part in (left, set(ids) - left):
             pick = [i for i, s in enumerate(sources) if s in part]
             await self._insert_isolating(table, [rows[i] for i in pick], [sources[i] for i in pick], rejected)
+
+
+def bundle_forwards(forwards: Sequence[Forward], bundled: Mapping[str, int]) -> list[Forward]:
+    """``forwards`` with those to ``bundled`` topics (name -> partitions) grouped into one record
+    per partition (in order, keyless); the rest as they are."""
+    if not bundled:
+        return list(forwards)
+    plain: list[Forward] = []
+    groups: dict[tuple[str, int], list[Item]] = {}
+    for f in forwards:
+        partitions = bundled.get(f.topic)
+        if partitions is None:
+            plain.append(f)
+        else:
+            item: Item = (f.key, f.value, f.origin)
+            groups.setdefault((f.topic, partition_of(f.key, partitions)), []).append(item)
+    bundles = [
+        Forward(topic, None, record, (BUNDLE_HEADER,), partition)
+        for (topic, partition), items in groups.items()
+        for record in pack(items)
+    ]
+    return plain + bundles
 
 
 async def deliver_all(forwarder: Forwarder, forwards: Sequence[Forward], backoff: Backoff) -> None:

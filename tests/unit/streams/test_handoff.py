@@ -1,0 +1,68 @@
+"""The hand-off of rows from compute workers to the writer: rows travel in bundles, one record per
+partition and batch, and come out as one message per row, in order, each accepted by the writer's
+handler."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+from sinks.tables import TABLES
+from streams.engine import Output
+from streams.engine.bundle import BUNDLE_HEADER, partition_of
+from streams.handoff import RowProducer, messages_of, row_record, write_row
+from tests.unit.fakes import FAST, FakeForwarder
+
+TABLE = next(t for t in TABLES if t.name == "consumer_lag")
+
+
+def _row(i: int) -> dict[str, Any]:
+    from datetime import UTC, datetime
+
+    row: dict[str, Any] = {}
+    for name, type_ in TABLE.columns:
+        if type_.startswith("DateTime"):
+            row[name] = datetime(2026, 12, 2, tzinfo=UTC)
+        elif "Int" in type_ or "Float" in type_:
+            row[name] = i
+        else:
+            row[name] = f"{name}-{i % 7}"
+    return row
+
+
+def test_rows_travel_in_bundles_and_come_out_one_message_each_in_order() -> None:
+    forwarder = FakeForwarder()
+    rows = [_row(i) for i in range(300)]
+    asyncio.run(RowProducer(forwarder, "sink-rows", FAST, partitions=6).insert(TABLE, rows))
+    records = forwarder.delivered
+    assert 1 <= len(records) <= 6  # one record per partition, not one per row
+    assert all(r.headers == (BUNDLE_HEADER,) and r.key is None for r in records)
+    out, seen = Output(), []
+    for offset, r in enumerate(records):
+        consumed = SimpleNamespace(topic="sink-rows", partition=r.partition, offset=offset, key=None,
+                                   value=r.value, timestamp=1_000, headers=list(r.headers))  # fmt: skip
+        for msg in messages_of(consumed):
+            key, _ = row_record(TABLE, rows[0])  # every row's key names its table
+            assert msg.key is not None and msg.key.startswith(key.split(b"|")[0])
+            assert partition_of(msg.key, 6) == r.partition  # a key always on one partition
+            write_row(msg, out)
+            seen.append(msg)
+    written = out.rows[TABLE]
+    assert len(written) == len(rows)
+    # Per partition, in the order they were handed over.
+    for p in {m.partition for m in seen}:
+        mine = [i for i, row in enumerate(rows) if partition_of(row_record(TABLE, row)[0], 6) == p]
+        got = [m for m in seen if m.partition == p]
+        assert [m.index for m in got] == list(range(len(got)))
+        assert len(got) == len(mine)
+
+
+def test_an_older_per_row_record_is_still_read() -> None:
+    key, value = row_record(TABLE, _row(1))
+    consumed = SimpleNamespace(topic="sink-rows", partition=0, offset=5, key=key, value=value, timestamp=0,
+                               headers=[])  # fmt: skip
+    [msg] = messages_of(consumed)
+    out = Output()
+    write_row(msg, out)
+    assert len(out.rows[TABLE]) == 1
