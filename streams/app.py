@@ -125,9 +125,9 @@ def create_app(settings: Settings, engines: Engines | None) -> tuple[faust.App, 
         writer = ClickHouseWriter(engines.writes, retry, observer)
         reader = ClickHouseReader(LocalRuns(engines.reads, retry, observer.retrying))
     else:
-        writer = RowProducer(
-            forwarder, physical_name(Topic.SINK_ROWS, settings), retry, settings.kafka.partitions
-        )
+        sink_rows = physical_name(Topic.SINK_ROWS, settings)
+        bundled = settings.sink.rows_bundled
+        writer = RowProducer(forwarder, sink_rows, retry, settings.kafka.partitions, bundled)
         token = settings.web.token.get_secret_value() if settings.web.token else None
         reader = ClickHouseReader(RemoteRuns(settings.writer_url, settings.clickhouse.database, token, retry))
     engine = Engine(

@@ -60,11 +60,14 @@ class RowProducer:
     """The row writer of a compute worker: rows go to ``sink-rows`` in bundles, delivered before
     it returns."""
 
-    def __init__(self, forwarder: Forwarder, topic: str, backoff: Backoff, partitions: int) -> None:
+    def __init__(
+        self, forwarder: Forwarder, topic: str, backoff: Backoff, partitions: int, bundled: bool = True
+    ) -> None:
+        """``bundled=False``: one JSON record per row (``DAMPAK_SINK__ROWS_BUNDLED``)."""
         self._forwarder = forwarder
         self._topic = topic
         self._backoff = backoff
-        self._bundled = {topic: partitions}
+        self._bundled = {topic: partitions} if bundled else {}
 
     async def insert(self, table: Table, rows: Sequence[Row]) -> None:
         forwards = [Forward(self._topic, *row_record(table, row)) for row in rows]

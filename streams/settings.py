@@ -159,6 +159,10 @@ class SinkSettings(BaseModel):
     #: How long ``sink-rows`` keeps the rows compute workers hand to the writer (hours): the
     #: writer may be down this long without losing any.
     rows_retention_h: int = Field(168, ge=1)
+    #: Rows handed to the writer in bundles (one record per partition and batch). ``false``: one
+    #: JSON record per row, for a ClickHouse Kafka engine reading ``sink-rows`` instead of the
+    #: writer (docs/scaling.md); the writer reads both.
+    rows_bundled: bool = True
 
 
 class WebSettings(BaseModel):

@@ -66,3 +66,10 @@ def test_an_older_per_row_record_is_still_read() -> None:
     out = Output()
     write_row(msg, out)
     assert len(out.rows[TABLE]) == 1
+
+
+def test_unbundled_rows_are_one_json_record_each_for_a_kafka_engine() -> None:
+    forwarder = FakeForwarder()
+    rows = [_row(i) for i in range(5)]
+    asyncio.run(RowProducer(forwarder, "sink-rows", FAST, partitions=6, bundled=False).insert(TABLE, rows))
+    assert [(f.key, f.value) for f in forwarder.delivered] == [row_record(TABLE, r) for r in rows]
