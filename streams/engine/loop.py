@@ -69,6 +69,10 @@ INFRASTRUCTURE: tuple[type[BaseException], ...] = (
 _MESSAGE_FAULTS: tuple[type[BaseException], ...] = (DecodeError,)
 
 
+#: How long a batch waits for a rebalance in progress to end before it is handled anyway.
+_REBALANCE_WAIT_S = 30.0
+
+
 class _RetryBatch(Exception):
     """A handler met an infrastructure fault: handle the whole batch again, later."""
 
@@ -157,8 +161,8 @@ class Engine:
             try:
                 outcomes, wrote = await self._process_until_done(flow, messages, self._group.rebalances)
             except _Abandoned:
-                logger.info("%s: a rebalance began; a batch of %d is left to the partitions' next owner",
-                            flow.name, len(messages))  # fmt: skip
+                logger.warning("%s: a rebalance began; a batch of %d is left to the partitions' next owner",
+                               flow.name, len(messages))  # fmt: skip
                 continue
             visible = time.time()
             counts: Counter[tuple[str, str]] = Counter()
@@ -175,15 +179,20 @@ class Engine:
     async def _of_this_generation(self, events: Sequence[Any]) -> list[Any]:
         """``events`` less those fetched in an earlier generation of the group (waiting for a
         rebalance in progress to end first)."""
+        waited = 0.0
         while self._group.rebalancing():
+            if waited >= _REBALANCE_WAIT_S:  # never stall on a flag a rebalance failed to clear
+                logger.warning("still rebalancing after %.0f s; handling the batch", waited)
+                break
             await asyncio.sleep(0.05)
+            waited += 0.05
         now = self._group.generation()
         if now is None:
             return list(events)
         kept = [e for e in events if getattr(e.message, "generation_id", now) == now]
         if len(kept) < len(events):
             dropped = len(events) - len(kept)
-            logger.info("dropped %d events of an earlier group generation (fetched again)", dropped)
+            logger.warning("dropped %d events of an earlier group generation (fetched again)", dropped)
         return kept
 
     def _check(self, rebalances: int) -> None:
