@@ -16,17 +16,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 import orjson
 
 from sinks.config import Backoff
 from sinks.tables import TABLES, Row, Table
 from streams.engine import Forward, Forwarder, Message, Outcome, Output, bundle_forwards, deliver_all
-from streams.engine.bundle import BUNDLE_HEADER, unpack
 from streams.errors import InvalidMessage
 
-__all__ = ["RowProducer", "decode_row", "messages_of", "row_record", "write_row"]
+__all__ = ["RowProducer", "decode_row", "row_record", "write_row"]
 
 logger = logging.getLogger(__name__)
 
@@ -72,24 +70,6 @@ class RowProducer:
     async def insert(self, table: Table, rows: Sequence[Row]) -> None:
         forwards = [Forward(self._topic, *row_record(table, row)) for row in rows]
         await deliver_all(self._forwarder, bundle_forwards(forwards, self._bundled), self._backoff)
-
-
-def messages_of(record: Any) -> list[Message]:
-    """The rows (as messages) of one ``sink-rows`` record, read by a plain aiokafka consumer: a
-    bundle's rows with their index in it, or the record itself (an older, per-row record)."""
-    topic, partition, offset = record.topic, record.partition, record.offset
-    timestamp = record.timestamp / 1000 if record.timestamp else None
-    if any(k == BUNDLE_HEADER[0] for k, _ in record.headers or ()):
-        try:
-            items = unpack(record.value or b"")
-        except ValueError:
-            logger.error("malformed bundle at %s[%d]@%d", topic, partition, offset)
-        else:
-            return [
-                Message(topic, partition, offset, key, value, origin or timestamp, None, i, True)
-                for i, (key, value, origin) in enumerate(items)
-            ]
-    return [Message(topic, partition, offset, record.key, record.value, timestamp)]
 
 
 def write_row(msg: Message, out: Output) -> Outcome:

@@ -21,10 +21,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from sinks.connection import Connection, ConnectionPool, connect
 from sinks.writer import ClickHouseWriter
-from streams.engine import Engine, Flow
+from streams.engine import Engine, Flow, messages_of
 from streams.engine.dead_letters import DeadLetters
 from streams.engine.forwarder import AioForwarder
-from streams.handoff import messages_of, write_row
+from streams.handoff import write_row
 from streams.metrics import EVENTS, SINK_BATCH_SECONDS, PrometheusWriteObserver
 from streams.privacy import Pseudonymizer
 from streams.settings import Settings
@@ -107,7 +107,9 @@ async def _serve(settings: Settings, writes: Connection, queries: ConnectionPool
             if not records:
                 continue
             started = time.perf_counter()
-            messages = [m for r in records for m in messages_of(r)]
+            messages = [
+                m for r in records for m in messages_of(r, r.timestamp / 1000 if r.timestamp else None)
+            ]
             outcomes = await engine.process(flow, messages)
             await consumer.commit()
             for (t, label), n in Counter(

@@ -1,7 +1,7 @@
 """The engine: one loop (take → handle → forward → write → after-write → ack) and one error
 policy, under every feature. Features only provide handlers."""
 
-from streams.engine.batch import Forward, Handler, Message, Outcome, Output
+from streams.engine.batch import Forward, Handler, Message, Outcome, Output, messages_of
 from streams.engine.loop import Engine, Flow, Forwarder, RowWriter, bundle_forwards, deliver_all
 
 __all__ = [
@@ -16,4 +16,5 @@ __all__ = [
     "RowWriter",
     "bundle_forwards",
     "deliver_all",
+    "messages_of",
 ]

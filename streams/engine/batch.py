@@ -4,15 +4,15 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from sinks.tables import Row, Table
-from streams.engine.bundle import INDEX_BITS
+from streams.engine.bundle import BUNDLE_HEADER, INDEX_BITS, unpack
 
-__all__ = ["Forward", "Handler", "Message", "Outcome", "Output"]
+__all__ = ["Forward", "Handler", "Message", "Outcome", "Output", "messages_of"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +48,29 @@ class Message:
         """Its place on its partition: offset, then index in its bundle. Handlers compare
         positions, never raw offsets."""
         return (self.offset << INDEX_BITS) | self.index
+
+
+def messages_of(record: Any, timestamp: float | None, native: Any = None) -> list[Message]:
+    """The messages of one Kafka record (Faust's or aiokafka's: topic, partition, offset, key,
+    value, headers): the items of the bundle it carries, in order, or the record itself.
+    ``timestamp``: the record's, in seconds; a bundled item without its own origin takes it."""
+    topic, partition, offset = record.topic, record.partition, record.offset
+    if _is_bundle(record.headers):
+        try:
+            items = unpack(record.value or b"")
+        except ValueError:
+            logger.error("malformed bundle at %s[%d]@%d", topic, partition, offset)
+        else:
+            return [
+                Message(topic, partition, offset, key, value, origin or timestamp, native, index, True)
+                for index, (key, value, origin) in enumerate(items)
+            ]
+    return [Message(topic, partition, offset, record.key, record.value, timestamp, native)]
+
+
+def _is_bundle(headers: Mapping[str, bytes] | Iterable[tuple[str, bytes]] | None) -> bool:
+    pairs = headers.items() if isinstance(headers, Mapping) else (headers or ())
+    return any(k == BUNDLE_HEADER[0] for k, _ in pairs)
 
 
 @dataclass(frozen=True, slots=True)

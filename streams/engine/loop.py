@@ -43,8 +43,8 @@ from kafka.errors import KafkaError as KafkaPythonError
 from sinks.config import Backoff
 from sinks.errors import SinkUnavailable
 from sinks.tables import Row, Table
-from streams.engine.batch import Forward, Handler, Message, Outcome, Output
-from streams.engine.bundle import BUNDLE_HEADER, Item, pack, partition_of, unpack
+from streams.engine.batch import Forward, Handler, Message, Outcome, Output, messages_of
+from streams.engine.bundle import BUNDLE_HEADER, Item, pack, partition_of
 from streams.engine.dead_letters import DeadLetters
 from streams.errors import InvalidMessage
 from streams.metrics import END_TO_END_SECONDS, EVENTS, SINK_BATCH_SECONDS
@@ -157,7 +157,7 @@ class Engine:
             if not events:
                 continue
             started = time.perf_counter()
-            messages = [msg for event in events for msg in _messages(event)]
+            messages = [m for e in events for m in messages_of(e.message, e.message.timestamp, e)]
             try:
                 outcomes, wrote = await self._process_until_done(flow, messages, self._group.rebalances)
             except _Abandoned:
@@ -358,23 +358,6 @@ async def deliver_all(forwarder: Forwarder, forwards: Sequence[Forward], backoff
                            len(failed), len(pending), _where(first), delay)  # fmt: skip
             await asyncio.sleep(delay)
         pending = failed
-
-
-def _messages(event: Any) -> list[Message]:
-    """The messages of one Faust event: itself, or the messages of the bundle it carries."""
-    m = event.message
-    headers = m.headers.items() if isinstance(m.headers, Mapping) else (m.headers or ())
-    if any(k == BUNDLE_HEADER[0] for k, _ in headers):
-        try:
-            items = unpack(m.value or b"")
-        except ValueError:
-            logger.error("malformed bundle at %s[%d]@%d", m.topic, m.partition, m.offset)
-        else:
-            return [
-                Message(m.topic, m.partition, m.offset, key, value, origin, event, index, True)
-                for index, (key, value, origin) in enumerate(items)
-            ]
-    return [Message(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp, event)]
 
 
 @contextmanager

@@ -9,9 +9,9 @@ from types import SimpleNamespace
 from typing import Any
 
 from sinks.tables import TABLES
-from streams.engine import Output
+from streams.engine import Output, messages_of
 from streams.engine.bundle import BUNDLE_HEADER, partition_of
-from streams.handoff import RowProducer, messages_of, row_record, write_row
+from streams.handoff import RowProducer, row_record, write_row
 from tests.unit.fakes import FAST, FakeForwarder
 
 TABLE = next(t for t in TABLES if t.name == "consumer_lag")
@@ -42,7 +42,7 @@ def test_rows_travel_in_bundles_and_come_out_one_message_each_in_order() -> None
     for offset, r in enumerate(records):
         consumed = SimpleNamespace(topic="sink-rows", partition=r.partition, offset=offset, key=None,
                                    value=r.value, timestamp=1_000, headers=list(r.headers))  # fmt: skip
-        for msg in messages_of(consumed):
+        for msg in messages_of(consumed, consumed.timestamp / 1000):
             key, _ = row_record(TABLE, rows[0])  # every row's key names its table
             assert msg.key is not None and msg.key.startswith(key.split(b"|")[0])
             assert partition_of(msg.key, 6) == r.partition  # a key always on one partition
@@ -62,7 +62,7 @@ def test_an_older_per_row_record_is_still_read() -> None:
     key, value = row_record(TABLE, _row(1))
     consumed = SimpleNamespace(topic="sink-rows", partition=0, offset=5, key=key, value=value, timestamp=0,
                                headers=[])  # fmt: skip
-    [msg] = messages_of(consumed)
+    [msg] = messages_of(consumed, consumed.timestamp / 1000)
     out = Output()
     write_row(msg, out)
     assert len(out.rows[TABLE]) == 1
