@@ -13,6 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from operator import itemgetter
 from typing import Protocol, TypeVar
 
 from clickhouse_connect.driver.exceptions import DataError
@@ -117,7 +118,7 @@ class ClickHouseWriter:
 
     def _insert(self, table: Table, rows: Sequence[Row]) -> None:
         names = table.column_names
-        columns = [[row[name] for row in rows] for name in names]
+        columns = [list(map(itemgetter(name), rows)) for name in names]
         started = time.perf_counter()
         try:
             self._conn.client.insert(

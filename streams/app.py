@@ -24,6 +24,7 @@ from streams.engine.acks import refuse_acks_from_earlier_generations
 from streams.engine.dead_letters import DeadLetters
 from streams.engine.forwarder import FaustForwarder
 from streams.engine.group import FaustGroup
+from streams.engine.state import TableState
 from streams.features.alerts import AlertDeps, estimate_alert_impact, route_alert
 from streams.features.field_reports import ReportDeps, decide_report, enrich_report, route_report
 from streams.features.households import RegistryDeps, apply_household_change, route_household
@@ -157,6 +158,8 @@ def create_app(settings: Settings, engines: Engines | None) -> tuple[faust.App, 
             partitions=settings.kafka.partitions,
             help=help_text,
             options=settings.tables.store_options(),
+            key_type=bytes,  # raw: encoded by TableState
+            value_type=bytes,
         )
         for name, help_text in TABLES.items()
     }
@@ -173,13 +176,15 @@ def create_app(settings: Settings, engines: Engines | None) -> tuple[faust.App, 
     def name(topic: Topic) -> str:
         return physical_name(topic, settings)
 
+    # Handlers read through TableState (one store lookup per read); writes reach the changelog.
+    state = {table: TableState(tables[table]) for table in TABLES}
     registry = RegistryDeps(
-        tables["registry"], tables["household_reports"], pseudo, name(Topic.HOUSEHOLDS_BY_ID), context
+        state["registry"], state["household_reports"], pseudo, name(Topic.HOUSEHOLDS_BY_ID), context
     )
     reports = ReportDeps(
-        tables["registry"],
-        tables["household_reports"],
-        tables["report_copies"],
+        state["registry"],
+        state["household_reports"],
+        state["report_copies"],
         pseudo,
         name(Topic.REPORTS_BY_ID),
         name(Topic.REPORTS_BY_HOUSEHOLD),

@@ -30,8 +30,8 @@ import logging
 import time
 import weakref
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
+from contextvars import Token
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -235,9 +235,11 @@ class Engine:
         change a table)."""
         out = Output()
         outcomes = []
-        for i, msg in enumerate(messages):
-            outcomes.append(await self._handle(flow, i, msg, out))
-            self._check(rebalances)
+        with _EventContext() as current:
+            for i, msg in enumerate(messages):
+                current.enter(msg.native)
+                outcomes.append(await self._handle(flow, i, msg, out))
+                self._check(rebalances)
         await self._deliver(out.forwards)
         self._check(rebalances)
         rejected = await self._write(out)
@@ -259,10 +261,9 @@ class Engine:
         out.current, out.origin = index, msg.timestamp
         mark = out.mark()
         try:
-            with _current(msg.native):
-                result = flow.handler(msg, out)
-                if inspect.isawaitable(result):
-                    result = await result
+            result = flow.handler(msg, out)
+            if inspect.isawaitable(result):
+                result = await result
             return result
         except InvalidMessage as exc:
             reason = exc.reason
@@ -360,18 +361,30 @@ async def deliver_all(forwarder: Forwarder, forwards: Sequence[Forward], backoff
         pending = failed
 
 
-@contextmanager
-def _current(native: Any) -> Iterator[None]:
+class _EventContext:
     """Faust writes a table change to the changelog partition of the *current event*; noack_take
-    hands events over outside that context, so re-establish it (co-partitioning depends on it)."""
-    if native is None:
-        yield
-        return
-    token = _current_event.set(weakref.ref(native))
-    try:
-        yield
-    finally:
-        _current_event.reset(token)
+    hands events over outside that context, so the engine re-establishes it for each message's
+    handler (co-partitioning depends on it): set when the event changes (the messages of a bundle
+    share theirs), restored when the batch ends."""
+
+    def __init__(self) -> None:
+        self._native: Any = None
+        self._first: Token[Any] | None = None
+
+    def __enter__(self) -> _EventContext:
+        return self
+
+    def enter(self, native: Any) -> None:
+        if native is None or native is self._native:
+            return
+        self._native = native
+        token = _current_event.set(weakref.ref(native))
+        if self._first is None:
+            self._first = token
+
+    def __exit__(self, *exc: object) -> None:
+        if self._first is not None:
+            _current_event.reset(self._first)
 
 
 def _where(exc: BaseException) -> str:

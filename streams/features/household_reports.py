@@ -31,13 +31,17 @@ def _doc_key(household_id: str, report_id: str) -> str:
 
 
 class HouseholdReports:
-    """A view of the table for the household of the current event."""
+    """A view of the table for the household of the current event, for one handler call (it
+    remembers the index keys it read or wrote)."""
 
     def __init__(self, table: MutableMapping[str, Any]) -> None:
         self._table = table
+        self._ids: dict[str, list[str]] = {}
 
     def ids(self, household_id: str) -> list[str]:
-        ids: list[str] = self._table.get(_index_key(household_id)) or []
+        ids = self._ids.get(household_id)
+        if ids is None:
+            ids = self._ids[household_id] = self._table.get(_index_key(household_id)) or []
         return ids
 
     def get(self, household_id: str, report_id: str) -> ReportDoc | None:
@@ -55,13 +59,13 @@ class HouseholdReports:
     def put(self, household_id: str, doc: ReportDoc) -> None:
         ids = self.ids(household_id)
         if doc["report_id"] not in ids:
-            self._table[_index_key(household_id)] = [*ids, doc["report_id"]]
+            self._table[_index_key(household_id)] = self._ids[household_id] = [*ids, doc["report_id"]]
         self._table[_doc_key(household_id, doc["report_id"])] = doc
 
     def drop(self, household_id: str, report_id: str) -> None:
         ids = self.ids(household_id)
         if report_id in ids:
-            rest = [r for r in ids if r != report_id]
+            rest = self._ids[household_id] = [r for r in ids if r != report_id]
             if rest:
                 self._table[_index_key(household_id)] = rest
             else:

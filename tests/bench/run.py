@@ -780,18 +780,15 @@ def registry_scale(sizes: list[int]) -> dict[str, Any]:
     RSS and disk, and what their growth per household implies for the national registry."""
     runs: list[dict[str, Any]] = []
     for n in sizes:
-        run = Run("full")
-        w = generate(n, 0, MODES["full"]["villages"])
-        setup, _ = run.settings("one", 16500)
-        ensure_topics(setup)
-        run.produce("households", w.households)
-        del w.households[:]
+        run = _registry_run(n)
         load, proc = run.registry_load(_Counted(n), 16500)  # type: ignore[arg-type]
         load["peak_rss_mb"] = round(run.peak_rss_mb(proc.pid), 1)
         run.stop(proc)
         load["disk"] = run.disk_per_household(n)
         runs.append({"households": n, **load})
         print("registry", runs[-1], flush=True)
+    split = registry_split(sizes[0])
+    print("registry, writer split", split, flush=True)
     first, last = runs[0], runs[-1]
     span = max(last["households"] - first["households"], 1)
     disk_mb = lambda r: r["disk"]["rocksdb_mb"] + r["disk"]["clickhouse_mb"]  # noqa: E731
@@ -809,10 +806,29 @@ def registry_scale(sizes: list[int]) -> dict[str, Any]:
             "rss_gb": round((last["peak_rss_mb"] * 2**20 + rss_per_hh * ahead) / 2**30, 1),
             "disk_gb": round((disk_mb(last) * 2**20 + disk_per_hh * ahead) / 2**30, 1),
             "refresh_hours_one_worker": round(NATIONAL_HOUSEHOLDS / last["households_per_s"] / 3600, 1),
+            "refresh_hours_writer_split": round(NATIONAL_HOUSEHOLDS / split["households_per_s"] / 3600, 1),
         },
+        "writer_split": split,
         "machine": _machine(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+
+
+def registry_split(n: int) -> dict[str, Any]:
+    """Two compute workers and ``dampak writer`` loading a registry of ``n`` households on fresh
+    topics, until the writer has written every row the compute workers handed over."""
+    load = _registry_run(n).split_scaling("regsplit", 16540, [16541, 16542])
+    return {"households": n, **load, "households_per_s": round(n / load["seconds"])}
+
+
+def _registry_run(n: int) -> Run:
+    """A run on fresh topics, with ``n`` households produced to its ``households`` topic."""
+    run = Run("full")
+    w = generate(n, 0, MODES["full"]["villages"])
+    setup, _ = run.settings("one", 16500)
+    ensure_topics(setup)
+    run.produce("households", w.households)
+    return run
 
 
 class _Counted:
@@ -824,7 +840,7 @@ class _Counted:
 
 def write_registry_scale(r: dict[str, Any], docs: Path) -> None:
     (docs / "registry-scale.json").write_text(json.dumps(r, indent=2) + "\n")
-    g, nat = r["growth"], r["national"]
+    g, nat, sp = r["growth"], r["national"], r["writer_split"]
     sizes = ",".join(str(x["households"]) for x in r["runs"])
 
     def row(x: dict[str, Any]) -> str:
@@ -849,6 +865,11 @@ def write_registry_scale(r: dict[str, Any], docs: Path) -> None:
         f"registry ({nat['households']:,} family records): peak RSS about {nat['rss_gb']} GiB, disk about "
         f"{nat['disk_gb']} GiB, and a full refresh by one worker at the measured rate "
         f"{nat['refresh_hours_one_worker']} h.",
+        "",
+        f"With the writer split (two compute workers and `dampak writer` on the same 2 cores, "
+        f"{sp['households']:,} households): {sp['households_per_s']:,} households/s "
+        f"({sp['seconds']} s; compute {sp['compute_cpu_s']} CPU-s, writer {sp['writer_cpu_s']} CPU-s), "
+        f"so a full refresh in {nat['refresh_hours_writer_split']} h.",
         "",
         "What grows: on disk, linearly, RocksDB's one registry record per household (its changelog "
         "is in Kafka) and the embedded ClickHouse's `registry_state` rows. In memory, the pseudonym "

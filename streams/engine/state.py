@@ -1,0 +1,59 @@
+"""Handlers' view of a Faust table: JSON encoded once, and one store lookup per read.
+
+The tables are declared raw (``key_type=bytes, value_type=bytes``) and ``TableState`` encodes
+keys and values itself, to the bytes Faust's JSON codec writes (so changelogs and stores written
+before read the same). Through Faust's codecs, a write serialized its key and value twice (for the
+store and for the changelog), through several layers each; a read through the table looks up
+twice on a hit (Faust asks ``key in store``, then ``store[key]``) and raises on a miss. Reads go
+to the serialized store once, in the partition of the current event, as Faust's own do. Writes and
+deletes go through the table, so every change still reaches its changelog.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, MutableMapping
+from typing import Any
+
+import orjson
+from faust.stores.base import SerializedStore
+
+__all__ = ["TableState"]
+
+# Faust's JSON codec (faust.utils.json.dumps) writes with these options.
+_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_UTC_Z
+
+
+def encode(obj: Any) -> bytes:
+    return orjson.dumps(obj, option=_OPTIONS)
+
+
+class TableState(MutableMapping[str, Any]):
+    def __init__(self, table: Any) -> None:
+        self._table = table
+
+    def get(self, key: str, default: Any = None) -> Any:
+        store, encoded = self._table.data, encode(key)
+        # One lookup in a serialized store (RocksDB); through the table for the memory store.
+        raw = store._get(encoded) if isinstance(store, SerializedStore) else self._table.get(encoded)
+        return default if raw is None else orjson.loads(raw)
+
+    def __getitem__(self, key: str) -> Any:
+        value = self.get(key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        return self.get(key) is not None  # type: ignore[arg-type]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._table[encode(key)] = encode(value)
+
+    def __delitem__(self, key: str) -> None:
+        del self._table[encode(key)]
+
+    def __iter__(self) -> Iterator[str]:
+        return (orjson.loads(key) for key in self._table)
+
+    def __len__(self) -> int:
+        return len(self._table)
