@@ -17,13 +17,14 @@ from typing import Any
 import orjson
 from faust.stores.base import SerializedStore
 
-__all__ = ["TableState"]
+__all__ = ["TableState", "encode"]
 
 # Faust's JSON codec (faust.utils.json.dumps) writes with these options.
 _OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_UTC_Z
 
 
 def encode(obj: Any) -> bytes:
+    """``obj`` as Faust's JSON codec writes it."""
     return orjson.dumps(obj, option=_OPTIONS)
 
 

@@ -882,11 +882,44 @@ def write_registry_scale(r: dict[str, Any], docs: Path) -> None:
     (docs / "registry-scale.md").write_text("\n".join(lines) + "\n")
 
 
+def check_cost(data_dir: Path, rounds: int = 3) -> dict[str, Any]:
+    """Seconds the leader's displacement check (``ClickHouseReader.displaced_by_regency``) takes
+    on the embedded engine of a worker's data directory (the worker stopped), and its input size."""
+    from sinks.config import Backoff
+    from sinks.connection import Connection, connect
+    from sinks.reader import ClickHouseReader, LocalRuns
+
+    settings = Settings(data_dir=data_dir)
+    target = settings.clickhouse_target
+    conn = Connection(connect(target), target.database)
+    reader = ClickHouseReader(LocalRuns(conn, Backoff()))
+
+    async def timed() -> list[float]:
+        seconds = []
+        for _ in range(rounds):
+            t = time.perf_counter()
+            await reader.displaced_by_regency(min(settings.notify.displaced_thresholds))
+            seconds.append(round(time.perf_counter() - t, 3))
+        return seconds
+
+    try:
+        rows = conn.client.query(f"SELECT count() FROM {target.database}.report_state").result_rows[0][0]
+        return {"report_rows": int(rows), "seconds": asyncio.run(timed())}
+    finally:
+        conn.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--mode", choices=sorted(MODES), default="quick")
     parser.add_argument("--registry-scale", help="comma-separated registry sizes, e.g. 1000000,2000000")
+    parser.add_argument(
+        "--check-cost", metavar="DATA_DIR", help="time the displacement check on a worker's data"
+    )
     args = parser.parse_args()
+    if args.check_cost:
+        print(check_cost(Path(args.check_cost)))
+        return
     if args.registry_scale:
         scale = registry_scale([int(x) for x in args.registry_scale.split(",")])
         write_registry_scale(scale, ROOT / "docs")
