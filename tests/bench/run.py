@@ -872,11 +872,15 @@ def write_registry_scale(r: dict[str, Any], docs: Path) -> None:
         f"so a full refresh in {nat['refresh_hours_writer_split']} h.",
         "",
         "What grows: on disk, linearly, RocksDB's one registry record per household (its changelog "
-        "is in Kafka) and the embedded ClickHouse's `registry_state` rows. In memory, the pseudonym "
-        "cache (`streams/privacy.py`) keeps up to 1,000,000 pseudonyms (about 257 bytes each, so "
-        "about 245 MiB at its cap, reached within this range), which makes the linear extrapolation "
-        "an upper bound; RocksDB's memory is bounded per table partition by `DAMPAK_TABLES__*`; the "
-        "rest of the growth is not attributed yet.",
+        "is in Kafka) and the embedded ClickHouse's `registry_state` rows; ClickHouse's share depends "
+        "on how far its background merges had gone when the size was read (the full benchmark reads "
+        "57 MB for 1,000,000 households after its latency phase). In memory, the pseudonym cache "
+        "(`streams/privacy.py`) keeps up to 1,000,000 "
+        "pseudonyms (about 257 bytes each, about 245 MiB at its cap), full at the smaller size "
+        "already, so the growth between the sizes is not the cache; RocksDB's memory is bounded per "
+        "table partition by `DAMPAK_TABLES__*`; the rest of the growth (the embedded engine's "
+        "caches and merges, the allocator's retained memory) is not attributed yet, and the "
+        "linear extrapolation is an estimate, not a bound.",
         "",
     ]
     (docs / "registry-scale.md").write_text("\n".join(lines) + "\n")
