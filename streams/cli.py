@@ -33,13 +33,14 @@ def _setup_logging(level: str) -> None:
 # --------------------------------------------------------------------------- commands
 def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     from deploy.local.broker import LocalKafka
-    from streams.admin import ensure_topics
+    from streams.admin import check_kafka, ensure_topics
 
     local = LocalKafka(settings, secure=True if args.secure else None, brokers=args.brokers)
     result = local.up()
     if result == "external":
         print(f"using the Kafka cluster at {settings.kafka.bootstrap_servers} (nothing started locally)")
-        ensure_topics(settings)
+        check_kafka(settings)
+        print(f"topics ready ({len(ensure_topics(settings))} created)")
         return 0
     kind = f"{local.brokers} nodes" if local.brokers > 1 else "node"
     mode = "SASL_SSL (SCRAM-SHA-512)" if local.secure else "PLAINTEXT"

@@ -5,7 +5,10 @@ State is a JSON-able typed dict, so that it round-trips through the table's chan
 then index in its bundle), where dampak itself puts every message of one household on one
 partition: it orders the changes of a household, tombstones included, and tells a replay after a
 crash from a new change. ``seq``
-counts the changes applied, and versions the household's rows.
+counts the changes applied, and versions the household's rows. ``published_ms`` is the producer
+timestamp of the message that produced the state: it orders a tombstone against a record of the
+same household that a publisher sent to another partition of ``households`` (random or keyless
+partitioning), whose arrival order Kafka does not keep.
 """
 
 from __future__ import annotations
@@ -45,9 +48,10 @@ class HouseholdState(TypedDict):
     position: int
     deleted: bool
     seq: int
+    published_ms: int
 
 
-def household_state(household: Household, position: int, seq: int) -> HouseholdState:
+def household_state(household: Household, position: int, seq: int, published_ms: int = 0) -> HouseholdState:
     h = household
     return {
         "village_code": h.village_code,
@@ -66,10 +70,11 @@ def household_state(household: Household, position: int, seq: int) -> HouseholdS
         "position": position,
         "deleted": False,
         "seq": seq,
+        "published_ms": published_ms,
     }
 
 
-def tombstone_state(position: int, seq: int) -> HouseholdState:
+def tombstone_state(position: int, seq: int, published_ms: int = 0) -> HouseholdState:
     """State of a removed household: every figure empty, so enrichment reads it as unregistered."""
     return {
         "village_code": "",
@@ -88,6 +93,7 @@ def tombstone_state(position: int, seq: int) -> HouseholdState:
         "position": position,
         "deleted": True,
         "seq": seq,
+        "published_ms": published_ms,
     }
 
 
@@ -95,27 +101,41 @@ def should_apply(stored: HouseholdState | None, updated_ms: int) -> bool:
     """An update applies unless it is strictly older than the live stored record.
 
     Equal ``updated_at`` re-applies (the later message stands). After a tombstone any update
-    recreates the household.
+    recreates the household (``decide_change`` first sets aside one published before the
+    tombstone).
     """
     if stored is None or stored["deleted"]:
         return True
     return updated_ms >= int(stored["updated_ms"])
 
 
-def decide_change(stored: HouseholdState | None, updated_ms: int | None, position: int) -> Revision:
+def decide_change(
+    stored: HouseholdState | None, updated_ms: int | None, position: int, published_ms: int = 0
+) -> Revision:
     """What to do with a change at ``position``: a record updated at ``updated_ms``, or a tombstone
-    (None).
+    (None), published at ``published_ms`` (its producer timestamp; 0 when unknown).
 
     A message at or before the stored state's position is a replay after a crash (the table ran
     ahead of the committed offset): the one that produced the state is DUPLICATE (its rows are
-    written again), an earlier one STALE. Otherwise a tombstone is NEW, and a record is NEW unless
-    it is older than the stored one (``should_apply``).
+    written again), an earlier one STALE. Otherwise a tombstone and a record are ordered by when
+    they were published, when both times are known: a tombstone published before the stored state
+    is STALE, and so is a record published before (or at the same millisecond as) a stored
+    tombstone, or with the stored record's ``updated_at`` but published before it. A record is
+    then NEW unless it is older than the stored one (``should_apply``).
     """
     if stored is not None and position <= stored["position"]:
         return Revision.DUPLICATE if position == stored["position"] else Revision.STALE
-    if updated_ms is None or should_apply(stored, updated_ms):
+    if stored is None:
         return Revision.NEW
-    return Revision.STALE
+    stored_ms = stored.get("published_ms", 0)
+    earlier = bool(published_ms) and published_ms < stored_ms
+    if updated_ms is None:
+        return Revision.STALE if earlier else Revision.NEW
+    if stored["deleted"]:
+        return Revision.STALE if published_ms and published_ms <= stored_ms else Revision.NEW
+    if updated_ms == stored["updated_ms"] and earlier:
+        return Revision.STALE
+    return Revision.NEW if should_apply(stored, updated_ms) else Revision.STALE
 
 
 def vulnerable_persons(state: HouseholdState) -> int:

@@ -79,12 +79,14 @@ def apply_household_change(deps: RegistryDeps, msg: Message, out: Output) -> Out
     write the household's current reports enriched with it.
 
     The input is dampak's own internal topic, written by ``route_household`` from a validated
-    record. An update older than the stored record is STALE (ignored).
+    record. An update older than the stored record is STALE (ignored), and so is a tombstone or a
+    record published before the stored state changed the household's existence (``decide_change``).
     """
     household_id = (msg.key or b"").decode()
     record: HouseholdState | None = orjson.loads(msg.value) if msg.value is not None else None
     stored = deps.registry.get(household_id)
-    decision = decide_change(stored, record["updated_ms"] if record else None, msg.position)
+    published_ms = int((msg.timestamp or 0) * 1000)
+    decision = decide_change(stored, record["updated_ms"] if record else None, msg.position, published_ms)
     if decision is Revision.STALE:
         return Outcome.STALE
     if decision is Revision.DUPLICATE:
@@ -93,7 +95,9 @@ def apply_household_change(deps: RegistryDeps, msg: Message, out: Output) -> Out
     else:
         seq = (stored.get("seq", 0) if stored else 0) + 1
         state = (
-            {**record, "position": msg.position, "seq": seq} if record else tombstone_state(msg.position, seq)
+            {**record, "position": msg.position, "seq": seq, "published_ms": published_ms}
+            if record
+            else tombstone_state(msg.position, seq, published_ms)
         )
         deps.registry[household_id] = state
     out.add(REGISTRY_STATE, registry_row(household_id, state, deps.pseudo))

@@ -162,8 +162,24 @@ class Deployment:
             time.sleep(1.0)
         raise AssertionError(
             f"not reached within {timeout_s:.0f}s: {sql}\n"
+            f"{_difference(expected, rows)}\n"
             f"expected {_short(expected)}\n     got {_short(rows)}"
         )
+
+
+def _difference(expected: Any, rows: Any, limit: int = 10) -> str:
+    """The rows only one side has (up to ``limit`` each), so that a long table's mismatch is
+    readable."""
+    if not isinstance(expected, list) or not isinstance(rows, list):
+        return "rows differ"
+    want, have = [repr(r) for r in expected], [repr(r) for r in rows or []]
+    want_set, have_set = set(want), set(have)
+    missing = [r for r in want if r not in have_set]
+    extra = [r for r in have if r not in want_set]
+    lines = [f"{len(want)} rows expected, {len(have)} got"]
+    lines += [f"  only expected: {r}" for r in missing[:limit]]
+    lines += [f"  only got:      {r}" for r in extra[:limit]]
+    return "\n".join(lines)
 
 
 def _short(rows: Any, limit: int = 2000) -> str:

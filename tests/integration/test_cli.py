@@ -61,6 +61,9 @@ def test_external_cluster_starts_nothing(tmp_path: Path) -> None:
     env = {**os.environ, "DAMPAK_DATA_DIR": str(tmp_path), "DAMPAK_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:1"}
     out = _dampak(env, "up")
     assert "nothing started locally" in out.stdout
+    # Nothing answers there: a one-line error at once, not a client's traceback after its timeout.
+    assert out.returncode == 2 and "no Kafka broker answers at 127.0.0.1:1" in out.stderr
+    assert "Traceback" not in out.stderr
     assert not (tmp_path / "kafka").exists()
 
 

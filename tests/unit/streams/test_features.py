@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -143,6 +144,26 @@ def test_a_replayed_household_change_rewrites_and_an_older_one_is_ignored() -> N
     )  # fmt: skip
     assert outcomes == [Outcome.OK, Outcome.DUPLICATE, Outcome.STALE]
     assert deps.registry["h1"]["seq"] == 1
+
+
+@pytest.mark.parametrize("later", [False, True], ids=["deleted", "deleted-then-recreated"])
+def test_a_tombstone_and_records_sent_to_other_partitions_converge_in_any_arrival_order(later: bool) -> None:
+    """A publisher that partitions at random (or keyless records with keyed tombstones) gives no
+    arrival order across partitions: the producer timestamps order a tombstone and the records."""
+    deps = RegistryDeps({}, {}, PSEUDO, now=_now)
+    routed = run(route_household, deps, [message("households", _household(desil=2))])[2]
+    [record] = _internal(routed.delivered, "households-by-id")
+    changes = [(record.value, 100.0), (None, 100.0)]  # the tombstone wins a tie (same millisecond)
+    if later:
+        recreated = orjson.loads(record.value) | {"desil": 9}  # same updated_at: re-registration
+        changes.append((orjson.dumps(recreated), 100.001))
+    for order in itertools.permutations(changes):
+        deps.registry.clear()
+        msgs = [Message("households-by-id", 0, i, b"h1", v, ts) for i, (v, ts) in enumerate(order)]
+        run(apply_household_change, deps, msgs)
+        state = deps.registry["h1"]
+        assert (state["deleted"], state["desil"]) == ((False, 9) if later else (True, None)), order
+        assert state["published_ms"] == (100_001 if later else 100_000)
 
 
 # ------------------------------------------------------------------ field reports

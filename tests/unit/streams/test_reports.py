@@ -62,6 +62,20 @@ def test_registry_change_decisions() -> None:
     assert decide_change(stored, None, 8) is Revision.NEW  # a tombstone
     assert decide_change(stored, newer, 7) is Revision.DUPLICATE  # the replayed message itself
     assert decide_change(stored, newer, 6) is Revision.STALE  # an earlier one, replayed
+    # Ordered by publish time against a tombstone (0: unknown, arrival order decides).
+    live = household_state(_household(), 7, 2, published_ms=500)
+    assert decide_change(live, None, 8, 400) is Revision.STALE  # deleted before the record was sent
+    assert decide_change(live, None, 8, 500) is Revision.NEW  # a tie: the tombstone wins
+    assert decide_change(live, None, 8, 0) is Revision.NEW
+    same = live["updated_ms"]
+    assert decide_change(live, same, 8, 499) is Revision.STALE  # same updated_at, sent before
+    assert decide_change(live, same, 8, 500) is Revision.NEW  # ... at the same time: received last
+    assert decide_change(live, same + 1, 8, 1) is Revision.NEW  # updated_at decides between records
+    gone = tombstone_state(7, 3, published_ms=500)
+    assert decide_change(gone, older, 8, 499) is Revision.STALE  # sent before the tombstone
+    assert decide_change(gone, older, 8, 500) is Revision.STALE
+    assert decide_change(gone, older, 8, 501) is Revision.NEW  # recreated
+    assert decide_change(gone, older, 8, 0) is Revision.NEW
 
 
 def test_enrichment_with_a_registered_household() -> None:
