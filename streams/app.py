@@ -24,6 +24,7 @@ from streams.engine.acks import refuse_acks_from_earlier_generations
 from streams.engine.dead_letters import DeadLetters
 from streams.engine.forwarder import FaustForwarder
 from streams.engine.group import FaustGroup
+from streams.engine.producer import use_recovering_producer
 from streams.engine.state import TableState
 from streams.features.alerts import AlertDeps, estimate_alert_impact, route_alert
 from streams.features.field_reports import ReportDeps, decide_report, enrich_report, route_report
@@ -113,6 +114,7 @@ def create_app(settings: Settings, engines: Engines | None) -> tuple[faust.App, 
     ``/query``. Topics carry raw bytes; handlers validate with pydantic.
     """
     refuse_acks_from_earlier_generations()
+    use_recovering_producer(settings.kafka.request_timeout_s)
     app = _faust_app(settings)
     # Faust blocks every stream while more than 100 table changes wait for the producer (its
     # ProducerBuffer); a batch changes thousands. Let the producer's own batching absorb them.

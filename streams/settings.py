@@ -75,6 +75,9 @@ class KafkaSettings(BaseModel):
     #: expires: keep that short so a restarted worker resumes within seconds.
     session_timeout_s: float = Field(10.0, gt=0)
     heartbeat_interval_s: float = Field(3.0, gt=0)
+    #: How long the worker's producer waits for the answer to one request before it gives up on
+    #: the connection (a batch still waits up to 20 minutes for a partition leader).
+    request_timeout_s: float = Field(30.0, gt=0)
 
     def client_options(self) -> dict[str, Any]:
         """Security options in kafka-python / aiokafka keyword form (only those that are set)."""

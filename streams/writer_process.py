@@ -17,13 +17,14 @@ from collections import Counter
 from typing import Any
 
 from aiohttp import web
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 
 from sinks.connection import Connection, ConnectionPool, connect
 from sinks.writer import ClickHouseWriter
 from streams.engine import Engine, Flow, messages_of
 from streams.engine.dead_letters import DeadLetters
 from streams.engine.forwarder import AioForwarder
+from streams.engine.producer import RecoveringProducer
 from streams.handoff import write_row
 from streams.metrics import EVENTS, SINK_BATCH_SECONDS, PrometheusWriteObserver
 from streams.privacy import Pseudonymizer
@@ -79,10 +80,11 @@ async def _serve(settings: Settings, writes: Connection, queries: ConnectionPool
         max_poll_records=settings.sink.batch_size,
         **k.aiokafka_options(),
     )
-    producer = AIOKafkaProducer(
+    producer = RecoveringProducer(
         bootstrap_servers=k.bootstrap_servers,
         acks="all",
         linger_ms=k.producer_linger_ms,
+        request_timeout_s=k.request_timeout_s,
         **k.aiokafka_options(),
     )
     engine = Engine(

@@ -192,7 +192,11 @@ def settle(dep: Deployment, sc: Scenario, result: Result, since: float, timeout_
     result.double_counted = len(got) - len(set(got)) + len(set(got) - want)
     if not result.exact:
         dump_tasks(dep)
-        result.notes.append(f"the worker's log ends: {dep.log_tail()}")
+        kept = Path(__file__).resolve().parents[2] / ".dampak" / "fault-logs" / f"{uuid.uuid4().hex[:8]}.log"
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        if dep.log.exists():
+            shutil.copy(dep.log, kept)
+        result.notes.append(f"the worker's whole log: {kept}; it ends: {dep.log_tail(120)}")
 
 
 def dump_tasks(dep: Deployment) -> None:

@@ -14,4 +14,6 @@ pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 @pytest.mark.parametrize("scenario", [broker_killed_twice, clickhouse_disk_full])
 def test_figures_stay_exact_through_a_fault(kafka_bootstrap: str, scenario: object) -> None:
     result = scenario(True)  # type: ignore[operator]
-    assert result.exact and result.lost == 0 and result.double_counted == 0, result
+    # Spelled out in full: pytest would cut the object's repr, and with it the worker's log.
+    details = "\n".join([f"{k}: {v}" for k, v in vars(result).items() if k != "notes"] + result.notes)
+    assert result.exact and result.lost == 0 and result.double_counted == 0, details
