@@ -85,7 +85,7 @@ def apply_household_change(deps: RegistryDeps, msg: Message, out: Output) -> Out
     household_id = (msg.key or b"").decode()
     record: HouseholdState | None = orjson.loads(msg.value) if msg.value is not None else None
     stored = deps.registry.get(household_id)
-    published_ms = int((msg.timestamp or 0) * 1000)
+    published_ms = round((msg.timestamp or 0) * 1000)  # the producer timestamp, exact to the ms
     decision = decide_change(stored, record["updated_ms"] if record else None, msg.position, published_ms)
     if decision is Revision.STALE:
         return Outcome.STALE
