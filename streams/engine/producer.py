@@ -22,6 +22,7 @@ the group's rejoin on the commit):
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -34,15 +35,12 @@ __all__ = ["RecoveringProducer", "patient", "use_recovering_producer"]
 
 
 class RecoveringProducer(aiokafka.AIOKafkaProducer):  # type: ignore[misc]
-    #: The wait for one answer on a connection (the class attribute is what Faust's producers get).
-    answer_timeout_ms = 30_000
-
-    def __init__(self, *args: Any, request_timeout_s: float | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, request_timeout_s: float, **kwargs: Any) -> None:
+        """``request_timeout_s``: the wait for one answer on a connection."""
         super().__init__(*args, **kwargs)
-        wait_ms = self.answer_timeout_ms if request_timeout_s is None else int(request_timeout_s * 1000)
         # Connections read their timeout from the client when they open; the batches keep the
         # producer's own (their lifetime without a leader), and so does a wait for metadata.
-        self.client._request_timeout_ms = wait_ms
+        self.client._request_timeout_ms = int(request_timeout_s * 1000)
         self.client._wait_on_metadata = patient(
             self.client._wait_on_metadata, self._request_timeout_ms / 1000
         )
@@ -73,6 +71,6 @@ def patient(
 
 def use_recovering_producer(request_timeout_s: float) -> None:
     """Make Faust's producers, from now on, ``RecoveringProducer`` with ``request_timeout_s``
-    (once per process; the latest value wins)."""
-    RecoveringProducer.answer_timeout_ms = int(request_timeout_s * 1000)
-    Producer._producer_type = property(lambda self: RecoveringProducer)  # type: ignore[method-assign,assignment]
+    (the latest call wins)."""
+    make = functools.partial(RecoveringProducer, request_timeout_s=request_timeout_s)
+    Producer._producer_type = property(lambda self: make)  # type: ignore[method-assign,assignment]

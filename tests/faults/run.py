@@ -192,7 +192,7 @@ def settle(dep: Deployment, sc: Scenario, result: Result, since: float, timeout_
     result.double_counted = len(got) - len(set(got)) + len(set(got) - want)
     if not result.exact:
         dump_tasks(dep)
-        kept = Path(__file__).resolve().parents[2] / ".dampak" / "fault-logs" / f"{uuid.uuid4().hex[:8]}.log"
+        kept = ROOT / ".dampak" / "fault-logs" / f"{uuid.uuid4().hex[:8]}.log"
         kept.parent.mkdir(parents=True, exist_ok=True)
         if dep.log.exists():
             shutil.copy(dep.log, kept)

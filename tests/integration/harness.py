@@ -172,7 +172,7 @@ def _difference(expected: Any, rows: Any, limit: int = 10) -> str:
     readable."""
     if not isinstance(expected, list) or not isinstance(rows, list):
         return "rows differ"
-    want, have = [repr(r) for r in expected], [repr(r) for r in rows or []]
+    want, have = [repr(r) for r in expected], [repr(r) for r in rows]
     want_set, have_set = set(want), set(have)
     missing = [r for r in want if r not in have_set]
     extra = [r for r in have if r not in want_set]
