@@ -21,6 +21,7 @@ from sinks.writer import ClickHouseWriter
 from streams import web
 from streams.engine import Engine, Flow, RowWriter
 from streams.engine.acks import refuse_acks_from_earlier_generations
+from streams.engine.changelog import AioBatchSender, Changelog
 from streams.engine.dead_letters import DeadLetters
 from streams.engine.forwarder import FaustForwarder
 from streams.engine.group import FaustGroup
@@ -123,6 +124,7 @@ def create_app(settings: Settings, engines: Engines | None) -> tuple[faust.App, 
     observer = PrometheusWriteObserver()
     retry = settings.sink.retry
     forwarder = FaustForwarder(app)
+    changelog = _changelog(app, settings)
     writer: ClickHouseWriter | RowProducer
     if engines is not None:
         writer = ClickHouseWriter(engines.writes, retry, observer)
@@ -147,6 +149,7 @@ def create_app(settings: Settings, engines: Engines | None) -> tuple[faust.App, 
             for t in (Topic.HOUSEHOLDS_BY_ID, Topic.REPORTS_BY_ID, Topic.REPORTS_BY_HOUSEHOLD)
         },
         group=FaustGroup(app),
+        changelog=changelog,
     )
     # Declare every topic the worker reads or writes up front (raw bytes).
     for topic in Topic:
@@ -165,21 +168,15 @@ def create_app(settings: Settings, engines: Engines | None) -> tuple[faust.App, 
         )
         for name, help_text in TABLES.items()
     }
-    for table in tables.values():
-        # ensure_topics checked every partition count against the broker before the worker
-        # started; Faust's per-table check reads the consumer's metadata snapshot, which after a
-        # broker restart can stay partial and fail every event (PartitionsMismatch) until the
-        # next rebalance.
-        verified: set[str] = table._verified_source_topics_for_partitions  # type: ignore[attr-defined]
-        verified.update(physical_name(t, settings) for t in Topic)
     notifier = Notifier(reader, writer, forwarder, physical_name(Topic.IMPACT_NOTIFICATIONS, settings), retry)
     context = settings.contracts.context()
 
     def name(topic: Topic) -> str:
         return physical_name(topic, settings)
 
-    # Handlers read through TableState (one store lookup per read); writes reach the changelog.
-    state = {table: TableState(tables[table]) for table in TABLES}
+    # Handlers read through TableState (one store lookup per read); their writes reach the
+    # changelogs through ``changelog``, which the engine publishes before it acks.
+    state = {table: TableState(tables[table], changelog) for table in TABLES}
     registry = RegistryDeps(
         state["registry"], state["household_reports"], pseudo, name(Topic.HOUSEHOLDS_BY_ID), context
     )
@@ -231,6 +228,27 @@ def create_app(settings: Settings, engines: Engines | None) -> tuple[faust.App, 
     _timers(app, settings, writer, notifier)
     web.register(app, settings, engines.queries if engines else None)
     return app, tables
+
+
+def _changelog(app: faust.App, settings: Settings) -> Changelog:
+    """The table changes' changelog records, published through Faust's producer. What a batch
+    abandoned at a rebalance left behind is published before the partitions are handed over; at
+    shutdown, for as long as a broker answers within the bound."""
+    producer: Any = app.producer
+    changelog = Changelog(AioBatchSender(producer._ensure_producer), settings.sink.retry)
+
+    @app.on_partitions_revoked.connect
+    async def publish_before_handing_over(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        await changelog.flush()
+
+    @app.on_before_shutdown.connect
+    async def publish_before_stopping(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        try:
+            await asyncio.wait_for(changelog.flush(), settings.kafka.request_timeout_s)
+        except TimeoutError:
+            logger.error("stopping before every table change reached its changelog (no broker answered)")
+
+    return changelog
 
 
 def _agent(app: faust.App, engine: Engine, channel: Any, flow: Flow) -> None:

@@ -49,7 +49,16 @@ from streams.engine.dead_letters import DeadLetters
 from streams.errors import InvalidMessage
 from streams.metrics import END_TO_END_SECONDS, EVENTS, SINK_BATCH_SECONDS
 
-__all__ = ["INFRASTRUCTURE", "Engine", "Flow", "Forwarder", "RowWriter", "bundle_forwards", "deliver_all"]
+__all__ = [
+    "INFRASTRUCTURE",
+    "ChangeFlusher",
+    "Engine",
+    "Flow",
+    "Forwarder",
+    "RowWriter",
+    "bundle_forwards",
+    "deliver_all",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +118,17 @@ class RowWriter(Protocol):
     async def insert(self, table: Table, rows: Sequence[Row]) -> None: ...
 
 
+class ChangeFlusher(Protocol):
+    """Publishes the table changes handlers made (``Changelog``); none in unit tests."""
+
+    async def flush(self) -> None: ...
+
+
+class _NoChanges:
+    async def flush(self) -> None:
+        return None
+
+
 class Forwarder(Protocol):
     """Publishes messages; returns, per message, None when delivered or the error."""
 
@@ -137,9 +157,11 @@ class Engine:
         batch_seconds: float = 0.2,
         bundled: Mapping[str, int] | None = None,
         group: Group | None = None,
+        changelog: ChangeFlusher | None = None,
     ) -> None:
         """``bundled``: internal topics (name -> partitions) whose forwards travel in bundles;
-        ``group``: the consumer group's rebalances (none: a batch is never abandoned)."""
+        ``group``: the consumer group's rebalances (none: a batch is never abandoned);
+        ``changelog``: where handlers' table changes wait to be published."""
         self._writer = writer
         self._forwarder = forwarder
         self._dead_letters = dead_letters
@@ -148,6 +170,7 @@ class Engine:
         self._batch_seconds = batch_seconds
         self._bundled = dict(bundled or {})
         self._group: Group = group or _NoGroup()
+        self._changelog: ChangeFlusher = changelog or _NoChanges()
 
     # ------------------------------------------------------------ the Faust side
     async def run(self, flow: Flow, stream: Any) -> None:
@@ -240,7 +263,9 @@ class Engine:
                 current.enter(msg.native)
                 outcomes.append(await self._handle(flow, i, msg, out))
                 self._check(rebalances)
-        await self._deliver(out.forwards)
+        # The batch's table changes reach their changelogs while its forwards are delivered; both
+        # before its rows are written and it is acked.
+        await asyncio.gather(self._changelog.flush(), self._deliver(out.forwards))
         self._check(rebalances)
         rejected = await self._write(out)
         self._check(rebalances)

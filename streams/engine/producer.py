@@ -50,6 +50,11 @@ class RecoveringProducer(aiokafka.AIOKafkaProducer):  # type: ignore[misc]
             self.client.add_topic(topic)
         return await super().send(topic, *args, **kwargs)
 
+    async def send_batch(self, batch: Any, topic: str, *, partition: int) -> Any:
+        if topic not in self.client._topics:
+            self.client.add_topic(topic)
+        return await super().send_batch(batch, topic, partition=partition)
+
 
 def patient(
     wait_on_metadata: Callable[[str], Awaitable[Any]], lifetime_s: float

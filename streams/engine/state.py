@@ -6,7 +6,8 @@ before read the same). Through Faust's codecs, a write serialized its key and va
 store and for the changelog), through several layers each; a read through the table looks up
 twice on a hit (Faust asks ``key in store``, then ``store[key]``) and raises on a miss. Reads go
 to the serialized store once, in the partition of the current event, as Faust's own do. Writes and
-deletes go through the table, so every change still reaches its changelog.
+deletes go to the store at once, in the current event's partition, and their changelog records to
+``Changelog``, which the engine publishes in batches before it acks (see streams/engine/changelog.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from typing import Any
 
 import orjson
 from faust.stores.base import SerializedStore
+from faust.streams import current_event
+
+from streams.engine.changelog import Changelog
 
 __all__ = ["TableState", "encode"]
 
@@ -29,8 +33,10 @@ def encode(obj: Any) -> bytes:
 
 
 class TableState(MutableMapping[str, Any]):
-    def __init__(self, table: Any) -> None:
+    def __init__(self, table: Any, changelog: Changelog) -> None:
         self._table = table
+        self._changelog = changelog
+        self._topic: str = table.changelog_topic.get_topic_name()
 
     def get(self, key: str, default: Any = None) -> Any:
         store, encoded = self._table.data, encode(key)
@@ -48,13 +54,28 @@ class TableState(MutableMapping[str, Any]):
         return self.get(key) is not None  # type: ignore[arg-type]
 
     def __setitem__(self, key: str, value: Any) -> None:
-        self._table[encode(key)] = encode(value)
+        self._change(encode(key), encode(value))
 
     def __delitem__(self, key: str) -> None:
-        del self._table[encode(key)]
+        self._change(encode(key), None)
+
+    def _change(self, key: bytes, value: bytes | None) -> None:
+        event = current_event()
+        if event is None:
+            raise RuntimeError("a table changed outside of an event")
+        store = self._table.data
+        # The changelog partition is the event's: tables are co-partitioned with their sources.
+        partition = event.message.partition
+        if isinstance(store, SerializedStore):  # raw bytes: the store's codec copies them as they are
+            store._set(key, value) if value is not None else store._del(key)
+        elif value is not None:
+            store[key] = value
+        else:
+            del store[key]
+        self._changelog.add(store, self._topic, partition, key, value)
 
     def __iter__(self) -> Iterator[str]:
-        return (orjson.loads(key) for key in self._table)
+        return (orjson.loads(key) for key in self._table.data)
 
     def __len__(self) -> int:
-        return len(self._table)
+        return len(self._table.data)

@@ -1,7 +1,8 @@
 """What one table read and one table write cost a handler: a Faust table with its JSON codec
 against ``TableState`` on a raw table, both on RocksDB, in one process (no broker: a write's
-changelog record is queued in Faust's producer buffer, as in a worker, and not sent). The ways
-take turns for five rounds; the median round is reported.
+changelog record is queued, in Faust's producer buffer or in ``Changelog`` as in a worker, and
+not sent; publishing a batch of them is measured with the worker). The ways take turns for five
+rounds; the median round is reported.
 
     python -m tests.bench.tables [--n 20000]
 """
@@ -22,6 +23,8 @@ from typing import Any
 import faust
 from faust.streams import _current_event
 
+from sinks.config import Backoff
+from streams.engine.changelog import AioBatchSender, Changelog
 from streams.engine.state import TableState, encode
 
 #: A report's stored copy, as decide_report writes it.
@@ -48,10 +51,9 @@ async def _measure(n: int) -> dict[str, dict[str, float]]:
     raw = app.Table("raw", default=None, partitions=6, key_type=bytes, value_type=bytes)
     app.finalize()
     event = _Event("source")
-    for table in (faust_json, raw):
-        table._verified_source_topics_for_partitions.add("source")
+    faust_json._verified_source_topics_for_partitions.add("source")
     token = _current_event.set(weakref.ref(event))
-    state, store = TableState(raw), raw.data
+    state, store = TableState(raw, Changelog(AioBatchSender(lambda: None), Backoff())), raw.data
     ways: dict[str, tuple[Callable[[str], Any], Callable[[str], Any]]] = {
         "Faust table (JSON codec)": (lambda k: faust_json.__setitem__(k, VALUE), faust_json.get),
         "TableState (raw table)": (lambda k: state.__setitem__(k, VALUE), state.get),

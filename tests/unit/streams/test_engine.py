@@ -56,6 +56,23 @@ def test_a_batch_is_forwarded_then_written_then_hooked() -> None:
     assert order == ["hook after 3 rows"]
 
 
+def test_table_changes_are_published_before_the_rows_are_written() -> None:
+    order: list[str] = []
+
+    class Changes:
+        async def flush(self) -> None:
+            order.append("changelog published")
+
+    class Writer(FakeWriter):
+        async def insert(self, table: Any, rows: Any) -> None:
+            order.append("rows written")
+            await super().insert(table, rows)
+
+    e = Engine(Writer(), FakeForwarder(), DeadLetters(PSEUDO, 4096), FAST, changelog=Changes())
+    asyncio.run(e.process(Flow("t", _handler, "in-dlq"), _messages(b"1")))
+    assert order == ["changelog published", "rows written"]
+
+
 def test_an_invalid_message_is_dead_lettered_and_the_batch_goes_on() -> None:
     writer, forwarder = FakeWriter(), FakeForwarder()
     outcomes = asyncio.run(

@@ -30,14 +30,16 @@ def test_every_topic_sent_to_is_tracked_for_metadata(monkeypatch: pytest.MonkeyP
         return None  # aiokafka's send, for a topic whose partitions it already knows
 
     monkeypatch.setattr(aiokafka.AIOKafkaProducer, "send", known_topic_send)
+    monkeypatch.setattr(aiokafka.AIOKafkaProducer, "send_batch", known_topic_send)
 
     async def send() -> set[str]:
         producer = RecoveringProducer(bootstrap_servers="127.0.0.1:1", request_timeout_s=5)
         monkeypatch.setattr(producer.client, "force_metadata_update", _done)  # no broker here
         await producer.send("impact-notifications", b"v")
+        await producer.send_batch(producer.create_batch(), "registry-changelog", partition=0)
         return set(producer.client._topics)
 
-    assert asyncio.run(send()) == {"impact-notifications"}
+    assert asyncio.run(send()) == {"impact-notifications", "registry-changelog"}
 
 
 def test_a_send_waits_for_metadata_as_long_as_a_batch_lives() -> None:
