@@ -30,7 +30,7 @@ import logging
 import time
 import weakref
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextvars import Token
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -177,27 +177,32 @@ class Engine:
         """The body of a Faust agent: take events without acking, process, then ack them."""
         async for taken in stream.noack_take(self._batch_size, within=self._batch_seconds):
             events = await self._of_this_generation(taken)
-            if not events:
-                continue
-            started = time.perf_counter()
-            messages = [m for e in events for m in messages_of(e.message, e.message.timestamp, e)]
-            try:
-                outcomes, wrote = await self._process_until_done(flow, messages, self._group.rebalances)
-            except _Abandoned:
-                logger.warning("%s: a rebalance began; a batch of %d is left to the partitions' next owner",
-                               flow.name, len(messages))  # fmt: skip
-                continue
-            visible = time.time()
-            counts: Counter[tuple[str, str]] = Counter()
-            for i, (msg, outcome) in enumerate(zip(messages, outcomes, strict=True)):
-                counts[msg.topic, outcome.value] += 1
-                if msg.timestamp and i in wrote:
-                    END_TO_END_SECONDS.observe(max(0.0, visible - msg.timestamp))
-            for event in events:
-                await stream.ack(event)
-            for (topic, label), n in counts.items():
-                EVENTS.labels(topic, label).inc(n)
-            SINK_BATCH_SECONDS.observe(time.perf_counter() - started)
+            # A bundle holds many messages: a batch is cut to about ``batch_size`` messages, so
+            # one taken from a backlog of bundles does not hold millions at once.
+            for chunk, messages in _chunks(events, self._batch_size):
+                if not await self._run_batch(flow, stream, chunk, messages):
+                    break  # abandoned at a rebalance: the rest is fetched again too
+
+    async def _run_batch(self, flow: Flow, stream: Any, events: list[Any], messages: list[Message]) -> bool:
+        started = time.perf_counter()
+        try:
+            outcomes, wrote = await self._process_until_done(flow, messages, self._group.rebalances)
+        except _Abandoned:
+            logger.warning("%s: a rebalance began; a batch of %d is left to the partitions' next owner",
+                           flow.name, len(messages))  # fmt: skip
+            return False
+        visible = time.time()
+        counts: Counter[tuple[str, str]] = Counter()
+        for i, (msg, outcome) in enumerate(zip(messages, outcomes, strict=True)):
+            counts[msg.topic, outcome.value] += 1
+            if msg.timestamp and i in wrote:
+                END_TO_END_SECONDS.observe(max(0.0, visible - msg.timestamp))
+        for event in events:
+            await stream.ack(event)
+        for (topic, label), n in counts.items():
+            EVENTS.labels(topic, label).inc(n)
+        SINK_BATCH_SECONDS.observe(time.perf_counter() - started)
+        return True
 
     async def _of_this_generation(self, events: Sequence[Any]) -> list[Any]:
         """``events`` less those fetched in an earlier generation of the group (waiting for a
@@ -347,6 +352,20 @@ class Engine:
         for part in (left, set(ids) - left):
             pick = [i for i, s in enumerate(sources) if s in part]
             await self._insert_isolating(table, [rows[i] for i in pick], [sources[i] for i in pick], rejected)
+
+
+def _chunks(events: Sequence[Any], size: int) -> Iterator[tuple[list[Any], list[Message]]]:
+    """``events`` in runs of whole events holding about ``size`` messages (at least one event)."""
+    chunk: list[Any] = []
+    messages: list[Message] = []
+    for event in events:
+        chunk.append(event)
+        messages.extend(messages_of(event.message, event.message.timestamp, event))
+        if len(messages) >= size:
+            yield chunk, messages
+            chunk, messages = [], []
+    if chunk:
+        yield chunk, messages
 
 
 def bundle_forwards(forwards: Sequence[Forward], bundled: Mapping[str, int]) -> list[Forward]:

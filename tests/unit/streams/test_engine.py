@@ -7,10 +7,11 @@ from typing import Any
 
 from sinks.tables import DEAD_LETTER_STATE, REPORT_STATE
 from streams.engine import Engine, Flow, Message, Outcome, Output
+from streams.engine.bundle import BUNDLE_HEADER, pack, partition_of
 from streams.engine.dead_letters import DeadLetters
 from streams.errors import InvalidMessage
 from streams.metrics import EVENTS
-from tests.unit.fakes import FAST, PSEUDO, FakeForwarder, FakeStream, FakeWriter, engine, message
+from tests.unit.fakes import FAST, PSEUDO, FakeForwarder, FakeRecord, FakeStream, FakeWriter, engine, message
 
 
 def _row(n: int) -> dict[str, Any]:
@@ -150,8 +151,6 @@ def test_run_acks_after_the_write_and_counts_outcomes() -> None:
 
 
 def test_forwards_to_internal_topics_travel_in_bundles_and_come_out_in_order() -> None:
-    from streams.engine.bundle import BUNDLE_HEADER, partition_of
-    from tests.unit.fakes import FakeRecord
 
     forwarder = FakeForwarder()
     bundling = Engine(FakeWriter(), forwarder, DeadLetters(PSEUDO, 4096), FAST, bundled={"forwarded": 6})
@@ -177,6 +176,31 @@ def test_forwards_to_internal_topics_travel_in_bundles_and_come_out_in_order() -
         assert [m.position for m in inside] == [(7 << 16) | i for i in range(len(inside))]
         assert all(m.key and partition_of(m.key, 6) == r.partition for m in inside)
     assert len(stream.acked) == len(records)  # one ack per record, not per message
+
+
+def test_a_batch_of_bundles_is_handled_in_runs_of_about_batch_size_messages() -> None:
+    # Ten bundles of 30 messages taken at once, with a batch size of 100: four runs of whole
+    # bundles (the last shorter), each written and acked before the next is unpacked.
+    bundles = [[(f"k{b}-{i}".encode(), b"1", None) for i in range(30)] for b in range(10)]
+    records = [FakeRecord("forwarded", 0, b, None, next(pack(items)), 1.0, [BUNDLE_HEADER])
+               for b, items in enumerate(bundles)]  # fmt: skip
+    stream, writer = FakeStream([records]), FakeWriter()
+    acked_before_write: list[int] = []
+
+    def count(msg: Message, out: Output) -> Outcome:
+        out.add(REPORT_STATE, _row(msg.offset))
+        return Outcome.OK
+
+    class Writer(FakeWriter):
+        async def insert(self, table: Any, rows: Any) -> None:
+            acked_before_write.append(len(stream.acked))
+            await writer.insert(table, rows)
+
+    e = Engine(Writer(), FakeForwarder(), DeadLetters(PSEUDO, 4096), FAST, batch_size=100)
+    asyncio.run(e.run(Flow("down", count, "dlq"), stream))
+    assert [n for _, n in writer.calls] == [120, 120, 60]
+    assert acked_before_write == [0, 4, 8]
+    assert len(stream.acked) == 10
 
 
 def test_an_infrastructure_fault_in_a_handler_retries_the_batch_instead_of_dead_lettering() -> None:
