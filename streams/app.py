@@ -117,9 +117,6 @@ def create_app(settings: Settings, engines: Engines | None) -> tuple[faust.App, 
     refuse_acks_from_earlier_generations()
     use_recovering_producer(settings.kafka.request_timeout_s)
     app = _faust_app(settings)
-    # Faust blocks every stream while more than 100 table changes wait for the producer (its
-    # ProducerBuffer); a batch changes thousands. Let the producer's own batching absorb them.
-    app.producer.buffer.max_messages = settings.kafka.producer_buffer_messages
     pseudo = Pseudonymizer(settings.privacy)
     observer = PrometheusWriteObserver()
     retry = settings.sink.retry

@@ -64,9 +64,6 @@ class KafkaSettings(BaseModel):
     producer_acks: Literal["all", "1", "0"] = "all"
     producer_linger_ms: int = Field(20, ge=0)
     producer_batch_bytes: int = Field(512 * 1024, ge=1024)
-    #: Table changes (changelog records) the worker may have waiting for the producer before it
-    #: pauses its streams (Faust's default is 100).
-    producer_buffer_messages: int = Field(20_000, ge=100)
     #: Records per poll of the worker's consumer.
     consumer_max_poll_records: int = Field(2000, ge=1)
     #: A topic the consumer saw before it had leaders is picked up at the next refresh.
