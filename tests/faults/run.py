@@ -406,7 +406,8 @@ def kafka_disk_full(short: bool = False) -> Result:
 def slow_consumer(short: bool = False) -> Result:
     result = Result("a slow consumer: a burst larger than the worker's pace (lag WARN, then OK)")
     with bed(19_800) as b:
-        sc, messages = scenario_messages(46, households=3_000, reports=30_000)
+        # About 8,000 messages/s for 10 s: faster than one worker's pace (about 5,000/s here).
+        sc, messages = scenario_messages(46, households=3_000, reports=80_000)
         result.messages = len(messages)
         b.dep.start_worker()
         b.dep.produce(messages[:3_000])
