@@ -1,8 +1,10 @@
 """The engine's loop and error policy.
 
-For each batch of events: call the flow's handler once per event, publish what the handlers
-forwarded, write their rows, run the after-write hooks, and only then ack; so an offset is never
-committed before its rows are in ClickHouse. The error policy lives here and nowhere else:
+For each batch of events (cut into runs of about ``batch_size`` messages, a bundle holding many):
+call the flow's handler once per message, publish what the handlers forwarded and their table
+changes (``Changelog``), write their rows, run the after-write hooks, and only then ack; so an
+offset is never committed before its rows are in ClickHouse and its table changes in their
+changelogs. The error policy lives here and nowhere else:
 
 - a fault that belongs to one event (``InvalidMessage``, or an unexpected exception from its
   handler) dead-letters that event, and the batch goes on;
