@@ -65,39 +65,37 @@ class Changelog:
     def __init__(self, sender: BatchSender, backoff: Backoff) -> None:
         self._sender = sender
         self._backoff = backoff
-        #: (topic, partition) -> records not yet published, in the order they were made.
-        self._pending: dict[tuple[str, int], list[Record]] = {}
-        self._stores: dict[tuple[str, int], Store] = {}
+        #: (topic, partition) -> its table's store and the records not yet published, in the
+        #: order they were made.
+        self._pending: dict[tuple[str, int], tuple[Store, list[Record]]] = {}
         #: The latest round being published; each round waits for the one before it.
         self._last: asyncio.Future[None] | None = None
 
     def add(self, store: Store, topic: str, partition: int, key: bytes, value: bytes | None) -> None:
         tp = (topic, partition)
-        records = self._pending.get(tp)
-        if records is None:
-            records = self._pending[tp] = []
-            self._stores[tp] = store
-        records.append((key, value))
+        entry = self._pending.get(tp)
+        if entry is None:
+            entry = self._pending[tp] = (store, [])
+        entry[1].append((key, value))
 
     async def flush(self) -> None:
         """Return when every change made so far is in its changelog (acknowledged as the producer's
         ``acks`` asks). A caller cancelled while waiting does not cancel the publishing."""
         if self._pending:
             pending, self._pending = self._pending, {}
-            stores = {tp: self._stores[tp] for tp in pending}
-            self._last = asyncio.ensure_future(self._publish_after(self._last, pending, stores))
+            self._last = asyncio.ensure_future(self._publish_after(self._last, pending))
         if self._last is not None and not self._last.done():
             await asyncio.shield(self._last)
 
     async def _publish_after(
         self,
         previous: asyncio.Future[None] | None,
-        pending: dict[tuple[str, int], list[Record]],
-        stores: dict[tuple[str, int], Store],
+        pending: dict[tuple[str, int], tuple[Store, list[Record]]],
     ) -> None:
         if previous is not None:
             await asyncio.wait([previous])  # never raises: a round retries until it is published
-        left = pending
+        stores = {tp: store for tp, (store, _) in pending.items()}
+        left = {tp: records for tp, (_, records) in pending.items()}
         delays = self._backoff.delays()
         while left:
             failed: dict[tuple[str, int], list[Record]] = {}
