@@ -15,6 +15,7 @@ from typing import Any
 
 import faust
 import orjson
+from faust.exceptions import ConsumerNotStarted
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from sinks.analyst import Limits, run_query
@@ -41,7 +42,7 @@ def worker_ready(app: Any) -> tuple[bool, dict[str, Any]]:
     rebalance (``recovery.completed`` is set once and never cleared, so it is not used).
     """
     checks = {
-        "partitions_assigned": bool(app.consumer.assignment()) if app.consumer else False,
+        "partitions_assigned": _assigned(app),
         "rebalancing": bool(app.rebalancing),
         "recovery_completed": bool(app.tables.actives_ready) and not app.in_recovery,
         "kafka_metadata": kafka_metadata_alive(app),
@@ -53,6 +54,17 @@ def worker_ready(app: Any) -> tuple[bool, dict[str, Any]]:
         and checks["kafka_metadata"]
     )
     return ready, checks
+
+
+def _assigned(app: Any) -> bool:
+    """Whether the consumer holds partitions. The web server answers before the consumer's thread
+    has started, and Faust's ``assignment()`` raises until then."""
+    if not app.consumer:
+        return False
+    try:
+        return bool(app.consumer.assignment())
+    except ConsumerNotStarted:
+        return False
 
 
 def kafka_metadata_alive(app: Any) -> bool:

@@ -94,3 +94,25 @@ def test_a_worker_whose_kafka_metadata_task_ended_is_not_ready() -> None:
         return alive, stalled
 
     assert asyncio.run(main()) == (True, False)
+
+
+def test_a_worker_whose_consumer_thread_has_not_started_is_not_ready() -> None:
+    """/readyz answered 500 when polled between the web server's start and the consumer's."""
+    from types import SimpleNamespace
+
+    from faust.exceptions import ConsumerNotStarted
+
+    from streams.web import worker_ready
+
+    def not_started() -> set[str]:
+        raise ConsumerNotStarted("Consumer thread not yet started")
+
+    app = SimpleNamespace(
+        consumer=SimpleNamespace(_thread=SimpleNamespace(), assignment=not_started),
+        producer=SimpleNamespace(),
+        rebalancing=False,
+        tables=SimpleNamespace(actives_ready=False),
+        in_recovery=True,
+    )
+    ready, checks = worker_ready(app)
+    assert ready is False and checks["partitions_assigned"] is False
