@@ -137,6 +137,18 @@ class ClickHouseReader:
             zip(cols["event_id"], cols["regency_code"], cols["regency_name"], cols["displaced"], strict=True)
         )
 
+    async def data_marks(self, excluding: Sequence[str] = ()) -> tuple[tuple[str, str, int], ...]:
+        """Where the inserts into each table stand: (table, partition, highest block number) of
+        the database's tables but ``excluding``. Every insert raises its partition's block number
+        and merges leave it as it is, so equal marks mean no row was inserted in between."""
+        cols = await self._columns(
+            "SELECT table, partition_id, max(max_block_number) AS mark FROM system.parts "
+            "WHERE database = {db_name:String} AND active AND table NOT IN {excluding:Array(String)} "
+            "GROUP BY table, partition_id ORDER BY table, partition_id",
+            {"db_name": self._runs.database, "excluding": list(excluding)},
+        )
+        return tuple(zip(cols["table"], cols["partition_id"], map(int, cols["mark"]), strict=True))
+
     async def sent_notifications(self, ids: Sequence[str]) -> set[str]:
         """Which of ``ids`` are recorded as sent."""
         if not ids:

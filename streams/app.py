@@ -99,11 +99,13 @@ def _faust_app(settings: Settings) -> faust.App:
 @dataclass(frozen=True)
 class Engines:
     """The ClickHouse connections of a worker that holds the engine (``DAMPAK_ROLE=all``):
-    ``writes`` for the writer, ``reads`` for the features' reads, ``queries`` for the analysts'.
-    No read waits behind a write, and no write or feature read behind a slow query."""
+    ``writes`` for the writer, ``reads`` for the features' reads (an alert's village statistics),
+    ``checks`` for the notifier's (the displacement check reads every report), ``queries`` for the
+    analysts'. No read waits behind a write, and no write or feature read behind a slow query."""
 
     writes: Connection
     reads: Connection
+    checks: Connection
     queries: ConnectionPool
 
 
@@ -126,12 +128,15 @@ def create_app(settings: Settings, engines: Engines | None) -> tuple[faust.App, 
     if engines is not None:
         writer = ClickHouseWriter(engines.writes, retry, observer)
         reader = ClickHouseReader(LocalRuns(engines.reads, retry, observer.retrying))
+        checks = ClickHouseReader(LocalRuns(engines.checks, retry, observer.retrying))
     else:
         sink_rows = physical_name(Topic.SINK_ROWS, settings)
         bundled = settings.sink.rows_bundled
         writer = RowProducer(forwarder, sink_rows, retry, settings.kafka.partitions, bundled)
         token = settings.web.token.get_secret_value() if settings.web.token else None
-        reader = ClickHouseReader(RemoteRuns(settings.writer_url, settings.clickhouse.database, token, retry))
+        reader = checks = ClickHouseReader(
+            RemoteRuns(settings.writer_url, settings.clickhouse.database, token, retry)
+        )
     engine = Engine(
         writer,
         forwarder,
@@ -165,7 +170,7 @@ def create_app(settings: Settings, engines: Engines | None) -> tuple[faust.App, 
         )
         for name, help_text in TABLES.items()
     }
-    notifier = Notifier(reader, writer, forwarder, physical_name(Topic.IMPACT_NOTIFICATIONS, settings), retry)
+    notifier = Notifier(checks, writer, forwarder, physical_name(Topic.IMPACT_NOTIFICATIONS, settings), retry)
     context = settings.contracts.context()
 
     def name(topic: Topic) -> str:
@@ -215,9 +220,17 @@ def create_app(settings: Settings, engines: Engines | None) -> tuple[faust.App, 
         Topic.REPORTS_BY_HOUSEHOLD: Flow(
             "enrich_reports", functools.partial(enrich_report, reports), reports_dlq, personal_key=True
         ),
-        Topic.DISASTER_ALERTS: Flow("route_alerts", functools.partial(route_alert, alerts), alerts_dlq),
+        Topic.DISASTER_ALERTS: Flow(
+            "route_alerts",
+            functools.partial(route_alert, alerts),
+            alerts_dlq,
+            batch_seconds=settings.sink.alert_batch_seconds,
+        ),
         Topic.ALERTS_BY_EVENT: Flow(
-            "estimate_alert_impact", functools.partial(estimate_alert_impact, alerts), alerts_dlq
+            "estimate_alert_impact",
+            functools.partial(estimate_alert_impact, alerts),
+            alerts_dlq,
+            batch_seconds=settings.sink.alert_batch_seconds,
         ),
     }
     for topic, flow in flows.items():

@@ -150,6 +150,8 @@ class SinkSettings(BaseModel):
 
     batch_size: int = Field(10_000, ge=1)
     batch_seconds: float = Field(0.2, gt=0)
+    #: Alerts are few and urgent: their flows wait at most this long to fill a batch.
+    alert_batch_seconds: float = Field(0.05, gt=0)
     retry: Backoff = Backoff()
     #: Payload kept in the ``dead_letters`` view (redacted, capped).
     dead_letter_payload_max_bytes: int = Field(8192, ge=256)

@@ -99,6 +99,7 @@ def run_worker(settings: Settings) -> int:
         engines = Engines(
             writes=Connection(client, target.database),
             reads=Connection(connect(target), target.database),
+            checks=Connection(connect(target), target.database),
             queries=ConnectionPool(
                 [
                     Connection(connect(target), target.database)
@@ -111,6 +112,7 @@ def run_worker(settings: Settings) -> int:
             return _execute(settings, app, tables)
         finally:
             engines.queries.close()
+            engines.checks.close()
             engines.reads.close()
             engines.writes.close()
 

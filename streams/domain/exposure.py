@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -31,6 +31,7 @@ __all__ = ["ROMAN", "Exposure", "VillageExposure", "VillageStats", "exposure"]
 logger = logging.getLogger(__name__)
 
 ROMAN = ("0", "I", "II", "III", "IV", "V", "VI", "VII", "VIII", "IX", "X", "XI", "XII")
+_MMI_CLASS = tuple(f"MMI {r}" for r in ROMAN)
 _MIN_BIN = 4  # villages below MMI IV are not written
 
 
@@ -67,9 +68,9 @@ class VillageStats:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class VillageExposure:
-    """One village's exposure to an alert and its estimated consequences."""
+class VillageExposure(NamedTuple):
+    """One village's exposure to an alert and its estimated consequences (a named tuple: an
+    alert can reach every village of a province, made by the tens of thousands at once)."""
 
     village_code: str
     mmi: float | None
@@ -121,13 +122,9 @@ def _earthquake(alert: Alert, stats: VillageStats, rates: DisplacementRates) -> 
     persons = stats.persons[idx].astype(np.float64)
     deaths = persons * fatality_rate(bins)
     displaced = np.where(bins >= rates.earthquake_min_mmi, (persons - deaths) * rates.earthquake, 0.0)
-    out = Exposure()
-    for j, i in enumerate(idx.tolist()):
-        code = str(stats.codes[i])
-        out.villages.append(
-            _village(code, stats, i, float(mmi[j]), f"MMI {ROMAN[min(int(bins[j]), 12)]}",
-                     float(displaced[j]), float(deaths[j]))
-        )  # fmt: skip
+    classes = [_MMI_CLASS[b] for b in np.minimum(bins, 12).tolist()]
+    out = Exposure(villages=_villages(stats, idx, stats.codes[idx].tolist(), mmi.tolist(), classes,
+                                      displaced.tolist(), deaths.tolist()))  # fmt: skip
     _total(out, stats, idx, float(deaths.sum()), float(displaced.sum()))
     return out
 
@@ -151,13 +148,19 @@ def _areas(alert: Alert, stats: VillageStats, rates: DisplacementRates) -> Expos
             prefix = code + "."
             for village in np.asarray(stats.codes)[np.char.startswith(stats.codes, prefix)].tolist():
                 chosen[village] = (position[village], label, rate)
-    idx = []
-    for village_code, (at, label, rate) in sorted(chosen.items()):
-        persons = int(stats.persons[at]) if at is not None else 0
-        out.villages.append(_village(village_code, stats, at, None, label, persons * rate, 0.0))
-        if at is not None:
-            idx.append(at)
-    _total(out, stats, np.asarray(idx, dtype=np.int64), 0.0, sum(v.est_displaced for v in out.villages))
+    picked = sorted(chosen.items())
+    known = [(code, j, label, rate) for code, (j, label, rate) in picked if j is not None]
+    idx = np.asarray([j for _, j, _, _ in known], dtype=np.int64)
+    displaced = (stats.persons[idx] * np.asarray([r for *_, r in known], dtype=np.float64)).tolist()
+    found = _villages(stats, idx, [c for c, *_ in known], [None] * len(known), [lb for *_, lb, _ in known],
+                      displaced, [0.0] * len(known))  # fmt: skip
+    # A listed village the registry does not know is kept, with nothing counted in it.
+    by_code = {v.village_code: v for v in found}
+    out.villages = [
+        by_code.get(code) or VillageExposure(code, None, label, 0, 0, 0, 0, 0, 0.0, 0.0)
+        for code, (_, label, _) in picked
+    ]
+    _total(out, stats, idx, 0.0, sum(v.est_displaced for v in out.villages))
     return out
 
 
@@ -181,25 +184,21 @@ def _inside(area: AreaImpact, stats: VillageStats) -> npt.NDArray[np.bool_]:
     return inside & located
 
 
-def _village(
-    code: str, stats: VillageStats, i: int | None,
-    mmi: float | None, hazard_class: str, displaced: float, deaths: float,
-) -> VillageExposure:  # fmt: skip
-    def pick(arr: npt.NDArray[np.int64]) -> int:
-        return int(arr[i]) if i is not None else 0
-
-    return VillageExposure(
-        village_code=code,
-        mmi=mmi,
-        hazard_class=hazard_class,
-        households=pick(stats.households),
-        persons=pick(stats.persons),
-        kpm_households=pick(stats.kpm_households),
-        vulnerable=pick(stats.vulnerable),
-        pregnant=pick(stats.pregnant),
-        est_displaced=displaced,
-        est_deaths=deaths,
-    )
+def _villages(
+    stats: VillageStats, idx: npt.NDArray[np.int64], codes: list[str], mmi: list[float | None],
+    classes: list[str], displaced: list[float], deaths: list[float],
+) -> list[VillageExposure]:  # fmt: skip
+    """The villages at ``idx`` with their estimates (parallel lists): the registry's figures
+    picked for all of them at once, not element by element."""
+    return list(
+        map(
+            VillageExposure,
+            codes, mmi, classes,
+            stats.households[idx].tolist(), stats.persons[idx].tolist(), stats.kpm_households[idx].tolist(),
+            stats.vulnerable[idx].tolist(), stats.pregnant[idx].tolist(),
+            displaced, deaths,
+        )
+    )  # fmt: skip
 
 
 def _total(

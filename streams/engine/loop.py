@@ -139,13 +139,14 @@ class Forwarder(Protocol):
 
 @dataclass(frozen=True)
 class Flow:
-    """One agent: its name, its handler, the dead-letter topic of its rejects, and whether its
-    message keys are personal data."""
+    """One agent: its name, its handler, the dead-letter topic of its rejects, whether its
+    message keys are personal data, and how long it waits to fill a batch (None: the engine's)."""
 
     name: str
     handler: Handler
     dlq: str
     personal_key: bool = False
+    batch_seconds: float | None = None
 
 
 class Engine:
@@ -177,7 +178,8 @@ class Engine:
     # ------------------------------------------------------------ the Faust side
     async def run(self, flow: Flow, stream: Any) -> None:
         """The body of a Faust agent: take events without acking, process, then ack them."""
-        async for taken in stream.noack_take(self._batch_size, within=self._batch_seconds):
+        within = flow.batch_seconds or self._batch_seconds
+        async for taken in stream.noack_take(self._batch_size, within=within):
             events = await self._of_this_generation(taken)
             # A bundle holds many messages: a batch is cut to about ``batch_size`` messages, so
             # one taken from a backlog of bundles does not hold millions at once.

@@ -16,7 +16,7 @@ from typing import Protocol
 import orjson
 
 from sinks.config import Backoff
-from sinks.tables import NOTIFICATION_STATE, Row, Table
+from sinks.tables import CONSUMER_LAG, NOTIFICATION_STATE, Row, Table
 from streams.domain.notifications import Notice, displaced_notices
 from streams.engine import Forward, Forwarder, deliver_all
 from streams.rows import notification_row
@@ -25,9 +25,14 @@ __all__ = ["Notifier", "NotifierReads"]
 
 logger = logging.getLogger(__name__)
 
+#: Tables written on a timer or by the check itself, whose inserts do not change reported figures.
+_NOT_READ_BY_THE_CHECK = (CONSUMER_LAG.name, NOTIFICATION_STATE.name)
+
 
 class NotifierReads(Protocol):
     async def sent_notifications(self, ids: Sequence[str]) -> set[str]: ...
+
+    async def data_marks(self, excluding: Sequence[str] = ()) -> tuple[tuple[str, str, int], ...]: ...
 
     async def displaced_by_regency(self, at_least: int) -> list[tuple[str, str, str, int]]: ...
 
@@ -52,6 +57,8 @@ class Notifier:
         self._topic = topic
         self._backoff = backoff
         self._now = now
+        #: The data marks the last complete displacement check saw.
+        self._checked: tuple[tuple[str, str, int], ...] | None = None
 
     async def send_new(self, notices: Sequence[Notice]) -> int:
         """Publish the notices not sent before, then record them; returns how many were sent.
@@ -78,9 +85,22 @@ class Notifier:
         return len(new)
 
     async def check_displacement(self, thresholds: tuple[int, ...]) -> int:
-        """Notify every (event, regency) whose reported displaced persons crossed a threshold."""
+        """Notify every (event, regency) whose reported displaced persons crossed a threshold.
+
+        The check reads every report, so it is skipped while no row was inserted since the last
+        complete one (the figures it reads cannot have changed): an idle worker does not repeat
+        it every few seconds beside the work that comes next (an alert's exposure estimate)."""
         low = min(thresholds, default=0)
         if not low:
             return 0
+        try:
+            marks = await self._reader.data_marks(_NOT_READ_BY_THE_CHECK)
+        except Exception as exc:  # e.g. a server user without system.parts: check every time
+            logger.debug("data marks unavailable (%s); checking anyway", type(exc).__name__)
+            marks = None
+        if marks is not None and marks == self._checked:
+            return 0
         rows = await self._reader.displaced_by_regency(low)
-        return await self.send_new(displaced_notices(rows, thresholds))
+        sent = await self.send_new(displaced_notices(rows, thresholds))
+        self._checked = marks
+        return sent

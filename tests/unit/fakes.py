@@ -103,8 +103,11 @@ class FakeStream:
 
     batches: list[list[Message | FakeRecord]]
     acked: list[FakeRecord] = field(default_factory=list)
+    #: The ``within`` the engine took batches with.
+    within: float | None = None
 
     async def noack_take(self, max_: int, within: float) -> Any:
+        self.within = within
         for batch in self.batches:
             yield [FakeEvent(_record(m)) for m in batch]
 
@@ -138,6 +141,8 @@ class FakeReader:
         self.stats = stats or {}
         self.sent: set[str] = set()
         self.displaced: list[tuple[str, str, str, int]] = []
+        self.checks = 0
+        self.marks: tuple[tuple[str, str, int], ...] | Exception = ()
 
     async def village_stats(self) -> dict[str, list[Any]]:
         return self.stats
@@ -146,7 +151,13 @@ class FakeReader:
         return {i for i in ids if i in self.sent}
 
     async def displaced_by_regency(self, at_least: int) -> list[tuple[str, str, str, int]]:
+        self.checks += 1
         return [r for r in self.displaced if r[3] >= at_least]
+
+    async def data_marks(self, excluding: Sequence[str] = ()) -> tuple[tuple[str, str, int], ...]:
+        if isinstance(self.marks, Exception):
+            raise self.marks
+        return tuple(m for m in self.marks if m[0] not in excluding)
 
 
 def engine(writer: FakeWriter | None = None, forwarder: FakeForwarder | None = None) -> Engine:

@@ -150,6 +150,14 @@ def test_run_acks_after_the_write_and_counts_outcomes() -> None:
     assert EVENTS.labels("in", "dead_letter")._value.get() == before + 1
 
 
+def test_a_flow_may_wait_less_than_the_engine_to_fill_a_batch() -> None:
+    e = Engine(FakeWriter(), FakeForwarder(), DeadLetters(PSEUDO, 4096), FAST, batch_seconds=0.2)
+    default, urgent = FakeStream([]), FakeStream([])
+    asyncio.run(e.run(Flow("t", _handler, "in-dlq"), default))
+    asyncio.run(e.run(Flow("alerts", _handler, "in-dlq", batch_seconds=0.05), urgent))
+    assert (default.within, urgent.within) == (0.2, 0.05)
+
+
 def test_forwards_to_internal_topics_travel_in_bundles_and_come_out_in_order() -> None:
 
     forwarder = FakeForwarder()

@@ -326,6 +326,39 @@ def test_notifications_are_sent_once() -> None:
     assert asyncio.run(notifier.send_new([Notice("x", "E", "k", "", "1", "m")])) == 0
 
 
+def test_the_displacement_check_is_skipped_while_no_row_was_inserted() -> None:
+    reader, writer = FakeReader(), FakeWriter()
+    notifier = Notifier(reader, writer, FakeForwarder(), "impact-notifications", FAST, _now)
+    check = lambda: asyncio.run(notifier.check_displacement((1_000,)))  # noqa: E731
+    reader.marks = (("report_state", "all", 7),)
+    assert (check(), check(), reader.checks) == (0, 0, 1)  # nothing inserted since: skipped
+    reader.marks = (("consumer_lag", "all", 3), ("notification_state", "all", 4), ("report_state", "all", 7))
+    check()
+    assert reader.checks == 1  # the lag sampler's and the check's own inserts do not count
+    reader.marks = (("report_state", "all", 8),)
+    reader.displaced = [("E", "32.03", "Cianjur", 1_200)]
+    assert (check(), reader.checks) == (1, 2)
+    reader.marks = RuntimeError("no system.parts for this user")
+    check(), check()
+    assert reader.checks == 4  # without marks, every tick checks
+
+
+def test_a_failed_displacement_check_is_repeated() -> None:
+    reader, writer = FakeReader(), FakeWriter()
+    notifier = Notifier(reader, writer, FakeForwarder(), "impact-notifications", FAST, _now)
+    reader.marks = (("report_state", "all", 8),)
+    reader.displaced = [("E", "32.03", "Cianjur", 1_200)]
+
+    async def refused(ids: Any) -> set[str]:
+        raise RuntimeError("ClickHouse refused the read")
+
+    reader.sent_notifications = refused  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        asyncio.run(notifier.check_displacement((1_000,)))
+    del reader.sent_notifications
+    assert asyncio.run(notifier.check_displacement((1_000,))) == 1
+
+
 # ------------------------------------------------------------------ operations
 def test_lag_samples_become_rows() -> None:
     writer = FakeWriter()
