@@ -109,7 +109,7 @@ def compare(baseline: str, size: int, villages: int, rounds: int) -> dict[str, A
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, check=True,
                           capture_output=True, text=True).stdout.strip()  # fmt: skip
     return {
-        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "baseline": trees["baseline"].name.removeprefix("baseline-"),
         "current": head,
         "size": size,
@@ -132,7 +132,7 @@ def write_docs(r: dict[str, Any], docs: Path) -> None:
         return f"| {label} | {b[key]:{fmt}} | {c[key]:{fmt}} | {ratio:.2f} |"
 
     lines = [
-        f"# Back to back against {r['baseline']} ({r['started']})",
+        f"# Back to back against {r['baseline']} (finished {r['finished']})",
         "",
         f"Command: `python -m tests.bench.baseline --baseline {r['baseline']} --size {r['size']} "
         f"--rounds {r['rounds']}`, on {r['current']} (working tree). Each tree in turn, {r['rounds']} "
