@@ -123,8 +123,7 @@ def _earthquake(alert: Alert, stats: VillageStats, rates: DisplacementRates) -> 
     deaths = persons * fatality_rate(bins)
     displaced = np.where(bins >= rates.earthquake_min_mmi, (persons - deaths) * rates.earthquake, 0.0)
     classes = [_MMI_CLASS[b] for b in np.minimum(bins, 12).tolist()]
-    out = Exposure(villages=_villages(stats, idx, stats.codes[idx].tolist(), mmi.tolist(), classes,
-                                      displaced.tolist(), deaths.tolist()))  # fmt: skip
+    out = Exposure(villages=_villages(stats, idx, mmi.tolist(), classes, displaced.tolist(), deaths.tolist()))
     _total(out, stats, idx, float(deaths.sum()), float(displaced.sum()))
     return out
 
@@ -149,11 +148,11 @@ def _areas(alert: Alert, stats: VillageStats, rates: DisplacementRates) -> Expos
             for village in np.asarray(stats.codes)[np.char.startswith(stats.codes, prefix)].tolist():
                 chosen[village] = (position[village], label, rate)
     picked = sorted(chosen.items())
-    known = [(code, j, label, rate) for code, (j, label, rate) in picked if j is not None]
-    idx = np.asarray([j for _, j, _, _ in known], dtype=np.int64)
-    displaced = (stats.persons[idx] * np.asarray([r for *_, r in known], dtype=np.float64)).tolist()
-    found = _villages(stats, idx, [c for c, *_ in known], [None] * len(known), [lb for *_, lb, _ in known],
-                      displaced, [0.0] * len(known))  # fmt: skip
+    known = [(j, label, rate) for _, (j, label, rate) in picked if j is not None]
+    positions, labels, rates_of = zip(*known, strict=True) if known else ((), (), ())
+    idx = np.asarray(positions, dtype=np.int64)
+    displaced = (stats.persons[idx] * np.asarray(rates_of, dtype=np.float64)).tolist()
+    found = _villages(stats, idx, [None] * len(idx), list(labels), displaced, [0.0] * len(idx))
     # A listed village the registry does not know is kept, with nothing counted in it.
     by_code = {v.village_code: v for v in found}
     out.villages = [
@@ -185,7 +184,7 @@ def _inside(area: AreaImpact, stats: VillageStats) -> npt.NDArray[np.bool_]:
 
 
 def _villages(
-    stats: VillageStats, idx: npt.NDArray[np.int64], codes: list[str], mmi: list[float | None],
+    stats: VillageStats, idx: npt.NDArray[np.int64], mmi: list[float | None],
     classes: list[str], displaced: list[float], deaths: list[float],
 ) -> list[VillageExposure]:  # fmt: skip
     """The villages at ``idx`` with their estimates (parallel lists): the registry's figures
@@ -193,7 +192,7 @@ def _villages(
     return list(
         map(
             VillageExposure,
-            codes, mmi, classes,
+            stats.codes[idx].tolist(), mmi, classes,
             stats.households[idx].tolist(), stats.persons[idx].tolist(), stats.kpm_households[idx].tolist(),
             stats.vulnerable[idx].tolist(), stats.pregnant[idx].tolist(),
             displaced, deaths,
