@@ -26,6 +26,7 @@ from streams.engine.dead_letters import DeadLetters
 from streams.engine.forwarder import FaustForwarder
 from streams.engine.group import FaustGroup
 from streams.engine.producer import use_recovering_producer
+from streams.engine.resume import seek_before_resuming
 from streams.engine.state import TableState
 from streams.features.alerts import AlertDeps, estimate_alert_impact, route_alert
 from streams.features.field_reports import ReportDeps, decide_report, enrich_report, route_report
@@ -73,6 +74,7 @@ def _faust_app(settings: Settings) -> faust.App:
         broker_credentials=_credentials(settings),
         store=settings.tables.store,
         datadir=str(settings.data_dir / "faust"),
+        table_standby_replicas=settings.tables.standby_replicas,
         topic_partitions=k.partitions,
         topic_replication_factor=k.replication_factor,
         consumer_auto_offset_reset="earliest",
@@ -117,6 +119,7 @@ def create_app(settings: Settings, engines: Engines | None) -> tuple[faust.App, 
     ``/query``. Topics carry raw bytes; handlers validate with pydantic.
     """
     refuse_acks_from_earlier_generations()
+    seek_before_resuming()
     use_recovering_producer(settings.kafka.request_timeout_s)
     app = _faust_app(settings)
     pseudo = Pseudonymizer(settings.privacy)

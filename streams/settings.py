@@ -244,6 +244,11 @@ class TableSettings(BaseModel):
     max_write_buffers: int = Field(2, ge=1)
     #: RocksDB block cache per table partition (Faust's default is 2 GiB).
     block_cache_mb: int = Field(16, ge=1)
+    #: Standby copies of each table partition kept on other workers (Faust's
+    #: ``table_standby_replicas``; 0 as in Kafka Streams). A standby follows its changelog all the
+    #: time, so each worker also repeats the others' table writes; without one, a partition that
+    #: moves is restored from its changelog before its new owner resumes it.
+    standby_replicas: int = Field(0, ge=0)
     #: At worker start, load table partitions whose local store is behind their changelog
     #: straight from the changelog (bulk RocksDB writes) before the worker joins its group.
     bulk_restore: bool = True

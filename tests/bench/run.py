@@ -336,10 +336,12 @@ class Run:
         return {"workers": len(ports), "seconds": round(elapsed, 2), **cpu, "worker_cpu_s": round(total, 1),
                 "cores_busy": round(total / elapsed, 2)}  # fmt: skip
 
-    def scaling(self, w: Workload) -> dict[str, Any]:
-        one = self.dampak_scaling("scale1", [16520])
-        two = self.dampak_scaling("scale2", [16530, 16531])
-        split = self.split_scaling("split2", 16540, [16541, 16542])
+    @staticmethod
+    def scaling(runs: dict[str, Run], w: Workload) -> dict[str, Any]:
+        """1 worker, 2 workers and the writer split, each on its own ``Run`` (topics)."""
+        one = runs["one"].dampak_scaling("scale1", [16520])
+        two = runs["two"].dampak_scaling("scale2", [16530, 16531])
+        split = runs["split"].split_scaling("split2", 16540, [16541, 16542])
         msgs = len(w.households) + len(w.reports)
         return {
             "workload": {"households": len(w.households), "reports": len(w.reports)},
@@ -475,17 +477,22 @@ class Run:
 
     # ----------------------------------------------------------------- driver
     def scaling_run(self) -> dict[str, Any]:
-        """1 vs 2 workers on a fresh set of topics (the same messages for both runs)."""
-        sub = Run(self.mode)
-        sub.tag = f"{self.tag}s"
-        sub.base = self.base / "scaling"
+        """1 vs 2 workers vs the writer split, the same messages for each, each on its own topics:
+        dampak's re-keyed hops are named by the topic prefix, so runs sharing one would each also
+        handle the re-keyed messages of the runs before them."""
         n = MODES[self.mode]["scaling_size"]
         w = generate(n, n, MODES[self.mode]["villages"])
-        setup, _ = sub.settings("setup", 16519)
-        ensure_topics(setup)
-        sub.produce("households", w.households)
-        sub.produce("field-reports", w.reports)
-        return sub.scaling(w)
+        runs = {}
+        for name in ("one", "two", "split"):
+            sub = Run(self.mode)
+            sub.tag = f"{self.tag}{name}"
+            sub.base = self.base / "scaling" / name
+            setup, _ = sub.settings("setup", 16519)
+            ensure_topics(setup)
+            sub.produce("households", w.households)
+            sub.produce("field-reports", w.reports)
+            runs[name] = sub
+        return self.scaling(runs, w)
 
     def run(self) -> dict[str, Any]:
         cfg = self.cfg

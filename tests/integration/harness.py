@@ -36,7 +36,7 @@ class Deployment:
             "DAMPAK_KAFKA__TOPIC_PREFIX": f"test-{name}-",
             "DAMPAK_DATA_DIR": str(data_dir),
             "DAMPAK_WEB__PORT": str(web_port),
-            "DAMPAK_LOG_LEVEL": "warning",
+            "DAMPAK_LOG_LEVEL": os.environ.get("DAMPAK_TEST_LOG_LEVEL", "warning"),
             "DAMPAK_CLICKHOUSE__QUERY_MAX_ROWS": "500000",
             "DAMPAK_DEV_MODE": "true",
             **env,
