@@ -44,6 +44,9 @@ __all__ = ["TABLES", "Engines", "create_app"]
 
 logger = logging.getLogger(__name__)
 
+#: dampak's internal topics, whose records are bundles of messages (streams/engine/bundle.py).
+BUNDLED = (Topic.HOUSEHOLDS_BY_ID, Topic.REPORTS_BY_ID, Topic.REPORTS_BY_HOUSEHOLD)
+
 #: The changelog-backed tables, all partitioned like the keyed topics (co-partitioned with sources).
 TABLES = {
     "registry": "household_id -> registry state (households-by-id)",
@@ -125,7 +128,12 @@ def create_app(settings: Settings, engines: Engines | None) -> tuple[faust.App, 
     pseudo = Pseudonymizer(settings.privacy)
     observer = PrometheusWriteObserver()
     retry = settings.sink.retry
-    forwarder = FaustForwarder(app)
+    # A bundle holds what one batch forwarded to one partition. Faust bounds an agent's buffer by
+    # records, not bytes: a bundled topic's agent takes a few bundles per partition at a time and
+    # holds a few more unread, so a backlog on an internal topic is not read into memory whole.
+    bundle_take = 2 * settings.kafka.partitions
+    bundled_topics = {physical_name(t, settings): settings.kafka.partitions for t in BUNDLED}
+    forwarder = FaustForwarder(app, dict.fromkeys(bundled_topics, 2 * bundle_take))
     changelog = _changelog(app, settings)
     writer: ClickHouseWriter | RowProducer
     if engines is not None:
@@ -149,10 +157,7 @@ def create_app(settings: Settings, engines: Engines | None) -> tuple[faust.App, 
         retry,
         batch_size=settings.sink.batch_size,
         batch_seconds=settings.sink.batch_seconds,
-        bundled={
-            physical_name(t, settings): settings.kafka.partitions
-            for t in (Topic.HOUSEHOLDS_BY_ID, Topic.REPORTS_BY_ID, Topic.REPORTS_BY_HOUSEHOLD)
-        },
+        bundled=bundled_topics,
         group=FaustGroup(app),
         changelog=changelog,
     )
@@ -217,11 +222,18 @@ def create_app(settings: Settings, engines: Engines | None) -> tuple[faust.App, 
             functools.partial(apply_household_change, registry),
             households_dlq,
             personal_key=True,
+            take=bundle_take,
         ),
         Topic.FIELD_REPORTS: Flow("route_reports", functools.partial(route_report, reports), reports_dlq),
-        Topic.REPORTS_BY_ID: Flow("decide_reports", functools.partial(decide_report, reports), reports_dlq),
+        Topic.REPORTS_BY_ID: Flow(
+            "decide_reports", functools.partial(decide_report, reports), reports_dlq, take=bundle_take
+        ),
         Topic.REPORTS_BY_HOUSEHOLD: Flow(
-            "enrich_reports", functools.partial(enrich_report, reports), reports_dlq, personal_key=True
+            "enrich_reports",
+            functools.partial(enrich_report, reports),
+            reports_dlq,
+            personal_key=True,
+            take=bundle_take,
         ),
         Topic.DISASTER_ALERTS: Flow(
             "route_alerts",

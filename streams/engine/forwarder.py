@@ -4,7 +4,7 @@ plain aiokafka producer (the writer)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from streams.engine.batch import Forward
@@ -19,14 +19,19 @@ _RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_
 class FaustForwarder:
     """Sends through Faust topics (created on first use, raw bytes) and waits for every delivery."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, buffers: Mapping[str, int] | None = None) -> None:
+        """``buffers``: topic name -> how many records an agent of it may hold unread (Faust's
+        ``stream_buffer_maxsize`` for the others)."""
         self._app = app
+        self._buffers = dict(buffers or {})
         self._topics: dict[str, Any] = {}
 
     def topic(self, name: str) -> Any:
         topic = self._topics.get(name)
         if topic is None:
-            topic = self._topics[name] = self._app.topic(name, internal=False, **_RAW)
+            topic = self._topics[name] = self._app.topic(
+                name, internal=False, maxsize=self._buffers.get(name), **_RAW
+            )
         return topic
 
     async def deliver(self, forwards: Sequence[Forward]) -> list[BaseException | None]:

@@ -140,13 +140,15 @@ class Forwarder(Protocol):
 @dataclass(frozen=True)
 class Flow:
     """One agent: its name, its handler, the dead-letter topic of its rejects, whether its
-    message keys are personal data, and how long it waits to fill a batch (None: the engine's)."""
+    message keys are personal data, how long it waits to fill a batch and how many records it
+    takes at most (None: the engine's ``batch_seconds`` and ``batch_size``)."""
 
     name: str
     handler: Handler
     dlq: str
     personal_key: bool = False
     batch_seconds: float | None = None
+    take: int | None = None
 
 
 class Engine:
@@ -179,7 +181,7 @@ class Engine:
     async def run(self, flow: Flow, stream: Any) -> None:
         """The body of a Faust agent: take events without acking, process, then ack them."""
         within = flow.batch_seconds or self._batch_seconds
-        async for taken in stream.noack_take(self._batch_size, within=within):
+        async for taken in stream.noack_take(flow.take or self._batch_size, within=within):
             events = await self._of_this_generation(taken)
             # A bundle holds many messages: a batch is cut to about ``batch_size`` messages, so
             # one taken from a backlog of bundles does not hold millions at once.
