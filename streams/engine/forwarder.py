@@ -29,9 +29,9 @@ class FaustForwarder:
     def topic(self, name: str) -> Any:
         topic = self._topics.get(name)
         if topic is None:
-            topic = self._topics[name] = self._app.topic(
-                name, internal=False, maxsize=self._buffers.get(name), **_RAW
-            )
+            topic = self._topics[name] = self._app.topic(name, internal=False, **_RAW)
+            # Set here: faust-streaming's ``App.topic`` takes ``maxsize`` but drops it.
+            topic.maxsize = self._buffers.get(name)
         return topic
 
     async def deliver(self, forwards: Sequence[Forward]) -> list[BaseException | None]:

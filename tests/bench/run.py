@@ -356,6 +356,19 @@ class Run:
             },
         }
 
+    def delete_topics(self) -> None:
+        """Delete the run's topics (its own and its scaling runs'): a full run writes gigabytes
+        to the local broker, and runs that kept theirs filled this machine's disk."""
+        from kafka import KafkaAdminClient
+
+        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=120_000)
+        try:
+            mine = [t for t in admin.list_topics() if t.startswith(self.tag)]
+            for i in range(0, len(mine), 100):
+                admin.delete_topics(mine[i : i + 100], timeout_ms=60_000)
+        finally:
+            admin.close()
+
     def committed_all(self, group: str, topics: tuple[str, ...]) -> bool:
         """True when ``group`` has committed every message of ``topics`` (commits follow writes)."""
         from kafka import KafkaAdminClient
@@ -937,7 +950,10 @@ def main() -> None:
         print((ROOT / "docs" / "registry-scale.md").read_text())
         return
     run = Run(args.mode)
-    results = run.run()
+    try:
+        results = run.run()
+    finally:
+        run.delete_topics()
     if run.mode == "quick":
         # CI smoke: correctness of totals, not speed.
         n = MODES["quick"]["reports"]

@@ -103,11 +103,12 @@ class FakeStream:
 
     batches: list[list[Message | FakeRecord]]
     acked: list[FakeRecord] = field(default_factory=list)
-    #: The ``within`` the engine took batches with.
+    #: The ``max_`` and ``within`` the engine took batches with.
+    take: int | None = None
     within: float | None = None
 
     async def noack_take(self, max_: int, within: float) -> Any:
-        self.within = within
+        self.take, self.within = max_, within
         for batch in self.batches:
             yield [FakeEvent(_record(m)) for m in batch]
 

@@ -158,6 +158,14 @@ def test_a_flow_may_wait_less_than_the_engine_to_fill_a_batch() -> None:
     assert (default.within, urgent.within) == (0.2, 0.05)
 
 
+def test_a_flow_of_bundles_takes_fewer_records_than_the_engine() -> None:
+    e = Engine(FakeWriter(), FakeForwarder(), DeadLetters(PSEUDO, 4096), FAST, batch_size=10_000)
+    plain, bundles = FakeStream([]), FakeStream([])
+    asyncio.run(e.run(Flow("t", _handler, "in-dlq"), plain))
+    asyncio.run(e.run(Flow("by-id", _handler, "in-dlq", take=12), bundles))
+    assert (plain.take, bundles.take) == (10_000, 12)
+
+
 def test_forwards_to_internal_topics_travel_in_bundles_and_come_out_in_order() -> None:
 
     forwarder = FakeForwarder()
@@ -306,3 +314,15 @@ def test_a_batch_waits_for_a_rebalance_in_progress_to_end() -> None:
 
     asyncio.run(main())
     assert seen == [6]
+
+
+def test_the_faust_forwarder_bounds_the_buffer_of_the_topics_it_is_told() -> None:
+    import faust
+
+    from streams.engine.forwarder import FaustForwarder
+
+    app = faust.App("t", broker="kafka://127.0.0.1:1", autodiscover=False)
+    forwarder = FaustForwarder(app, {"by-id": 24})
+    assert forwarder.topic("by-id").maxsize == 24
+    assert forwarder.topic("by-id").clone(is_iterator=True).queue.maxsize == 24  # an agent's buffer
+    assert forwarder.topic("field-reports").maxsize is None  # Faust's stream_buffer_maxsize
