@@ -150,20 +150,15 @@ def test_run_acks_after_the_write_and_counts_outcomes() -> None:
     assert EVENTS.labels("in", "dead_letter")._value.get() == before + 1
 
 
-def test_a_flow_may_wait_less_than_the_engine_to_fill_a_batch() -> None:
-    e = Engine(FakeWriter(), FakeForwarder(), DeadLetters(PSEUDO, 4096), FAST, batch_seconds=0.2)
-    default, urgent = FakeStream([]), FakeStream([])
+def test_a_flow_may_wait_less_or_take_fewer_records_than_the_engine() -> None:
+    e = Engine(FakeWriter(), FakeForwarder(), DeadLetters(PSEUDO, 4096), FAST, batch_size=10_000,
+               batch_seconds=0.2)  # fmt: skip
+    default, urgent, bundles = FakeStream([]), FakeStream([]), FakeStream([])
     asyncio.run(e.run(Flow("t", _handler, "in-dlq"), default))
     asyncio.run(e.run(Flow("alerts", _handler, "in-dlq", batch_seconds=0.05), urgent))
-    assert (default.within, urgent.within) == (0.2, 0.05)
-
-
-def test_a_flow_of_bundles_takes_fewer_records_than_the_engine() -> None:
-    e = Engine(FakeWriter(), FakeForwarder(), DeadLetters(PSEUDO, 4096), FAST, batch_size=10_000)
-    plain, bundles = FakeStream([]), FakeStream([])
-    asyncio.run(e.run(Flow("t", _handler, "in-dlq"), plain))
     asyncio.run(e.run(Flow("by-id", _handler, "in-dlq", take=12), bundles))
-    assert (plain.take, bundles.take) == (10_000, 12)
+    taken = [(s.take, s.within) for s in (default, urgent, bundles)]
+    assert taken == [(10_000, 0.2), (10_000, 0.05), (12, 0.2)]
 
 
 def test_forwards_to_internal_topics_travel_in_bundles_and_come_out_in_order() -> None:
