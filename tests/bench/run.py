@@ -356,8 +356,16 @@ class Run:
             },
         }
 
+    def fill(self, w: Workload) -> None:
+        """Create the run's topics and publish ``w`` to them: its households, then its reports."""
+        setup, _ = self.settings("setup", 16519)
+        ensure_topics(setup)
+        self.produce("households", w.households)
+        if w.reports:
+            self.produce("field-reports", w.reports)
+
     def delete_topics(self) -> None:
-        """Delete the run's topics (its own and its scaling runs'): a full run writes gigabytes
+        """Delete the run's topics (every one named after its tag): a full run writes gigabytes
         to the local broker, and runs that kept theirs filled this machine's disk."""
         from kafka import KafkaAdminClient
 
@@ -495,17 +503,18 @@ class Run:
         handle the re-keyed messages of the runs before them."""
         n = MODES[self.mode]["scaling_size"]
         w = generate(n, n, MODES[self.mode]["villages"])
-        runs = {}
+        runs: dict[str, Run] = {}
         for name in ("one", "two", "split"):
             sub = Run(self.mode)
             sub.tag = f"{self.tag}{name}"
             sub.base = self.base / "scaling" / name
-            setup, _ = sub.settings("setup", 16519)
-            ensure_topics(setup)
-            sub.produce("households", w.households)
-            sub.produce("field-reports", w.reports)
+            sub.fill(w)
             runs[name] = sub
-        return self.scaling(runs, w)
+        try:
+            return self.scaling(runs, w)
+        finally:
+            for sub in runs.values():
+                sub.delete_topics()
 
     def run(self) -> dict[str, Any]:
         cfg = self.cfg
@@ -801,10 +810,13 @@ def registry_scale(sizes: list[int]) -> dict[str, Any]:
     runs: list[dict[str, Any]] = []
     for n in sizes:
         run = _registry_run(n)
-        load, proc = run.registry_load(_Counted(n), 16500)  # type: ignore[arg-type]
-        load["peak_rss_mb"] = round(run.peak_rss_mb(proc.pid), 1)
-        run.stop(proc)
-        load["disk"] = run.disk_per_household(n)
+        try:
+            load, proc = run.registry_load(_Counted(n), 16500)  # type: ignore[arg-type]
+            load["peak_rss_mb"] = round(run.peak_rss_mb(proc.pid), 1)
+            run.stop(proc)
+            load["disk"] = run.disk_per_household(n)
+        finally:
+            run.delete_topics()
         runs.append({"households": n, **load})
         print("registry", runs[-1], flush=True)
     split = registry_split(sizes[0])
@@ -837,17 +849,18 @@ def registry_scale(sizes: list[int]) -> dict[str, Any]:
 def registry_split(n: int) -> dict[str, Any]:
     """Two compute workers and ``dampak writer`` loading a registry of ``n`` households on fresh
     topics, until the writer has written every row the compute workers handed over."""
-    load = _registry_run(n).split_scaling("regsplit", 16540, [16541, 16542])
+    run = _registry_run(n)
+    try:
+        load = run.split_scaling("regsplit", 16540, [16541, 16542])
+    finally:
+        run.delete_topics()
     return {"households": n, **load, "households_per_s": round(n / load["seconds"])}
 
 
 def _registry_run(n: int) -> Run:
     """A run on fresh topics, with ``n`` households produced to its ``households`` topic."""
     run = Run("full")
-    w = generate(n, 0, MODES["full"]["villages"])
-    setup, _ = run.settings("one", 16500)
-    ensure_topics(setup)
-    run.produce("households", w.households)
+    run.fill(generate(n, 0, MODES["full"]["villages"]))
     return run
 
 
