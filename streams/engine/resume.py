@@ -15,6 +15,17 @@ takes partitions back restores them from their changelogs first: in about one ru
 hundred reports of those partitions were missing (with standby replicas the restore has nothing
 to read and the window was too short to hit). Sought first, a paused partition has no records to
 hand over, so the fetcher's read offset and the consumer's position agree when it resumes.
+
+The seek must also reach partitions that have no committed offset yet. During the rebalance the
+fetcher can take records of a stream partition from aiokafka and then drop them, because Faust
+has meanwhile taken the partition out of its active set (it hands aiokafka that set, mutable,
+from its own thread): aiokafka's position has moved past them. The seek to the committed offset
+is what brings them back, but aiokafka's ``seek_to_committed`` seeks only to a committed offset
+above 0, so a partition nobody has committed yet (a new topic or a new group, and every partition
+two workers start on together) kept its position after the dropped records: they were never
+handled, and the partition was never committed (its lag never reached 0; or, had later records
+been handled, the commit would have passed them). Such partitions are sought to their start here,
+where ``auto_offset_reset="earliest"`` would have begun them.
 """
 
 from __future__ import annotations
@@ -60,7 +71,7 @@ async def _on_recovery_completed(self: Any, generation_id: int = 0) -> None:
     streams = {tp for tp in assignment if not self._is_changelog_tp(tp)}
     if assignment:
         self.log.info("Seek stream partitions to committed offsets.")
-        await self._wait(consumer.perform_seek(), timeout=app.conf.broker_request_timeout)
+        await self._wait(_seek_to_committed(app, streams), timeout=app.conf.broker_request_timeout)
     consumer.resume_partitions(streams)
     self.completed.set()
     app.flow_control.resume()
@@ -71,3 +82,16 @@ async def _on_recovery_completed(self: Any, generation_id: int = 0) -> None:
         self.tables.on_standbys_ready()
     app.on_rebalance_end()
     self.log.info("Worker ready")
+
+
+async def _seek_to_committed(app: Any, streams: set[Any]) -> None:
+    """Every partition to its committed offset, and stream partitions without one (or with 0,
+    which aiokafka does not seek to either) to their start."""
+    consumer = app.consumer
+    await consumer.perform_seek()
+    if app.conf.consumer_auto_offset_reset != "earliest":
+        return
+    # perform_seek keeps an offset only when it is above 0.
+    uncommitted = {tp: 0 for tp in streams if not consumer._committed_offset.get(tp)}
+    if uncommitted:
+        await consumer.seek_wait(uncommitted)

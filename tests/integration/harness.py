@@ -71,8 +71,9 @@ class Deployment:
         return proc
 
     # -------------------------------------------------------------- worker
-    def start_worker(self, command: str = "worker") -> None:
-        """Start ``dampak worker`` (or ``dampak writer``) and wait until it is ready."""
+    def start_worker(self, command: str = "worker", wait: bool = True) -> None:
+        """Start ``dampak worker`` (or ``dampak writer``) and wait until it is ready (or not:
+        ``wait_ready`` later)."""
         assert self.worker is None or self.worker.poll() is not None
         with open(self.log, "ab") as log:
             self.worker = subprocess.Popen(
@@ -82,7 +83,8 @@ class Deployment:
                 stderr=subprocess.STDOUT,
                 cwd=ROOT,
             )
-        self.wait_ready()
+        if wait:
+            self.wait_ready()
 
     def wait_ready(self, timeout_s: float = 90) -> None:
         assert self.worker is not None
