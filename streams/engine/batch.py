@@ -50,12 +50,16 @@ class Message:
         return (self.offset << INDEX_BITS) | self.index
 
 
-def messages_of(record: Any, timestamp: float | None, native: Any = None) -> list[Message]:
+def messages_of(
+    record: Any, timestamp: float | None, native: Any = None, bundled: bool = True
+) -> list[Message]:
     """The messages of one Kafka record (Faust's or aiokafka's: topic, partition, offset, key,
     value, headers): the items of the bundle it carries, in order, or the record itself.
-    ``timestamp``: the record's, in seconds; a bundled item without its own origin takes it."""
+    ``timestamp``: the record's, in seconds; a bundled item without its own origin takes it.
+    ``bundled``: whether its topic is one of dampak's own that carry bundles; a record of any
+    other topic (an input) is itself, whatever headers its publisher set."""
     topic, partition, offset = record.topic, record.partition, record.offset
-    if _is_bundle(record.headers):
+    if bundled and _is_bundle(record.headers):
         try:
             items = unpack(record.value or b"")
         except ValueError:

@@ -32,7 +32,7 @@ import logging
 import time
 import weakref
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Container, Iterator, Mapping, Sequence
 from contextvars import Token
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -185,7 +185,7 @@ class Engine:
             events = await self._of_this_generation(taken)
             # A bundle holds many messages: a batch is cut to about ``batch_size`` messages, so
             # one taken from a backlog of bundles does not hold millions at once.
-            for chunk, messages in _chunks(events, self._batch_size):
+            for chunk, messages in _chunks(events, self._batch_size, self._bundled):
                 if not await self._run_batch(flow, stream, chunk, messages):
                     break  # abandoned at a rebalance: the rest is fetched again too
 
@@ -360,13 +360,17 @@ class Engine:
             await self._insert_isolating(table, [rows[i] for i in pick], [sources[i] for i in pick], rejected)
 
 
-def _chunks(events: Sequence[Any], size: int) -> Iterator[tuple[list[Any], list[Message]]]:
-    """``events`` in runs of whole events holding about ``size`` messages (at least one event)."""
+def _chunks(
+    events: Sequence[Any], size: int, bundled: Container[str]
+) -> Iterator[tuple[list[Any], list[Message]]]:
+    """``events`` in runs of whole events holding about ``size`` messages (at least one event);
+    records of ``bundled`` topics are unpacked."""
     chunk: list[Any] = []
     messages: list[Message] = []
     for event in events:
         chunk.append(event)
-        messages.extend(messages_of(event.message, event.message.timestamp, event))
+        record = event.message
+        messages.extend(messages_of(record, record.timestamp, event, record.topic in bundled))
         if len(messages) >= size:
             yield chunk, messages
             chunk, messages = [], []

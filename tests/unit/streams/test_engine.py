@@ -179,7 +179,10 @@ def test_forwards_to_internal_topics_travel_in_bundles_and_come_out_in_order() -
 
     stream = FakeStream([[FakeRecord("forwarded", r.partition or 0, 7, r.key, r.value, 1.0, [BUNDLE_HEADER])
                           for r in records]])  # fmt: skip
-    asyncio.run(engine().run(Flow("down", collect, "dlq"), stream))
+    downstream = Engine(
+        FakeWriter(), FakeForwarder(), DeadLetters(PSEUDO, 4096), FAST, bundled={"forwarded": 6}
+    )
+    asyncio.run(downstream.run(Flow("down", collect, "dlq"), stream))
     assert sorted(m.value or b"" for m in seen) == sorted(values)
     for r in records:
         inside = [m for m in seen if m.partition == r.partition]
@@ -207,11 +210,31 @@ def test_a_batch_of_bundles_is_handled_in_runs_of_about_batch_size_messages() ->
             acked_before_write.append(len(stream.acked))
             await writer.insert(table, rows)
 
-    e = Engine(Writer(), FakeForwarder(), DeadLetters(PSEUDO, 4096), FAST, batch_size=100)
+    e = Engine(
+        Writer(), FakeForwarder(), DeadLetters(PSEUDO, 4096), FAST, batch_size=100, bundled={"forwarded": 6}
+    )
     asyncio.run(e.run(Flow("down", count, "dlq"), stream))
     assert [n for _, n in writer.calls] == [120, 120, 60]
     assert acked_before_write == [0, 4, 8]
     assert len(stream.acked) == 10
+
+
+def test_a_record_of_an_input_topic_is_itself_whatever_its_headers() -> None:
+    # Only dampak's own internal topics carry bundles: a publisher's record with the bundle header
+    # is one message (its handler validates it as any other), never unpacked into many.
+    items = [(f"k{i}".encode(), b"1", None) for i in range(5)]
+    value = next(pack(items))
+    seen: list[Message] = []
+
+    def collect(msg: Message, out: Output) -> Outcome:
+        seen.append(msg)
+        return Outcome.OK
+
+    e = Engine(FakeWriter(), FakeForwarder(), DeadLetters(PSEUDO, 4096), FAST, bundled={"forwarded": 6})
+    stream = FakeStream([[FakeRecord("field-reports", 0, 3, b"key", value, 1.0, [BUNDLE_HEADER])]])
+    asyncio.run(e.run(Flow("in", collect, "dlq"), stream))
+    assert [(m.key, m.value, m.in_bundle) for m in seen] == [(b"key", value, False)]
+    assert len(stream.acked) == 1
 
 
 def test_an_infrastructure_fault_in_a_handler_retries_the_batch_instead_of_dead_lettering() -> None:
