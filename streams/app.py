@@ -178,7 +178,10 @@ def create_app(settings: Settings, engines: Engines | None) -> tuple[faust.App, 
         )
         for name, help_text in TABLES.items()
     }
-    notifier = Notifier(checks, writer, forwarder, physical_name(Topic.IMPACT_NOTIFICATIONS, settings), retry)
+    notifier = Notifier(
+        checks, writer, forwarder, physical_name(Topic.IMPACT_NOTIFICATIONS, settings), retry,
+        max_share=settings.notify.check_max_share,
+    )  # fmt: skip
     context = settings.contracts.context()
 
     def name(topic: Topic) -> str:

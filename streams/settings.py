@@ -231,6 +231,9 @@ class NotifySettings(BaseModel):
     #: Reported displaced persons in a regency; each threshold crossed notifies once.
     displaced_thresholds: tuple[int, ...] = (1_000, 10_000, 50_000)
     check_interval_s: float = Field(10.0, gt=0)
+    #: The largest share of the leader's time the displacement check may take: it reads every
+    #: report, and on a large table a check every ``check_interval_s`` would run back to back.
+    check_max_share: float = Field(0.2, gt=0, le=1)
 
 
 class TableSettings(BaseModel):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Protocol
@@ -50,7 +51,11 @@ class Notifier:
         topic: str,
         backoff: Backoff,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        max_share: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``max_share``: the largest share of the leader's time the displacement check may take
+        (after a check of d seconds, the next begins no sooner than d * (1/max_share - 1) later)."""
         self._reader = reader
         self._writer = writer
         self._forwarder = forwarder
@@ -59,6 +64,10 @@ class Notifier:
         self._now = now
         #: The data marks the last complete displacement check saw.
         self._checked: tuple[tuple[str, str, int], ...] | None = None
+        self._max_share = max_share
+        self._clock = clock
+        #: When (``clock``) the next displacement check may begin.
+        self._not_before = float("-inf")
 
     async def send_new(self, notices: Sequence[Notice]) -> int:
         """Publish the notices not sent before, then record them; returns how many were sent.
@@ -89,9 +98,11 @@ class Notifier:
 
         The check reads every report, so it is skipped while no row was inserted since the last
         complete one (the figures it reads cannot have changed): an idle worker does not repeat
-        it every few seconds beside the work that comes next (an alert's exposure estimate)."""
+        it every few seconds beside the work that comes next (an alert's exposure estimate). Its
+        cost grows with the reports; the next check waits in proportion to the last one's length,
+        so that it never takes more than ``max_share`` of the leader's time from the stream."""
         low = min(thresholds, default=0)
-        if not low:
+        if not low or self._clock() < self._not_before:
             return 0
         try:
             marks = await self._reader.data_marks(_NOT_READ_BY_THE_CHECK)
@@ -100,7 +111,10 @@ class Notifier:
             marks = None
         if marks is not None and marks == self._checked:
             return 0
+        started = self._clock()
         rows = await self._reader.displaced_by_regency(low)
         sent = await self.send_new(displaced_notices(rows, thresholds))
         self._checked = marks
+        ended = self._clock()
+        self._not_before = ended + (ended - started) * (1 / self._max_share - 1)
         return sent

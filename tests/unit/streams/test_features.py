@@ -343,6 +343,27 @@ def test_the_displacement_check_is_skipped_while_no_row_was_inserted() -> None:
     assert reader.checks == 4  # without marks, every tick checks
 
 
+def test_a_long_displacement_check_waits_in_proportion_before_the_next() -> None:
+    # A check that took 3 s with a share of 0.2: the next begins no sooner than 12 s after it ends,
+    # whatever the timer's interval; new rows keep arriving meanwhile.
+    clock = [100.0]
+
+    class SlowReader(FakeReader):
+        async def displaced_by_regency(self, at_least: int) -> list[tuple[str, str, str, int]]:
+            clock[0] += 3.0
+            return await super().displaced_by_regency(at_least)
+
+    reader = SlowReader()
+    notifier = Notifier(reader, FakeWriter(), FakeForwarder(), "impact-notifications", FAST, _now,
+                        max_share=0.2, clock=lambda: clock[0])  # fmt: skip
+    for tick, block in ((0.0, 1), (10.0, 2), (11.9, 3), (12.0, 4)):
+        clock[0] = 103.0 + tick if tick else clock[0]
+        reader.marks = (("report_state", "all", block),)
+        asyncio.run(notifier.check_displacement((1_000,)))
+    # Ran at 100 (ending at 103); skipped at 113 and 114.9; ran at 115.
+    assert reader.checks == 2
+
+
 def test_a_failed_displacement_check_is_repeated() -> None:
     reader, writer = FakeReader(), FakeWriter()
     notifier = Notifier(reader, writer, FakeForwarder(), "impact-notifications", FAST, _now)
