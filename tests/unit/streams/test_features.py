@@ -356,8 +356,8 @@ def test_a_long_displacement_check_waits_in_proportion_before_the_next() -> None
     reader = SlowReader()
     notifier = Notifier(reader, FakeWriter(), FakeForwarder(), "impact-notifications", FAST, _now,
                         max_share=0.2, clock=lambda: clock[0])  # fmt: skip
-    for tick, block in ((0.0, 1), (10.0, 2), (11.9, 3), (12.0, 4)):
-        clock[0] = 103.0 + tick if tick else clock[0]
+    for at, block in ((100.0, 1), (113.0, 2), (114.9, 3), (115.0, 4)):
+        clock[0] = at
         reader.marks = (("report_state", "all", block),)
         asyncio.run(notifier.check_displacement((1_000,)))
     # Ran at 100 (ending at 103); skipped at 113 and 114.9; ran at 115.
