@@ -42,6 +42,10 @@ class Table:
     order_by: str
     ttl: str = ""
 
+    def __hash__(self) -> int:
+        # Tables key the rows of every batch (``Output.add``): hash the name, not all the columns.
+        return hash(self.name)
+
     @property
     def column_names(self) -> tuple[str, ...]:
         return tuple(name for name, _ in self.columns)

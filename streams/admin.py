@@ -17,7 +17,7 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 from streams.errors import DampakError, InvalidMessage
 from streams.progress import Progress
 from streams.settings import Settings
-from streams.topics import all_specs
+from streams.topics import INPUT_TOPICS, all_specs, inputs_group, physical_name
 
 __all__ = [
     "broker_answers",
@@ -138,6 +138,39 @@ def group_members(settings: Settings, group: str) -> int:
     info = described.get(group, {}) if isinstance(described, dict) else {}
     members = info.get("members", []) if isinstance(info, dict) else []
     return len(members)
+
+
+def carry_over_input_offsets(settings: Settings) -> dict[Any, int]:
+    """Start the input topics' group where the app's own group left them, once.
+
+    Before the input topics were routed in their own group (``<app id>-inputs``), the Faust app's
+    group (``<app id>``) committed them. A worker upgraded from then would start the new group at
+    the beginning of the topics and route everything they retain a second time (harmless, since
+    copies seen again are duplicates, but slow). When the new group has committed nothing on
+    them, the old group's offsets are copied to it. Returns what was copied."""
+    app_id, inputs = settings.app_id, inputs_group(settings.app_id)
+    topics = {physical_name(t, settings) for t in INPUT_TOPICS}
+    admin = KafkaAdminClient(
+        bootstrap_servers=settings.kafka.bootstrap_servers, **settings.kafka.client_options()
+    )
+    try:
+        found = admin.list_group_offsets([app_id, inputs])
+        if any(tp.topic in topics for tp in found.get(inputs, {})):
+            return {}
+        old = {
+            tp: meta for tp, meta in found.get(app_id, {}).items() if tp.topic in topics and meta.offset >= 0
+        }
+        if old:
+            refused = [tp for tp, err in admin.alter_group_offsets(inputs, old).items() if err.errno]
+            if refused:  # another worker joined the group first and carried them over
+                return {}
+            logger.info("the input topics' group %s starts where group %s left them", inputs, app_id)
+        return {tp: meta.offset for tp, meta in old.items()}
+    except KafkaError as exc:  # another worker already started the group: it carried them over
+        logger.warning("input offsets not carried over to %s (%s)", inputs, type(exc).__name__)
+        return {}
+    finally:
+        admin.close()
 
 
 def producer(settings: Settings) -> KafkaProducer:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import faust
+from aiokafka import AIOKafkaConsumer
 
 from sinks.connection import Connection, ConnectionPool
 from sinks.reader import ClickHouseReader, LocalRuns, RemoteRuns
@@ -22,6 +23,7 @@ from streams import web
 from streams.engine import Engine, Flow, RowWriter
 from streams.engine.acks import refuse_acks_from_earlier_generations
 from streams.engine.changelog import AioBatchSender, Changelog
+from streams.engine.consumer import ConsumerLoop
 from streams.engine.dead_letters import DeadLetters
 from streams.engine.forwarder import FaustForwarder
 from streams.engine.group import FaustGroup
@@ -38,7 +40,7 @@ from streams.lag import LagMonitor
 from streams.metrics import PrometheusWriteObserver
 from streams.privacy import Pseudonymizer
 from streams.settings import Settings
-from streams.topics import INPUT_TOPICS, Topic, dlq_name, physical_name
+from streams.topics import INPUT_TOPICS, Topic, dlq_name, inputs_group, physical_name
 
 __all__ = ["TABLES", "Engines", "create_app"]
 
@@ -148,19 +150,17 @@ def create_app(settings: Settings, engines: Engines | None) -> tuple[faust.App, 
         reader = checks = ClickHouseReader(
             RemoteRuns(settings.writer_url, settings.clickhouse.database, token, retry)
         )
-    engine = Engine(
-        writer,
-        forwarder,
-        DeadLetters(
-            pseudo, settings.sink.dead_letter_payload_max_bytes, settings.sink.dead_letter_message_max_bytes
-        ),
-        retry,
-        batch_size=settings.sink.batch_size,
-        batch_seconds=settings.sink.batch_seconds,
-        bundled=bundled_topics,
-        group=FaustGroup(app),
-        changelog=changelog,
+    dead_letters = DeadLetters(
+        pseudo, settings.sink.dead_letter_payload_max_bytes, settings.sink.dead_letter_message_max_bytes
     )
+
+    def engine_of(group: Any, changes: Changelog | None) -> Engine:
+        return Engine(
+            writer, forwarder, dead_letters, retry, batch_size=settings.sink.batch_size,
+            batch_seconds=settings.sink.batch_seconds, bundled=bundled_topics, group=group, changelog=changes,
+        )  # fmt: skip
+
+    engine = engine_of(FaustGroup(app), changelog)
     # Declare every topic the worker reads or writes up front (raw bytes).
     for topic in Topic:
         forwarder.topic(physical_name(topic, settings))
@@ -251,8 +251,25 @@ def create_app(settings: Settings, engines: Engines | None) -> tuple[faust.App, 
             batch_seconds=settings.sink.alert_batch_seconds,
         ),
     }
+    # The input topics' flows keep no table: they run on a plain consumer group of their own
+    # (streams/engine/consumer.py), the internal topics' flows as Faust agents.
+    inputs = ConsumerLoop(
+        {name(topic): flow for topic, flow in flows.items() if topic in INPUT_TOPICS},
+        retry,
+        batch_size=settings.sink.batch_size,
+        batch_seconds=settings.sink.batch_seconds,
+    )
+    inputs_engine = engine_of(inputs.group, None)
+
+    @app.task
+    async def route_inputs() -> None:
+        group = inputs_group(settings.app_id)
+        options = settings.kafka.group_consumer_options(group, settings.sink.batch_size)
+        await inputs.run(inputs_engine, AIOKafkaConsumer(**options))
+
     for topic, flow in flows.items():
-        _agent(app, engine, forwarder.topic(name(topic)), flow)
+        if topic not in INPUT_TOPICS:
+            _agent(app, engine, forwarder.topic(name(topic)), flow)
     _timers(app, settings, writer, notifier)
     web.register(app, settings, engines.queries if engines else None)
     return app, tables

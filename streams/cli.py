@@ -234,7 +234,7 @@ def cmd_lag(settings: Settings, args: argparse.Namespace) -> int:
     monitor = LagMonitor(settings, history_file=settings.data_dir / "lag-history.json")
     try:
         while True:
-            groups = monitor.sample([args.group] if args.group else None)
+            groups = monitor.sample(args.group)
             if args.json:
                 print(json.dumps([g.as_dict() for g in groups]), flush=True)
             else:
@@ -352,7 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--format", choices=("table", "json", "tsv"), default="table")
     p = sub.add_parser("lag", help="consumer lag per partition with Burrow-style status")
-    p.add_argument("--group", help="one consumer group (default: every group of the app)")
+    p.add_argument(
+        "--group", action="append", help="a consumer group, repeatable (default: every group of the app)"
+    )
     p.add_argument("--watch", type=float, metavar="SECONDS", help="sample again every SECONDS")
     p.add_argument("--json", action="store_true", help="one JSON document per sample")
     sub.add_parser(

@@ -29,7 +29,7 @@ from streams.domain.lag import (
     lag_of,
 )
 from streams.settings import Settings
-from streams.topics import CONSUMED_TOPICS, physical_name
+from streams.topics import group_topics
 
 __all__ = ["LagMonitor"]
 
@@ -74,10 +74,11 @@ class LagMonitor:
         described, committed_by_group = self._group_state(groups)
         out = []
         for group in groups:
+            topics = set(group_topics(group, self.settings))
             committed = {
                 tp: meta.offset
                 for tp, meta in committed_by_group.get(group, {}).items()
-                if tp.topic in self._topics()
+                if tp.topic in topics
             }
             tps = sorted(set(committed) | set(self._subscribed_partitions(group)))
             if not tps:
@@ -130,14 +131,11 @@ class LagMonitor:
                     raise
                 time.sleep(0.5)
 
-    def _topics(self) -> set[str]:
-        return {physical_name(t, self.settings) for t in CONSUMED_TOPICS}
-
     def _subscribed_partitions(self, group: str) -> list[TopicPartition]:
-        if group != self.settings.app_id:
-            return []
+        """Every partition the group reads, committed or not (a partition never committed counts
+        from its start)."""
         out = []
-        for topic in sorted(self._topics()):
+        for topic in sorted(group_topics(group, self.settings)):
             parts = self._consumer.partitions_for_topic(topic) or set()
             out += [TopicPartition(topic, p) for p in sorted(parts)]
         return out

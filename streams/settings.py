@@ -100,6 +100,21 @@ class KafkaSettings(BaseModel):
             **self.client_options(),
         }
 
+    def group_consumer_options(self, group_id: str, max_poll_records: int) -> dict[str, Any]:
+        """An ``AIOKafkaConsumer``'s options for a plain consumer group that commits its own
+        offsets (the worker's input routing, the writer): started from the earliest offset."""
+        return {
+            "bootstrap_servers": self.bootstrap_servers,
+            "group_id": group_id,
+            "enable_auto_commit": False,
+            "auto_offset_reset": "earliest",
+            "session_timeout_ms": int(self.session_timeout_s * 1000),
+            "heartbeat_interval_ms": int(self.heartbeat_interval_s * 1000),
+            "metadata_max_age_ms": self.consumer_metadata_max_age_ms,
+            "max_poll_records": max_poll_records,
+            **self.aiokafka_options(),
+        }
+
     def aiokafka_options(self) -> dict[str, Any]:
         """Security options in aiokafka's form: a TLS context instead of certificate files."""
         opts = self.client_options()

@@ -15,14 +15,18 @@ from streams.settings import Settings
 __all__ = [
     "CONSUMED_TOPICS",
     "DLQ_SUFFIX",
+    "GROUP_TOPICS",
     "INPUT_TOPICS",
     "KEY_FIELDS",
     "Topic",
     "TopicSpec",
     "all_specs",
     "dlq_name",
+    "group_topics",
+    "inputs_group",
     "physical_name",
     "resolve_input",
+    "writer_group",
 ]
 
 logger = logging.getLogger(__name__)
@@ -72,6 +76,32 @@ CONSUMED_TOPICS: tuple[Topic, ...] = (
     Topic.REPORTS_BY_HOUSEHOLD,
     Topic.ALERTS_BY_EVENT,
 )
+#: What each of the app's consumer groups reads, by the suffix of its group id: the Faust app's
+#: own group (the app id) the internal topics, ``-inputs`` the input topics (routed on a plain
+#: consumer group), ``-writer`` the rows compute workers hand to the writer.
+GROUP_TOPICS: dict[str, tuple[Topic, ...]] = {
+    "": tuple(t for t in CONSUMED_TOPICS if t not in INPUT_TOPICS),
+    "-inputs": INPUT_TOPICS,
+    "-writer": (Topic.SINK_ROWS,),
+}
+
+
+def inputs_group(app_id: str) -> str:
+    """The consumer group that routes the input topics (a plain group beside the Faust app's,
+    whose group id is ``app_id``)."""
+    return f"{app_id}-inputs"
+
+
+def writer_group(app_id: str) -> str:
+    """The writer process's consumer group (``sink-rows``)."""
+    return f"{app_id}-writer"
+
+
+def group_topics(group: str, settings: Settings) -> list[str]:
+    """The physical topics consumer group ``group`` of the app reads (none for another group)."""
+    if not group.startswith(settings.app_id):
+        return []
+    return [physical_name(t, settings) for t in GROUP_TOPICS.get(group.removeprefix(settings.app_id), ())]
 
 
 @dataclass(frozen=True)

@@ -80,7 +80,7 @@ def run_worker(settings: Settings) -> int:
     import uvloop
 
     from sinks.connection import Connection, ConnectionPool, connect
-    from streams.admin import check_kafka, ensure_topics
+    from streams.admin import carry_over_input_offsets, check_kafka, ensure_topics
     from streams.app import Engines, create_app
     from streams.engine.connections import treat_closed_transports_as_broken
 
@@ -88,6 +88,7 @@ def run_worker(settings: Settings) -> int:
     check_port_free(settings)
     check_kafka(settings)
     ensure_topics(settings)
+    carry_over_input_offsets(settings)
     # uvloop's event loop: a worker spends about a third of its time in the loop itself.
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     treat_closed_transports_as_broken()

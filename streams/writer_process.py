@@ -10,10 +10,9 @@ batch is as large as ``DAMPAK_SINK__BATCH_SIZE`` records or ``__BATCH_SECONDS``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
-import time
-from collections import Counter
 from typing import Any
 
 from aiohttp import web
@@ -21,15 +20,16 @@ from aiokafka import AIOKafkaConsumer
 
 from sinks.connection import Connection, ConnectionPool, connect
 from sinks.writer import ClickHouseWriter
-from streams.engine import Engine, Flow, messages_of
+from streams.engine import Engine, Flow
+from streams.engine.consumer import ConsumerLoop
 from streams.engine.dead_letters import DeadLetters
 from streams.engine.forwarder import AioForwarder
 from streams.engine.producer import RecoveringProducer
 from streams.handoff import write_row
-from streams.metrics import EVENTS, SINK_BATCH_SECONDS, PrometheusWriteObserver
+from streams.metrics import PrometheusWriteObserver
 from streams.privacy import Pseudonymizer
 from streams.settings import Settings
-from streams.topics import Topic, dlq_name, physical_name
+from streams.topics import Topic, dlq_name, physical_name, writer_group
 from streams.web import METRICS_CONTENT_TYPE, QueryEndpoint, json_bytes, metrics_body
 from streams.worker import check_port_free, held_engine
 
@@ -70,15 +70,7 @@ async def _serve(settings: Settings, writes: Connection, queries: ConnectionPool
         loop.add_signal_handler(sig, stop.set)
     topic = physical_name(Topic.SINK_ROWS, settings)
     consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=k.bootstrap_servers,
-        group_id=f"{settings.app_id}-writer",
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        session_timeout_ms=int(k.session_timeout_s * 1000),
-        heartbeat_interval_ms=int(k.heartbeat_interval_s * 1000),
-        max_poll_records=settings.sink.batch_size,
-        **k.aiokafka_options(),
+        **k.group_consumer_options(writer_group(settings.app_id), settings.sink.batch_size)
     )
     producer = RecoveringProducer(
         bootstrap_servers=k.bootstrap_servers,
@@ -87,6 +79,12 @@ async def _serve(settings: Settings, writes: Connection, queries: ConnectionPool
         request_timeout_s=k.request_timeout_s,
         **k.aiokafka_options(),
     )
+    flow = Flow("write_rows", write_row, dlq_name(Topic.SINK_ROWS, settings))
+    # One batch is written, then its offsets committed (commit_every_s=0), before the next.
+    rows = ConsumerLoop(
+        {topic: flow}, settings.sink.retry, batch_size=settings.sink.batch_size,
+        batch_seconds=settings.sink.batch_seconds, commit_every_s=0.0, bundled=True,
+    )  # fmt: skip
     engine = Engine(
         ClickHouseWriter(writes, settings.sink.retry, PrometheusWriteObserver()),
         AioForwarder(producer),
@@ -96,31 +94,19 @@ async def _serve(settings: Settings, writes: Connection, queries: ConnectionPool
             settings.sink.dead_letter_message_max_bytes,
         ),
         settings.sink.retry,
+        group=rows.group,
     )
-    flow = Flow("write_rows", write_row, dlq_name(Topic.SINK_ROWS, settings))
     runner = await _web(settings, queries, consumer)
     await producer.start()
-    await consumer.start()
     logger.info("writer: writing %s into %s", topic, settings.clickhouse_target.database)
+    task, stopping = asyncio.create_task(rows.run(engine, consumer)), asyncio.create_task(stop.wait())
     try:
-        while not stop.is_set():
-            batches = await consumer.getmany(timeout_ms=int(settings.sink.batch_seconds * 1000))
-            records = [r for rs in batches.values() for r in rs]
-            if not records:
-                continue
-            started = time.perf_counter()
-            messages = [
-                m for r in records for m in messages_of(r, r.timestamp / 1000 if r.timestamp else None)
-            ]
-            outcomes = await engine.process(flow, messages)
-            await consumer.commit()
-            for (t, label), n in Counter(
-                (m.topic, o.value) for m, o in zip(messages, outcomes, strict=True)
-            ).items():
-                EVENTS.labels(t, label).inc(n)
-            SINK_BATCH_SECONDS.observe(time.perf_counter() - started)
+        await asyncio.wait([task, stopping], return_when=asyncio.FIRST_COMPLETED)
     finally:
-        await consumer.stop()
+        stopping.cancel()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
         await producer.stop()
         await runner.cleanup()
 

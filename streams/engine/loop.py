@@ -190,25 +190,35 @@ class Engine:
                     break  # abandoned at a rebalance: the rest is fetched again too
 
     async def _run_batch(self, flow: Flow, stream: Any, events: list[Any], messages: list[Message]) -> bool:
+        if await self.handle(flow, messages) is None:
+            return False
+        for event in events:
+            await stream.ack(event)
+        return True
+
+    async def handle(
+        self, flow: Flow, messages: list[Message], rebalances: int | None = None
+    ) -> list[Outcome] | None:
+        """Process one batch to the end (retrying faults in place) and count it in the metrics;
+        returns the messages' outcomes, or None when a rebalance began (the group's count moved
+        past ``rebalances``, by default its count now) and the batch was abandoned, unwritten."""
         started = time.perf_counter()
         try:
-            outcomes, wrote = await self._process_until_done(flow, messages, self._group.rebalances)
+            outcomes, wrote = await self._process_until_done(flow, messages, rebalances)
         except _Abandoned:
             logger.warning("%s: a rebalance began; a batch of %d is left to the partitions' next owner",
                            flow.name, len(messages))  # fmt: skip
-            return False
+            return None
         visible = time.time()
         counts: Counter[tuple[str, str]] = Counter()
         for i, (msg, outcome) in enumerate(zip(messages, outcomes, strict=True)):
             counts[msg.topic, outcome.value] += 1
             if msg.timestamp and i in wrote:
                 END_TO_END_SECONDS.observe(max(0.0, visible - msg.timestamp))
-        for event in events:
-            await stream.ack(event)
         for (topic, label), n in counts.items():
             EVENTS.labels(topic, label).inc(n)
         SINK_BATCH_SECONDS.observe(time.perf_counter() - started)
-        return True
+        return outcomes
 
     async def _of_this_generation(self, events: Sequence[Any]) -> list[Any]:
         """``events`` less those fetched in an earlier generation of the group (waiting for a

@@ -33,6 +33,7 @@ from kafka import KafkaConsumer, TopicPartition
 from streams.admin import ensure_topics, producer
 from streams.app import TABLES
 from streams.settings import Settings
+from streams.topics import INPUT_TOPICS, Topic, inputs_group, writer_group
 from streams.worker import wait_until_ready
 from tests.bench.workload import Workload, generate
 
@@ -325,7 +326,7 @@ class Run:
             self.wait_ready(port, proc)
         while not self.committed_all(f"{self.tag}-{app}", EVERY_HOP):
             time.sleep(1.0)
-        while not self.committed_all(f"{self.tag}-{app}-writer", ("sink-rows",)):
+        while not self.committed_all(f"{self.tag}-{app}", ("sink-rows",)):
             time.sleep(1.0)
         elapsed = time.perf_counter() - t
         cpu = {"compute_cpu_s": round(sum(self.cpu_seconds(p.pid) for p in procs), 1),
@@ -377,17 +378,21 @@ class Run:
         finally:
             admin.close()
 
-    def committed_all(self, group: str, topics: tuple[str, ...]) -> bool:
-        """True when ``group`` has committed every message of ``topics`` (commits follow writes)."""
+    def committed_all(self, app_id: str, topics: tuple[str, ...]) -> bool:
+        """True when app ``app_id`` has committed every message of ``topics`` (commits follow
+        writes): the input topics in its ``-inputs`` group, ``sink-rows`` in its ``-writer``
+        group, the internal topics in its own."""
         from kafka import KafkaAdminClient
 
         admin = KafkaAdminClient(bootstrap_servers=self.bootstrap)
         consumer = KafkaConsumer(bootstrap_servers=self.bootstrap)
         try:
-            committed = admin.list_group_offsets(group).get(group, {})
-            tps = [TopicPartition(self.topic(t), p) for t in topics for p in range(6)]
-            ends = consumer.end_offsets(tps)
-            return all(ends[tp] == 0 or (tp in committed and committed[tp].offset >= ends[tp]) for tp in tps)
+            groups = {t: _group_of(app_id, t) for t in topics}
+            committed = {g: admin.list_group_offsets(g).get(g, {}) for g in set(groups.values())}
+            tps = {TopicPartition(self.topic(t), p): groups[t] for t in topics for p in range(6)}
+            ends = consumer.end_offsets(list(tps))
+            done = {tp: committed[g][tp].offset for tp, g in tps.items() if tp in committed[g]}
+            return all(ends[tp] == 0 or done.get(tp, -1) >= ends[tp] for tp in tps)
         finally:
             admin.close()
             consumer.close()
@@ -652,6 +657,13 @@ def _quantiles(buckets: list[tuple[float, float]]) -> dict[str, float]:
             prev_le, prev_count = le, count
         out[f"p{int(q * 100)}_s"] = round(value, 3)
     return out
+
+
+def _group_of(app_id: str, topic: str) -> str:
+    """The consumer group of ``app_id`` that commits ``topic`` (streams.topics)."""
+    if topic in {t.value for t in INPUT_TOPICS}:
+        return inputs_group(app_id)
+    return writer_group(app_id) if topic == Topic.SINK_ROWS.value else app_id
 
 
 def _changelog_records(bootstrap: str, app_id: str) -> int:

@@ -207,15 +207,6 @@ def dump_tasks(dep: Deployment) -> None:
         time.sleep(3)
 
 
-def lag_statuses(dep: Deployment) -> tuple[str, int]:
-    out = dep.dampak("lag", "--json", "--group", dep.settings.app_id, check=False)
-    try:
-        [group] = json.loads(out.stdout)
-    except ValueError:
-        return "?", -1
-    return group["status"], sum(p["lag"] for p in group["partitions"])
-
-
 def metric(dep: Deployment, name: str) -> float:
     import urllib.request
 
@@ -364,7 +355,7 @@ def clickhouse_disk_full(short: bool = False) -> Result:
         lags = []
         t0 = time.monotonic()
         while time.monotonic() - t0 < hold:
-            status, lag = lag_statuses(b.dep)
+            status, lag = b.dep.lag()
             statuses.add(status)
             lags.append(lag)
             time.sleep(2)
@@ -416,12 +407,12 @@ def slow_consumer(short: bool = False) -> Result:
         feeder = threading.Thread(target=produce_spread, args=(b.dep, messages[3_000:], 10.0))
         feeder.start()
         while feeder.is_alive():
-            statuses.append(lag_statuses(b.dep)[0])
+            statuses.append(b.dep.lag()[0])
             time.sleep(1)
         since = time.monotonic()
         settle(b.dep, sc, result, since)
         for _ in range(60):
-            status, lag = lag_statuses(b.dep)
+            status, lag = b.dep.lag()
             statuses.append(status)
             if status == "OK" and lag == 0:
                 break

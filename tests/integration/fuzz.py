@@ -96,13 +96,11 @@ def run_fuzz(
 
 
 def _drained_lag(dep: Deployment, timeout_s: float = 120) -> int:
-    """The group's total lag on every topic it consumes, once it reaches 0 (or the timeout)."""
+    """The groups' total lag on every topic they consume, once it reaches 0 (or the timeout)."""
     deadline = time.monotonic() + timeout_s
     total = -1
     while time.monotonic() < deadline:
-        out = dep.dampak("lag", "--json", "--group", dep.settings.app_id)
-        [group] = json.loads(out.stdout)
-        total = sum(p["lag"] for p in group["partitions"])
+        total = dep.lag()[1]
         if total == 0:
             break
         time.sleep(2)

@@ -16,8 +16,10 @@ from typing import Any
 
 from sinks.analyst import query
 from streams.admin import producer
+from streams.domain.lag import GroupStatus
 from streams.errors import DampakError
 from streams.settings import KafkaSettings, Settings
+from streams.topics import inputs_group
 from streams.worker import wait_until_ready
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,6 +71,19 @@ class Deployment:
         if check and proc.returncode != 0:
             raise AssertionError(f"dampak {' '.join(args)} exited {proc.returncode}: {proc.stderr[-2000:]}")
         return proc
+
+    def lag(self) -> tuple[str, int]:
+        """``dampak lag`` of the worker's groups, the app's own (internal topics) and the one that
+        routes the input topics: the worse status and the total lag over every partition they
+        read, committed or not; ("?", -1) when it cannot be sampled."""
+        app = self.settings.app_id
+        out = self.dampak("lag", "--json", "--group", app, "--group", inputs_group(app), check=False)
+        try:
+            groups = json.loads(out.stdout)
+        except ValueError:
+            return "?", -1
+        status = max((GroupStatus[g["status"]] for g in groups), default=GroupStatus.OK)
+        return status.name, sum(p["lag"] for g in groups for p in g["partitions"])
 
     # -------------------------------------------------------------- worker
     def start_worker(self, command: str = "worker", wait: bool = True) -> None:

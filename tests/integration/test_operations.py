@@ -18,6 +18,7 @@ from kafka.partitioner import murmur2
 from prometheus_client.parser import text_string_to_metric_families
 
 from streams.engine.bundle import partition_of
+from streams.topics import inputs_group
 from tests.integration.harness import ROOT, Deployment
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
@@ -58,8 +59,10 @@ def _report(report_id: str) -> tuple[str, bytes, bytes]:
     return ("field-reports", report_id.encode(), json.dumps(doc).encode())
 
 
-def _lag(dep: Deployment) -> dict[str, Any]:
-    out = dep.dampak("lag", "--json", "--group", dep.settings.app_id)
+def _lag(dep: Deployment, inputs: bool = True) -> dict[str, Any]:
+    """The lag of the group that reads the input topics, or (``inputs=False``) the app's own."""
+    group = inputs_group(dep.settings.app_id) if inputs else dep.settings.app_id
+    out = dep.dampak("lag", "--json", "--group", group)
     [group] = json.loads(out.stdout)
     return group
 
@@ -97,7 +100,7 @@ def test_lag_counts_statuses_and_recovery(deployment: Deployment) -> None:
         if group["status"] == "OK" and all(p["lag"] == 0 for p in _field_reports(group, dep).values()):
             break
         time.sleep(1)
-    assert group["status"] == "OK"
+    assert group["status"] == "OK", [p for p in group["partitions"] if p["status"] != "OK"]
     assert all(p["lag"] == 0 and p["status"] == "OK" for p in _field_reports(group, dep).values())
 
     # A sink write that keeps failing holds its partition: STALL. The failure is ClickHouse's own:
@@ -109,9 +112,9 @@ def test_lag_counts_statuses_and_recovery(deployment: Deployment) -> None:
     stuck = _keys_for(4, 5, "stuck-")
     dep.produce(_report(k) for k in stuck)
     time.sleep(4)
-    _lag(dep)
+    _lag(dep, inputs=False)
     time.sleep(5)  # a whole window (4 s) without a commit, with the worker there: STALL
-    parts = _field_reports(_lag(dep), dep, "field-reports-by-id")
+    parts = _field_reports(_lag(dep, inputs=False), dep, "field-reports-by-id")
     held = {partition_of(k.encode(), 6) for k in stuck}
     assert sum(parts[p]["lag"] for p in held) >= 1, parts
     assert all(parts[p]["status"] == "STALL" for p in held), parts
@@ -201,3 +204,27 @@ def test_metrics_and_readiness_during_recovery(deployment: Deployment) -> None:
         60,
     )
     assert dep.stop_worker() == 0
+
+
+def test_an_upgraded_worker_starts_its_input_group_where_the_app_group_left_the_inputs(
+    deployment: Deployment,
+) -> None:
+    """Input topics were committed in the app's own group before they had a group of their own:
+    the first worker of the new version carries those offsets over, once."""
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.structs import OffsetAndMetadata
+
+    from streams.admin import carry_over_input_offsets, ensure_topics
+
+    dep = deployment
+    ensure_topics(dep.settings)
+    dep.produce(_report(k) for k in _keys_for(1, 5, "old-"))
+    tp = TopicPartition(dep.topic("field-reports"), 1)
+    old = KafkaConsumer(bootstrap_servers=dep.settings.kafka.bootstrap_servers, group_id=dep.settings.app_id)
+    old.assign([tp])
+    old.commit({tp: OffsetAndMetadata(3, "", -1)})  # as the previous version's Faust group had
+    old.close()
+    assert carry_over_input_offsets(dep.settings) == {tp: 3}
+    assert carry_over_input_offsets(dep.settings) == {}  # the new group has offsets of its own now
+    parts = _field_reports(_lag(dep), dep)
+    assert (parts[1]["committed"], parts[1]["lag"]) == (3, 2)

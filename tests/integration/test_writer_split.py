@@ -6,7 +6,6 @@ scenario, run by ``make faults``.)"""
 
 from __future__ import annotations
 
-import json
 import random
 import time
 import urllib.request
@@ -117,12 +116,7 @@ def _wait_until_drained(dep: Deployment, timeout_s: float = 180) -> None:
     deadline = time.monotonic() + timeout_s
     lag = -1
     while time.monotonic() < deadline:
-        out = dep.dampak("lag", "--json", "--group", dep.settings.app_id, check=False)
-        try:
-            [group] = json.loads(out.stdout)
-            lag = sum(p["lag"] for p in group["partitions"])
-        except ValueError:
-            lag = -1
+        lag = dep.lag()[1]
         if lag == 0:
             return
         time.sleep(1)

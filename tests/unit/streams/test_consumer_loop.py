@@ -1,0 +1,206 @@
+"""The engine on a plain consumer group (streams/engine/consumer.py), over a fake consumer: what is
+committed, and what happens to a batch when its partitions are revoked."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiokafka import TopicPartition
+from aiokafka.errors import CommitFailedError
+
+from streams.engine import Engine, Flow, Message, Outcome, Output
+from streams.engine.consumer import ConsumerLoop
+from streams.engine.dead_letters import DeadLetters
+from streams.errors import InvalidMessage
+from tests.unit.fakes import FAST, PSEUDO, FakeForwarder, FakeRecord, FakeWriter
+
+Fetch = Callable[["FakeConsumer"], Awaitable[dict[TopicPartition, list[FakeRecord]]]]
+
+
+class FakeConsumer:
+    """Hands out ``fetches`` one per ``getmany`` (then nothing, and the test ends the loop);
+    records commits. A fetch may be a coroutine function, to act (revoke) while fetching, or None
+    for a fetch that finds nothing."""
+
+    def __init__(self, fetches: list[list[FakeRecord] | Fetch | None], refuse_commits: int = 0) -> None:
+        self.fetches = fetches
+        self.commits: list[dict[TopicPartition, int]] = []
+        self.commits_while_running: list[dict[TopicPartition, int]] = []
+        self.refuse_commits = refuse_commits
+        self.listener: Any = None
+        self.stopped = False
+        self.idle = asyncio.Event()
+
+    def subscribe(self, topics: list[str], listener: Any) -> None:
+        self.listener = listener
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+    async def getmany(self, timeout_ms: int, max_records: int) -> dict[TopicPartition, list[FakeRecord]]:
+        if not self.fetches:
+            self.idle.set()
+            await asyncio.sleep(timeout_ms / 1000)
+            return {}
+        fetch = self.fetches.pop(0)
+        if fetch is None:  # nothing this time: the batch gathered so far ends
+            await asyncio.sleep(timeout_ms / 1000)
+            return {}
+        if callable(fetch):
+            return await fetch(self)
+        return _by_partition(fetch)
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        if self.refuse_commits:
+            self.refuse_commits -= 1
+            raise CommitFailedError("rebalanced")
+        self.commits.append(dict(offsets))
+
+
+def _by_partition(records: list[FakeRecord]) -> dict[TopicPartition, list[FakeRecord]]:
+    out: dict[TopicPartition, list[FakeRecord]] = {}
+    for r in records:
+        out.setdefault(TopicPartition(r.topic, r.partition), []).append(r)
+    return out
+
+
+def _records(topic: str, partition: int, offsets: range) -> list[FakeRecord]:
+    return [FakeRecord(topic, partition, o, None, str(o).encode()) for o in offsets]
+
+
+class _Seen:
+    def __init__(self, slow: float = 0.0) -> None:
+        self.messages: list[tuple[str, int, int]] = []
+        self.slow = slow
+
+    async def __call__(self, msg: Message, out: Output) -> Outcome:
+        if msg.value == b"bad":
+            raise InvalidMessage("not a number")
+        self.messages.append((msg.topic, msg.partition, msg.offset))
+        out.forward(f"{msg.topic}-by-id", msg.key, msg.value)
+        if self.slow:
+            await asyncio.sleep(self.slow)
+        return Outcome.OK
+
+
+def _run(consumer: FakeConsumer, seen: _Seen, **kw: Any) -> tuple[ConsumerLoop, FakeForwarder]:
+    forwarder = FakeForwarder()
+    flows = {t: Flow(f"route-{t}", seen, f"{t}-dlq") for t in ("reports", "households")}
+    loop = ConsumerLoop(
+        flows, FAST, batch_size=kw.pop("batch_size", 100), batch_seconds=0.01, idle_s=0.01, **kw
+    )
+    engine = Engine(FakeWriter(), forwarder, DeadLetters(PSEUDO, 4096), FAST, group=loop.group)
+
+    async def main() -> None:
+        task = asyncio.create_task(loop.run(engine, consumer))
+        await asyncio.wait_for(consumer.idle.wait(), 10)
+        await asyncio.sleep(0.05)
+        consumer.commits_while_running = list(consumer.commits)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(main())
+    return loop, forwarder
+
+
+def test_batches_of_several_topics_are_handled_and_their_next_offsets_committed() -> None:
+    consumer = FakeConsumer([_records("reports", 0, range(3)) + _records("households", 2, range(5, 7))])
+    seen = _Seen()
+    _, forwarder = _run(consumer, seen)
+    assert sorted(seen.messages) == [
+        ("households", 2, 5),
+        ("households", 2, 6),
+        *(("reports", 0, o) for o in range(3)),
+    ]
+    assert len(forwarder.delivered) == 5
+    committed: dict[TopicPartition, int] = {}
+    for c in consumer.commits:
+        committed.update(c)
+    assert committed == {TopicPartition("reports", 0): 3, TopicPartition("households", 2): 7}
+    assert consumer.stopped
+
+
+def test_what_is_done_is_committed_once_nothing_comes_even_before_the_commit_interval() -> None:
+    """A worker that starts on a few records and then sees nothing more commits them while it
+    runs (they stayed uncommitted, lag on the dashboard, when the loop only committed at its
+    interval after a batch)."""
+    consumer = FakeConsumer([_records("reports", 3, range(4))])
+    _run(consumer, _Seen(), commit_every_s=3600.0)
+    assert consumer.commits_while_running == [{TopicPartition("reports", 3): 4}]
+
+
+def test_a_rejected_record_is_dead_lettered_and_committed_past() -> None:
+    bad = FakeRecord("reports", 1, 4, None, b"bad")
+    consumer = FakeConsumer([[*_records("reports", 1, range(4)), bad]])
+    _, forwarder = _run(consumer, _Seen())
+    assert [f.topic for f in forwarder.delivered].count("reports-dlq") == 1
+    assert consumer.commits[-1] == {TopicPartition("reports", 1): 5}
+
+
+def test_records_fetched_while_a_rebalance_is_under_way_are_dropped_unhandled_and_uncommitted() -> None:
+    """They belong to the generation being revoked; the new assignment starts from the committed
+    offsets."""
+
+    async def revoked_while_fetching(consumer: FakeConsumer) -> dict[TopicPartition, list[FakeRecord]]:
+        await consumer.listener.on_partitions_revoked({TopicPartition("reports", 0)})
+        return _by_partition(_records("reports", 0, range(3)))
+
+    consumer = FakeConsumer([revoked_while_fetching])
+    seen = _Seen()
+    _run(consumer, seen)
+    assert seen.messages == []
+    assert all(TopicPartition("reports", 0) not in c for c in consumer.commits)
+
+
+def test_records_fetched_after_the_group_is_joined_are_handled() -> None:
+    """The first join revokes nothing and then assigns: what is fetched after it is this
+    worker's (it was lost, fetched and dropped, when every revocation dropped the next fetch)."""
+
+    async def joined_while_fetching(consumer: FakeConsumer) -> dict[TopicPartition, list[FakeRecord]]:
+        await consumer.listener.on_partitions_revoked(set())
+        await consumer.listener.on_partitions_assigned({TopicPartition("reports", 0)})
+        return _by_partition(_records("reports", 0, range(3)))
+
+    consumer = FakeConsumer([joined_while_fetching])
+    seen = _Seen()
+    _run(consumer, seen)
+    assert seen.messages == [("reports", 0, o) for o in range(3)]
+    assert consumer.commits[-1] == {TopicPartition("reports", 0): 3}
+
+
+def test_a_batch_in_flight_at_a_revocation_is_abandoned_and_the_revocation_waits_for_it() -> None:
+    """The revocation stops the batch at its next await and returns only once it has stopped: the
+    next owner never starts while this one still forwards."""
+    events: list[str] = []
+
+    async def revoke_soon(consumer: FakeConsumer) -> dict[TopicPartition, list[FakeRecord]]:
+        async def revoke() -> None:
+            await asyncio.sleep(0.02)  # the batch is in its handlers by then
+            await consumer.listener.on_partitions_revoked({TopicPartition("reports", 0)})
+            events.append(f"revoked after {len(seen.messages)} handled")
+
+        asyncio.get_running_loop().create_task(revoke())
+        return _by_partition(_records("reports", 0, range(10)))
+
+    seen = _Seen(slow=0.01)
+    consumer = FakeConsumer([revoke_soon])
+    _, forwarder = _run(consumer, seen)
+    assert 0 < len(seen.messages) < 10
+    assert events == [f"revoked after {len(seen.messages)} handled"]  # nothing handled after it
+    assert forwarder.delivered == []  # abandoned before its forwards were delivered
+    assert all(TopicPartition("reports", 0) not in c for c in consumer.commits)
+
+
+def test_a_refused_commit_is_left_to_the_next_owner_and_the_loop_goes_on() -> None:
+    consumer = FakeConsumer(
+        [_records("reports", 0, range(2)), None, _records("reports", 0, range(2, 4))], refuse_commits=1
+    )
+    seen = _Seen()
+    _run(consumer, seen, commit_every_s=0.0)
+    assert len(seen.messages) == 4
+    assert consumer.commits[-1] == {TopicPartition("reports", 0): 4}
