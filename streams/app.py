@@ -258,6 +258,7 @@ def create_app(settings: Settings, engines: Engines | None) -> tuple[faust.App, 
         retry,
         batch_size=settings.sink.batch_size,
         batch_seconds=settings.sink.batch_seconds,
+        ready=lambda: bool(app.tables.actives_ready) and not app.rebalancing,
     )
     inputs_engine = engine_of(inputs.group, None)
 

@@ -17,6 +17,10 @@ the same engine, with the same error policy.
   fetched while a rebalance is under way are dropped unhandled: aiokafka starts every partition
   of the new assignment from its committed offset, so they are fetched again by their owner.
 
+A worker's routing waits while its Faust agents rebalance or restore their tables (``ready``):
+what it forwards then would land on internal-topic partitions whose owner is being decided, the
+window in which Faust's fetcher has dropped records before (streams/engine/resume.py).
+
 Replays are safe for the same reason as in the Faust agents: what the routes forward is decided
 by position downstream (a copy seen again is a duplicate), and rows are written idempotently.
 """
@@ -26,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
@@ -81,6 +85,7 @@ class ConsumerLoop:
         handover_wait_s: float = 30.0,
         idle_s: float = 1.0,
         bundled: bool = False,
+        ready: Callable[[], bool] = lambda: True,
     ) -> None:
         self._consumer: Any = None
         self._flows = dict(flows)
@@ -90,6 +95,7 @@ class ConsumerLoop:
         self._commit_every_s = commit_every_s
         self._handover_wait_s = handover_wait_s
         self._idle_s = idle_s
+        self._ready = ready
         self._bundled = bundled
         self._busy = asyncio.Lock()
         self._done: dict[TopicPartition, int] = {}
@@ -105,6 +111,8 @@ class ConsumerLoop:
         await self._consumer.start()
         try:
             while True:
+                while not self._ready():  # the flows downstream are rebalancing or recovering
+                    await asyncio.sleep(0.05)
                 records = await self._gather()
                 # Nothing runs between the fetch and here (an unheld lock is taken without a wait).
                 async with self._busy:
