@@ -25,6 +25,7 @@ __all__ = [
     "group_topics",
     "inputs_group",
     "physical_name",
+    "reading_group",
     "resolve_input",
     "writer_group",
 ]
@@ -95,6 +96,11 @@ def inputs_group(app_id: str) -> str:
 def writer_group(app_id: str) -> str:
     """The writer process's consumer group (``sink-rows``)."""
     return f"{app_id}-writer"
+
+
+def reading_group(topic: Topic, app_id: str) -> str:
+    """The consumer group of app ``app_id`` that reads (and commits) ``topic`` (``GROUP_TOPICS``)."""
+    return app_id + next(suffix for suffix, topics in GROUP_TOPICS.items() if topic in topics)
 
 
 def group_topics(group: str, settings: Settings) -> list[str]:

@@ -33,7 +33,7 @@ from kafka import KafkaConsumer, TopicPartition
 from streams.admin import ensure_topics, producer
 from streams.app import TABLES
 from streams.settings import Settings
-from streams.topics import INPUT_TOPICS, Topic, inputs_group, writer_group
+from streams.topics import Topic, reading_group
 from streams.worker import wait_until_ready
 from tests.bench.workload import Workload, generate
 
@@ -387,7 +387,7 @@ class Run:
         admin = KafkaAdminClient(bootstrap_servers=self.bootstrap)
         consumer = KafkaConsumer(bootstrap_servers=self.bootstrap)
         try:
-            groups = {t: _group_of(app_id, t) for t in topics}
+            groups = {t: reading_group(Topic(t), app_id) for t in topics}
             committed = {g: admin.list_group_offsets(g).get(g, {}) for g in set(groups.values())}
             tps = {TopicPartition(self.topic(t), p): groups[t] for t in topics for p in range(6)}
             ends = consumer.end_offsets(list(tps))
@@ -657,13 +657,6 @@ def _quantiles(buckets: list[tuple[float, float]]) -> dict[str, float]:
             prev_le, prev_count = le, count
         out[f"p{int(q * 100)}_s"] = round(value, 3)
     return out
-
-
-def _group_of(app_id: str, topic: str) -> str:
-    """The consumer group of ``app_id`` that commits ``topic`` (streams.topics)."""
-    if topic in {t.value for t in INPUT_TOPICS}:
-        return inputs_group(app_id)
-    return writer_group(app_id) if topic == Topic.SINK_ROWS.value else app_id
 
 
 def _changelog_records(bootstrap: str, app_id: str) -> int:
