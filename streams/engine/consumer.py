@@ -101,12 +101,12 @@ class ConsumerLoop:
         self._done: dict[TopicPartition, int] = {}
         self._committed_at = time.monotonic()
         self.group = _Revocations(self)
-        self.engine: Engine | None = None
+        self._engine: Engine | None = None
 
     async def run(self, engine: Engine, consumer: Any) -> None:
         """Subscribe ``consumer``, then fetch and handle batches until cancelled; commits what was
         handled and leaves the group on the way out."""
-        self.engine, self._consumer = engine, consumer
+        self._engine, self._consumer = engine, consumer
         self._consumer.subscribe(list(self._flows), listener=self.group)
         await self._consumer.start()
         try:
@@ -176,9 +176,9 @@ class ConsumerLoop:
             ts = r.timestamp / 1000 if r.timestamp else None
             by_topic.setdefault(r.topic, []).extend(messages_of(r, ts, None, self._bundled))
             last[TopicPartition(r.topic, r.partition)] = r.offset
-        assert self.engine is not None
+        assert self._engine is not None
         for topic, messages in by_topic.items():
-            if await self.engine.handle(self._flows[topic], messages, rebalances) is None:
+            if await self._engine.handle(self._flows[topic], messages, rebalances) is None:
                 return  # abandoned: none of it is committed
         for tp, offset in last.items():
             self._done[tp] = offset + 1
