@@ -134,6 +134,8 @@ def create_app(settings: Settings, engines: Engines | None) -> tuple[faust.App, 
     # records, not bytes: a bundled topic's agent takes a few bundles per partition at a time and
     # holds a few more unread, so a backlog on an internal topic is not read into memory whole.
     bundle_take = 2 * settings.kafka.partitions
+    # The flows on the re-keyed topics: bundles taken a few at a time, and not waited for long.
+    hop = functools.partial(Flow, take=bundle_take, batch_seconds=settings.sink.hop_batch_seconds)
     bundled_topics = {physical_name(t, settings): settings.kafka.partitions for t in BUNDLED}
     forwarder = FaustForwarder(app, dict.fromkeys(bundled_topics, 2 * bundle_take))
     changelog = _changelog(app, settings)
@@ -220,23 +222,19 @@ def create_app(settings: Settings, engines: Engines | None) -> tuple[faust.App, 
             households_dlq,
             personal_key=True,
         ),
-        Topic.HOUSEHOLDS_BY_ID: Flow(
+        Topic.HOUSEHOLDS_BY_ID: hop(
             "apply_household_changes",
             functools.partial(apply_household_change, registry),
             households_dlq,
             personal_key=True,
-            take=bundle_take,
         ),
         Topic.FIELD_REPORTS: Flow("route_reports", functools.partial(route_report, reports), reports_dlq),
-        Topic.REPORTS_BY_ID: Flow(
-            "decide_reports", functools.partial(decide_report, reports), reports_dlq, take=bundle_take
-        ),
-        Topic.REPORTS_BY_HOUSEHOLD: Flow(
+        Topic.REPORTS_BY_ID: hop("decide_reports", functools.partial(decide_report, reports), reports_dlq),
+        Topic.REPORTS_BY_HOUSEHOLD: hop(
             "enrich_reports",
             functools.partial(enrich_report, reports),
             reports_dlq,
             personal_key=True,
-            take=bundle_take,
         ),
         Topic.DISASTER_ALERTS: Flow(
             "route_alerts",

@@ -159,7 +159,7 @@ class Engine:
         dead_letters: DeadLetters,
         backoff: Backoff,
         batch_size: int = 10_000,
-        batch_seconds: float = 0.2,
+        batch_seconds: float = 0.1,
         bundled: Mapping[str, int] | None = None,
         group: Group | None = None,
         changelog: ChangeFlusher | None = None,

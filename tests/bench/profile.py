@@ -1,9 +1,12 @@
 """Profile a worker with py-spy while it drains a pre-filled backlog; writes docs/profile-worker.*
 
-    python -m tests.bench.profile [--seconds 30]
+    python -m tests.bench.profile [--seconds 30] [--phase reports|registry]
 
-Outputs the raw collapsed stacks (``docs/profile-worker.collapsed``, loadable in speedscope or
-flamegraph.pl) and a summary of where the worker's time goes (``docs/profile-worker.md``).
+``reports`` (the default): 200,000 field reports, after 200,000 households were loaded.
+``registry``: the load of 1,000,000 households (docs/profile-registry.* instead).
+
+Outputs the raw collapsed stacks (``docs/profile-<name>.collapsed``, loadable in speedscope or
+flamegraph.pl) and a summary of where the worker's time goes (``docs/profile-<name>.md``).
 """
 
 from __future__ import annotations
@@ -41,7 +44,13 @@ _BUCKETS = [
 ]
 
 
-def summarize(raw: Path) -> str:
+_WHAT = {
+    "reports": "processing a backlog of 200,000 field reports with 200,000 households loaded",
+    "registry": "loading a backlog of 1,000,000 households (the registry)",
+}
+
+
+def summarize(raw: Path, phase: str = "reports") -> str:
     total, inclusive, own = 0, Counter[str](), Counter[str]()
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
@@ -59,9 +68,9 @@ def summarize(raw: Path) -> str:
     lines = [
         "# Where a worker's time goes",
         "",
-        f"py-spy, {total} samples of a worker (uvloop) processing a backlog of 200,000 field reports "
-        "with 200,000 households loaded (`python -m tests.bench.profile`). Raw stacks: "
-        "`docs/profile-worker.collapsed`. Under uvloop, the event loop's own C code is counted "
+        f"py-spy, {total} samples of a worker (uvloop) {_WHAT[phase]} "
+        f"(`python -m tests.bench.profile --phase {phase}`). Raw stacks: "
+        f"`docs/{raw.name}`. Under uvloop, the event loop's own C code is counted "
         "in its caller, `Worker.execute_from_commandline`.",
         "",
         "| component (innermost 3 frames) | share of samples |",
@@ -79,28 +88,36 @@ def summarize(raw: Path) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=20)
-    parser.add_argument("--out", default=str(ROOT / "docs"), help="where to write profile-worker.*")
+    parser.add_argument("--phase", choices=sorted(_WHAT), default="reports")
+    parser.add_argument("--out", default=str(ROOT / "docs"), help="where to write profile-*.*")
     args = parser.parse_args()
     run = Run("quick")
-    w = generate(200_000, 200_000, 10_000)
     settings, env = run.settings("profile", 16700)
     ensure_topics(settings)
-    # As in the benchmark: the registry is loaded first, then the field reports arrive.
-    run.produce("households", w.households)
-    worker = run.start_worker(env, 16700)
-    while not run.committed_all(settings.app_id, ("households", "households-by-id")):
-        time.sleep(0.5)
-    run.produce("field-reports", w.reports)
+    if args.phase == "registry":
+        w = generate(1_000_000, 0, 83_762)
+        run.produce("households", w.households)
+        worker = run.start_worker(env, 16700)
+    else:
+        w = generate(200_000, 200_000, 10_000)
+        # As in the benchmark: the registry is loaded first, then the field reports arrive.
+        run.produce("households", w.households)
+        worker = run.start_worker(env, 16700)
+        while not run.committed_all(settings.app_id, ("households", "households-by-id")):
+            time.sleep(0.5)
+        run.produce("field-reports", w.reports)
     docs = Path(args.out)
     docs.mkdir(parents=True, exist_ok=True)
-    raw = docs / "profile-worker.collapsed"
+    name = "profile-worker" if args.phase == "reports" else "profile-registry"
+    raw = docs / f"{name}.collapsed"
     py_spy = str(Path(sys.executable).with_name("py-spy"))
     spy = [py_spy, "record", "--pid", str(worker.pid), "--duration", str(args.seconds),
-           "--format", "raw", "--rate", "200", "-o", str(raw), "--nonblocking"]  # fmt: skip
+           "--format", "raw", "--rate", "100", "-o", str(raw)]  # fmt: skip
     subprocess.run(spy, check=True)
     run.stop(worker)
-    (docs / "profile-worker.md").write_text(summarize(raw))
-    print((docs / "profile-worker.md").read_text())
+    run.delete_topics()
+    (docs / f"{name}.md").write_text(summarize(raw, args.phase))
+    print((docs / f"{name}.md").read_text())
 
 
 if __name__ == "__main__":

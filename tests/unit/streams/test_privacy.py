@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+
 from pydantic import SecretStr
 
 from streams.privacy import Pseudonymizer
@@ -16,6 +19,22 @@ def test_pseudonyms_are_stable_keyed_and_namespaced() -> None:
     assert a.ref("household_id", "h1") != b.ref("household_id", "h1")
     assert b.ref("household_id", "h1").startswith("k2:")
     assert a.ref("household_id", None) == ""
+
+
+def test_a_pseudonym_is_the_truncated_hmac_of_its_namespaced_value() -> None:
+    # Pseudonyms already in ClickHouse must stay joinable: the formula never changes silently.
+    settings = PrivacySettings(hmac_key=SecretStr("the key"), key_id="k7")
+    expected = hmac.new(b"the key", b"household_id:HH-1", hashlib.sha256).hexdigest()[:32]
+    assert Pseudonymizer(settings).ref("household_id", "HH-1") == f"k7:{expected}"
+
+
+def test_the_pseudonym_cache_is_bounded() -> None:
+    p = Pseudonymizer(PrivacySettings())
+    first = p.ref("household_id", "h0")
+    for i in range(p.CACHE_SIZE + 10):
+        p.ref("household_id", f"h{i}")
+    assert len(p._cache) <= p.CACHE_SIZE
+    assert p.ref("household_id", "h0") == first
 
 
 def test_redaction_of_json_and_garbage() -> None:
