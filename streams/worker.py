@@ -142,10 +142,23 @@ def held_engine(settings: Settings) -> Iterator[tuple[Any, Any]]:
             forget_holder(target)
 
 
-def _execute(settings: Settings, app: Any, tables: dict[str, Any]) -> int:
-    """Restore the tables in bulk, then run Faust's worker until it stops; its exit code."""
+def tune_garbage_collection() -> None:
+    """Set the garbage collector for a process that streams, once it has started.
+
+    What start-up built (modules, the app, its settings: some 200,000 objects) lives as long as the
+    process: frozen out of the collector's sight, a full collection walks only what the stream made
+    since. And a stream allocates many short-lived objects per message: a young generation of
+    20,000 (CPython's default is 700) collects a tenth as often, for about 6% more households/s in
+    a registry load (2026-12-03, 16,408 vs 15,486 households/s, one run each).
+    """
     import gc
 
+    gc.freeze()
+    gc.set_threshold(20_000, 10, 10)
+
+
+def _execute(settings: Settings, app: Any, tables: dict[str, Any]) -> int:
+    """Restore the tables in bulk, then run Faust's worker until it stops; its exit code."""
     import faust
 
     from streams.restore import bulk_restore
@@ -153,10 +166,7 @@ def _execute(settings: Settings, app: Any, tables: dict[str, Any]) -> int:
     if settings.tables.bulk_restore and settings.tables.rocksdb:
         bulk_restore(settings, tables)
     worker = faust.Worker(app, loglevel=settings.log_level)
-    # What start-up built (modules, the app, its settings: some 200,000 objects) lives as long as
-    # the process: out of the garbage collector's sight, a full collection walks only what the
-    # stream made since.
-    gc.freeze()
+    tune_garbage_collection()
     # Faust's terminal spinner, on at WARNING and above, lowers the root logger to DEBUG so that it
     # spins on every record: every debug call then builds a record. A service has no terminal to spin.
     worker.spinner = None

@@ -31,7 +31,7 @@ from streams.privacy import Pseudonymizer
 from streams.settings import Settings
 from streams.topics import Topic, dlq_name, physical_name, writer_group
 from streams.web import METRICS_CONTENT_TYPE, QueryEndpoint, json_bytes, metrics_body
-from streams.worker import check_port_free, held_engine
+from streams.worker import check_port_free, held_engine, tune_garbage_collection
 
 __all__ = ["run_writer"]
 
@@ -54,6 +54,7 @@ def run_writer(settings: Settings) -> int:
                 for _ in range(settings.clickhouse.query_concurrency)
             ]
         )
+        tune_garbage_collection()
         try:
             asyncio.run(_serve(settings, writes, queries))
         finally:
