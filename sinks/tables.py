@@ -8,6 +8,7 @@ highest version wins; analysts read the views in ``sinks.views``.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -46,11 +47,12 @@ class Table:
         # Tables key the rows of every batch (``Output.add``): hash the name, not all the columns.
         return hash(self.name)
 
-    @property
+    # Both are read for every row handed over between processes: computed once per table.
+    @functools.cached_property
     def column_names(self) -> tuple[str, ...]:
         return tuple(name for name, _ in self.columns)
 
-    @property
+    @functools.cached_property
     def key_columns(self) -> tuple[str, ...]:
         """The columns that identify a row: its sort key, and its version when the engine keeps
         the highest one. Two rows that agree on these are the same row."""

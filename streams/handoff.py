@@ -29,7 +29,8 @@ __all__ = ["RowProducer", "decode_row", "row_record", "write_row"]
 logger = logging.getLogger(__name__)
 
 _BY_NAME = {t.name: t for t in TABLES}
-_DATETIME_COLUMNS = {t.name: {n for n, type_ in t.columns if type_.startswith("DateTime")} for t in TABLES}
+_DATETIME_COLUMNS = {t.name: [n for n, type_ in t.columns if type_.startswith("DateTime")] for t in TABLES}
+_COLUMNS = {t.name: frozenset(t.column_names) for t in TABLES}
 
 
 def row_record(table: Table, row: Row) -> tuple[bytes, bytes]:
@@ -47,9 +48,9 @@ def decode_row(value: bytes | None) -> tuple[Table, Row]:
         for name in _DATETIME_COLUMNS[table.name]:
             if isinstance(row.get(name), str):
                 row[name] = datetime.fromisoformat(row[name])
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise InvalidMessage("not a sink-rows record") from exc
-    if set(row) != set(table.column_names):
+    if not isinstance(row, dict) or row.keys() != _COLUMNS[table.name]:
         raise InvalidMessage(f"a {table.name} row without the declared columns")
     return table, row
 

@@ -15,6 +15,7 @@ import logging
 import signal
 from typing import Any
 
+import uvloop
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer
 
@@ -55,6 +56,8 @@ def run_writer(settings: Settings) -> int:
             ]
         )
         tune_garbage_collection()
+        # uvloop's event loop, as in the worker.
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
         try:
             asyncio.run(_serve(settings, writes, queries))
         finally:

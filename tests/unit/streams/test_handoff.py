@@ -73,3 +73,26 @@ def test_unbundled_rows_are_one_json_record_each_for_a_kafka_engine() -> None:
     rows = [_row(i) for i in range(5)]
     asyncio.run(RowProducer(forwarder, "sink-rows", FAST, partitions=6, bundled=False).insert(TABLE, rows))
     assert [(f.key, f.value) for f in forwarder.delivered] == [row_record(TABLE, r) for r in rows]
+
+
+def test_a_record_that_is_not_a_declared_row_is_refused() -> None:
+    import orjson
+    import pytest
+
+    from streams.errors import InvalidMessage
+    from streams.handoff import decode_row
+
+    table, row = decode_row(row_record(TABLE, _row(1))[1])
+    assert table is TABLE and row.keys() == set(TABLE.column_names)
+    extra = {**_row(1), "nik": "3203010101800001"}
+    missing = {k: v for k, v in _row(1).items() if k != TABLE.column_names[0]}
+    for value in (
+        b"not json",
+        orjson.dumps({"table": "no_such_table", "row": _row(1)}),
+        orjson.dumps({"table": TABLE.name, "row": [1, 2, 3]}),
+        orjson.dumps({"table": TABLE.name, "row": extra}),
+        orjson.dumps({"table": TABLE.name, "row": missing}),
+        orjson.dumps([TABLE.name]),
+    ):
+        with pytest.raises(InvalidMessage):
+            decode_row(value)
