@@ -911,13 +911,12 @@ def write_registry_scale(r: dict[str, Any], docs: Path) -> None:
         "",
         "What grows: on disk, linearly, RocksDB's one registry record per household (its changelog "
         "is in Kafka) and the embedded ClickHouse's `registry_state` rows; ClickHouse's share depends "
-        "on how far its background merges had gone when the size was read (the full benchmark reads "
-        "57 MB for 1,000,000 households after its latency phase). In memory, the pseudonym cache "
-        "(`streams/privacy.py`) keeps up to 1,000,000 "
-        "pseudonyms (about 257 bytes each, about 245 MiB at its cap), full at the smaller size "
-        "already, so the growth between the sizes is not the cache; RocksDB's memory is bounded per "
-        "table partition by `DAMPAK_TABLES__*`; the rest of the growth (the embedded engine's "
-        "caches and merges, the allocator's retained memory) is not attributed yet, and the "
+        "on how far its background merges had gone when the size was read. In memory, nothing dampak "
+        "keeps grows with the registry: the pseudonym cache (`streams/privacy.py`) holds at most "
+        "65,536 pseudonyms (about 16 MiB), RocksDB's memtables and block cache are bounded per table "
+        "partition by `DAMPAK_TABLES__*`, and Faust's key index per table by its size (1,000). The "
+        "growth between the sizes is the embedded engine's (its caches, merges and the parts it "
+        "keeps open) and the allocator's retained memory; it is not attributed further, and the "
         "linear extrapolation is an estimate, not a bound.",
         "",
     ]
