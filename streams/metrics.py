@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import logging
+import threading
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator, Sequence
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import HistogramMetricFamily
 
 __all__ = [
     "END_TO_END_SECONDS",
@@ -16,6 +20,7 @@ __all__ = [
     "SINK_RETRIES",
     "SINK_ROWS",
     "TABLE_RECOVERY_SECONDS",
+    "BatchHistogram",
     "PrometheusWriteObserver",
 ]
 
@@ -29,7 +34,55 @@ SINK_BATCH_SECONDS = Histogram(
     "Time to process, write and ack one batch",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
-END_TO_END_SECONDS = Histogram(
+
+
+class BatchHistogram:
+    """A Prometheus histogram observed a batch at a time (``observe_all``), exposed as
+    prometheus_client's ``Histogram`` exposes one (``_bucket``, ``_count``, ``_sum``).
+
+    ``Histogram.observe`` takes one value per call, about 3 µs each: with a call per row written,
+    the writer process spent an eighth of its time there.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        buckets: Sequence[float],
+        registry: CollectorRegistry | None = REGISTRY,
+    ) -> None:
+        self._name, self._documentation = name, documentation
+        self._bounds = sorted(float(b) for b in buckets)
+        self._counts = [0] * (len(self._bounds) + 1)  # the last: above every bound (+Inf)
+        self._sum = 0.0
+        self._lock = threading.Lock()
+        if registry is not None:
+            registry.register(self)
+
+    def observe_all(self, values: Iterable[float]) -> None:
+        """Count each of ``values`` in the first bucket whose bound is at least it."""
+        counts, total, bounds = [0] * len(self._counts), 0.0, self._bounds
+        for value in values:
+            counts[bisect_left(bounds, value)] += 1
+            total += value
+        with self._lock:
+            self._counts = [a + b for a, b in zip(self._counts, counts, strict=True)]
+            self._sum += total
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        with self._lock:
+            counts, total = list(self._counts), self._sum
+        cumulative, buckets = 0, []
+        for bound, count in zip([*self._bounds, float("inf")], counts, strict=True):
+            cumulative += count
+            buckets.append(("+Inf" if bound == float("inf") else repr(bound), float(cumulative)))
+        yield HistogramMetricFamily(self._name, self._documentation, buckets=buckets, sum_value=total)
+
+    def describe(self) -> Iterator[HistogramMetricFamily]:
+        yield HistogramMetricFamily(self._name, self._documentation)
+
+
+END_TO_END_SECONDS = BatchHistogram(
     "dampak_end_to_end_seconds",
     "From a message's Kafka timestamp to its rows being visible in ClickHouse",
     buckets=(0.05, 0.1, 0.25, 0.5, 0.75, 1, 2, 5, 10, 30, 60, 300),

@@ -211,10 +211,9 @@ class Engine:
             return None
         visible = time.time()
         counts: Counter[tuple[str, str]] = Counter()
-        for i, (msg, outcome) in enumerate(zip(messages, outcomes, strict=True)):
+        for msg, outcome in zip(messages, outcomes, strict=True):
             counts[msg.topic, outcome.value] += 1
-            if msg.timestamp and i in wrote:
-                END_TO_END_SECONDS.observe(max(0.0, visible - msg.timestamp))
+        END_TO_END_SECONDS.observe_all(max(0.0, visible - ts) for i in wrote if (ts := messages[i].timestamp))
         for (topic, label), n in counts.items():
             EVENTS.labels(topic, label).inc(n)
         SINK_BATCH_SECONDS.observe(time.perf_counter() - started)

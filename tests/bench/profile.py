@@ -66,7 +66,7 @@ def summarize(raw: Path, phase: str = "reports") -> str:
                 inclusive[label] += n
                 break
     lines = [
-        "# Where a worker's time goes",
+        "# Where a worker's time goes" + (" while it loads the registry" if phase == "registry" else ""),
         "",
         f"py-spy, {total} samples of a worker (uvloop) {_WHAT[phase]} "
         f"(`python -m tests.bench.profile --phase {phase}`). Raw stacks: "

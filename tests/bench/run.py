@@ -798,8 +798,9 @@ def write_docs(r: dict[str, Any], docs: Path) -> None:
         f"Produce rate (kafka-python, setup only): {r['produce_per_s']:,} messages/s.",
         "",
         *([f"Note: {r['notes']}", ""] if r.get("notes") else []),
-        "Where the time goes: [profile-worker.md](profile-worker.md). Scaling design: "
-        "[scaling.md](scaling.md).",
+        "Where the time goes: [profile-worker.md](profile-worker.md) (reports), "
+        "[profile-registry.md](profile-registry.md) (registry load). Scaling design and the split's "
+        "costs: [scaling.md](scaling.md).",
         "",
     ]
     (docs / "benchmarks.md").write_text("\n".join(lines) + "\n")

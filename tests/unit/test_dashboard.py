@@ -50,7 +50,7 @@ def allowed_metrics() -> frozenset[str]:
     """Sample names exposed by the metrics declared in ``streams.metrics`` (e.g. ``dampak_events_total``)."""
     names: set[str] = set()
     for value in vars(metrics).values():
-        if not isinstance(value, MetricWrapperBase):
+        if not isinstance(value, MetricWrapperBase | metrics.BatchHistogram):
             continue
         for family in value.collect():
             names.update(family.name + suffix for suffix in SAMPLE_SUFFIXES[family.type])
