@@ -51,12 +51,21 @@ _WHAT = {
 
 
 def summarize(raw: Path, phase: str = "reports") -> str:
-    total, inclusive, own = 0, Counter[str](), Counter[str]()
+    """The main thread's samples by component and by function. The main thread runs the event
+    loop, where all of dampak's Python runs; the others (the ClickHouse insert executor, Faust's
+    service threads) mostly wait, and py-spy counts their waits as samples too."""
+    total = main = inserting = 0
+    inclusive, own = Counter[str](), Counter[str]()
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         n = int(count)
         total += n
         frames = stack.split(";")
+        if not frames[0].startswith("_run_module_as_main"):
+            if any("clickhouse_connect" in f or "chdb" in f for f in frames):
+                inserting += n
+            continue
+        main += n
         own[frames[-1]] += n
         if frames[-1].startswith("Worker.execute_from_commandline"):  # uvloop's C code runs here
             inclusive[_LOOP] += n
@@ -68,18 +77,21 @@ def summarize(raw: Path, phase: str = "reports") -> str:
     lines = [
         "# Where a worker's time goes" + (" while it loads the registry" if phase == "registry" else ""),
         "",
-        f"py-spy, {total} samples of a worker (uvloop) {_WHAT[phase]} "
-        f"(`python -m tests.bench.profile --phase {phase}`). Raw stacks: "
+        f"py-spy, {main} samples of a worker's main thread (uvloop) {_WHAT[phase]} "
+        f"(`python -m tests.bench.profile --phase {phase}`; the other threads' {total - main} samples "
+        f"are mostly waits and left out). Raw stacks of every thread: "
         f"`docs/{raw.name}`. Under uvloop, the event loop's own C code is counted "
-        "in its caller, `Worker.execute_from_commandline`.",
+        "in its caller, `Worker.execute_from_commandline`. ClickHouse inserts run on a thread of "
+        f"their own: {inserting} samples there, {inserting / max(main, 1):.0%} as many as the main "
+        "thread's.",
         "",
         "| component (innermost 3 frames) | share of samples |",
         "|---|---:|",
-        *[f"| {label} | {inclusive[label] / total:.1%} |" for label, _ in _BUCKETS],
+        *[f"| {label} | {inclusive[label] / main:.1%} |" for label, _ in _BUCKETS],
         "",
         "| hottest functions (self time) | share |",
         "|---|---:|",
-        *[f"| `{name[:100]}` | {n / total:.1%} |" for name, n in own.most_common(15)],
+        *[f"| `{name[:100]}` | {n / main:.1%} |" for name, n in own.most_common(15)],
         "",
     ]
     return "\n".join(lines)
