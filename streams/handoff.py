@@ -45,12 +45,14 @@ def decode_row(value: bytes | None) -> tuple[Table, Row]:
         doc = orjson.loads(value or b"")
         table = _BY_NAME[doc["table"]]
         row: Row = doc["row"]
+        if not isinstance(row, dict):
+            raise InvalidMessage(f"a {table.name} row that is not an object")
         for name in _DATETIME_COLUMNS[table.name]:
             if isinstance(row.get(name), str):
                 row[name] = datetime.fromisoformat(row[name])
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise InvalidMessage("not a sink-rows record") from exc
-    if not isinstance(row, dict) or row.keys() != _COLUMNS[table.name]:
+    if row.keys() != _COLUMNS[table.name]:
         raise InvalidMessage(f"a {table.name} row without the declared columns")
     return table, row
 

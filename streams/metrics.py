@@ -53,7 +53,9 @@ class BatchHistogram:
     ) -> None:
         self._name, self._documentation = name, documentation
         self._bounds = sorted(float(b) for b in buckets)
-        self._counts = [0] * (len(self._bounds) + 1)  # the last: above every bound (+Inf)
+        # Each bucket's ``le`` label, as prometheus_client writes it; the last is above every bound.
+        self._labels = [repr(b) for b in self._bounds] + ["+Inf"]
+        self._counts = [0] * len(self._labels)
         self._sum = 0.0
         self._lock = threading.Lock()
         if registry is not None:
@@ -73,9 +75,9 @@ class BatchHistogram:
         with self._lock:
             counts, total = list(self._counts), self._sum
         cumulative, buckets = 0, []
-        for bound, count in zip([*self._bounds, float("inf")], counts, strict=True):
+        for label, count in zip(self._labels, counts, strict=True):
             cumulative += count
-            buckets.append(("+Inf" if bound == float("inf") else repr(bound), float(cumulative)))
+            buckets.append((label, float(cumulative)))
         yield HistogramMetricFamily(self._name, self._documentation, buckets=buckets, sum_value=total)
 
     def describe(self) -> Iterator[HistogramMetricFamily]:
