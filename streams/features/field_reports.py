@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 import orjson
 
@@ -50,6 +50,8 @@ class CopyState(TypedDict):
     #: Its position on ``field-reports-by-id``.
     position: int
     household_id: str | None
+    #: The household this copy moved the report away from (told to drop it), if any.
+    moved_from: NotRequired[str | None]
 
 
 @dataclass(frozen=True)
@@ -97,19 +99,24 @@ def decide_report(deps: ReportDeps, msg: Message, out: Output) -> Outcome:
     if decision is Revision.NEW:
         copy = (stored["copy"] if stored else 0) + 1
         previous = stored["household_id"] if stored else None
-        deps.report_copies[report_id] = {
+        state: CopyState = {
             "revision": doc["revision"],
             "digest": doc["digest"],
             "copy": copy,
             "position": msg.position,
             "household_id": doc["household_id"],
+            "moved_from": previous if previous != doc["household_id"] else None,
         }
-        if previous is not None and previous != doc["household_id"]:
-            removal = {"remove": report_id, "copy": copy}
-            out.forward(deps.by_household, previous.encode(), orjson.dumps(removal))
     else:
         assert stored is not None
-        copy = stored["copy"]
+        state = stored
+    # A replay writes the state, and tells the household the report left, again: the first time
+    # may have reached neither the changelog nor the topic (see ``apply_household_change``).
+    deps.report_copies[report_id] = state
+    copy = state["copy"]
+    if moved_from := state.get("moved_from"):
+        removal = {"remove": report_id, "copy": copy}
+        out.forward(deps.by_household, moved_from.encode(), orjson.dumps(removal))
     doc["copy"] = copy
     if doc["household_id"] is None:
         version = report_version(doc["revision"], copy)
@@ -141,6 +148,9 @@ def enrich_report(deps: ReportDeps, msg: Message, out: Output) -> Outcome:
         return Outcome.STALE
     if theirs is not None and theirs == ours:
         doc, decision = kept, Revision.DUPLICATE  # type: ignore[assignment]
+        # Kept again, index included: after a crash the store can hold the report without its
+        # changelog record, and the restore can have put back an index from before it.
+        reports.put(household_id, doc)
     else:
         doc["arrival"], decision = msg.position, Revision.NEW
         if doc["retracted"]:

@@ -81,6 +81,14 @@ def apply_household_change(deps: RegistryDeps, msg: Message, out: Output) -> Out
     The input is dampak's own internal topic, written by ``route_household`` from a validated
     record. An update older than the stored record is STALE (ignored), and so is a tombstone or a
     record published before the stored state changed the household's existence (``decide_change``).
+
+    A replay (DUPLICATE) writes the stored state again, as a new change does. After a crash the
+    local store can hold changes whose changelog records were never published (the worker died
+    before its batch was flushed), and the restore can put back older values of other keys from
+    records published but not yet recorded as such; a replay that wrote nothing would leave the
+    changelog without the first and the store without the second. Writing again is what Kafka
+    Streams' processors do on a replay under at-least-once: a record twice in a compacted
+    changelog changes nothing.
     """
     household_id = (msg.key or b"").decode()
     record: HouseholdState | None = orjson.loads(msg.value) if msg.value is not None else None
@@ -99,7 +107,8 @@ def apply_household_change(deps: RegistryDeps, msg: Message, out: Output) -> Out
             if record
             else tombstone_state(msg.position, seq, published_ms)
         )
-        deps.registry[household_id] = state
+    # Written again on a replay too: the local store may hold it without its changelog (below).
+    deps.registry[household_id] = state
     out.add(REGISTRY_STATE, registry_row(household_id, state, deps.pseudo))
     now, enrichment = deps.now(), enrich(state)
     for doc in HouseholdReports(deps.household_reports).current(household_id):

@@ -72,8 +72,11 @@ class Pipeline:
         self.outcomes: dict[str, list[Outcome]] = {}
         self.reports = ReportDeps(self.registry, self.household_reports, self.copies, PSEUDO, now=_now)
         self.households = RegistryDeps(self.registry, self.household_reports, PSEUDO, now=_now)
+        #: Each step's last batch, to replay it as a worker does after a crash.
+        self.batches: dict[str, tuple[Any, Any, list[Message], dict[str, Any]]] = {}
 
     def _step(self, name: str, handler: Any, deps: Any, msgs: list[Message], **kw: Any) -> FakeForwarder:
+        self.batches[name] = (handler, deps, msgs, kw)
         outcomes, writer, forwarder = run(handler, deps, msgs, **kw)
         self.outcomes.setdefault(name, []).extend(outcomes)
         self.rows += writer.table(REPORT_STATE.name)
@@ -99,6 +102,11 @@ class Pipeline:
         routed = self._step("route_households", route_household, self.households, msgs, personal_key=True)
         self._step("apply", apply_household_change, self.households,
                    self._next(routed.delivered, "households-by-id"))  # fmt: skip
+
+    def replay(self, name: str) -> FakeForwarder:
+        """Handle the step's last batch again, at the same positions (uncommitted after a crash)."""
+        handler, deps, msgs, kw = self.batches[name]
+        return self._step(name, handler, deps, msgs, **kw)
 
     def current(self) -> dict[str, dict[str, Any]]:
         """report_id -> the row with the highest version (what ClickHouse's FINAL keeps)."""
@@ -246,6 +254,70 @@ def test_revisions_resends_retractions_and_stale_copies() -> None:
     assert current["r2"]["retracted"] and current["r1"]["registered"]
     # Retracted reports leave the household's state: only r1 is re-enriched from now on.
     assert HouseholdReports(p.household_reports).ids("h1") == ["r1"]
+
+
+class _Recorded(dict[str, Any]):
+    """A table that records the keys written (each write is a changelog record in the worker)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written: list[str] = []
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.written.append(key)
+        super().__setitem__(key, value)
+
+
+def test_a_replay_writes_its_state_again_for_the_changelog() -> None:
+    """After a crash the local store can hold a change its changelog never got: a replay, found
+    DUPLICATE against that store, must write it again or the changelog never has it."""
+    p = Pipeline()
+    registry, reports, copies = _Recorded(), _Recorded(), _Recorded()
+    p.registry, p.household_reports, p.copies = registry, reports, copies
+    p.reports = ReportDeps(registry, reports, copies, PSEUDO, now=_now)
+    p.households = RegistryDeps(registry, reports, PSEUDO, now=_now)
+    p.households_in((b"h1", _household()))
+    p.reports_in(_report("r1", household_id="h1"))
+    for table in (registry, reports, copies):
+        table.written.clear()
+    p.replay("apply")
+    p.replay("decide")
+    p.replay("enrich")
+    assert {p.outcomes[step][-1] for step in ("apply", "decide", "enrich")} == {Outcome.DUPLICATE}
+    assert registry.written == ["h1"] and copies.written == ["r1"]
+    assert reports.written == ["r|2|h1r1"]  # the report; its index already lists it
+
+
+def test_a_report_the_restore_left_out_of_its_household_comes_back_on_replay() -> None:
+    """Seen after SIGKILLs: the report was kept and written, its changelog records were not
+    published, and the restore put back the household's index from before it. The replay found the
+    report DUPLICATE and left the index as it was, so a later registry change never re-enriched it."""
+    p = Pipeline()
+    p.households_in((b"h1", _household(programs=[], elderly=1)))
+    p.reports_in(_report("r1", household_id="h1"), _report("r2", household_id="h1"))
+    p.household_reports["i|h1"] = ["r1"]  # the index as restored; r2's own key survived
+    p.replay("enrich")
+    assert HouseholdReports(p.household_reports).ids("h1") == ["r1", "r2"]
+    changed = _household(desil=2, programs=["PKH"], elderly=2, updated_at="2022-11-09T00:00:00Z")
+    p.households_in((b"h1", changed))
+    assert [(r["kpm"], r["vulnerable_persons"]) for r in p.current().values()] == [(True, 2), (True, 2)]
+
+
+def test_a_replayed_move_tells_the_household_it_left_again() -> None:
+    p = Pipeline()
+    p.households_in((b"A", _household("A")), (b"B", _household("B")))
+    p.reports_in(_report("r", household_id="A"))
+    lost = dict(p.household_reports)  # A's reports before the move
+    p.reports_in(_report("r", household_id="B", displaced=2))
+    assert HouseholdReports(p.household_reports).ids("A") == []
+    # The move's removal never reached A (the worker died before delivering it): A still has r.
+    p.household_reports.update({k: v for k, v in lost.items() if "A" in k})
+    assert HouseholdReports(p.household_reports).ids("A") == ["r"]
+    decided = p.replay("decide")
+    assert p.outcomes["decide"][-1] == Outcome.DUPLICATE
+    p._step("enrich", enrich_report, p.reports, p._next(decided.delivered, "field-reports-by-household"))
+    assert HouseholdReports(p.household_reports).ids("A") == []
+    assert HouseholdReports(p.household_reports).ids("B") == ["r"]
 
 
 def test_a_household_holds_a_bounded_number_of_reports() -> None:
