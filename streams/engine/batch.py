@@ -103,10 +103,17 @@ class Output:
     #: Index (in the batch) of the message being handled, and when it entered dampak.
     current: int = 0
     origin: float | None = None
+    #: The table of each row added, in order (so that a mark is three lengths).
+    added: list[Table] = field(default_factory=list)
 
     def add(self, table: Table, row: Row) -> None:
-        self.rows.setdefault(table, []).append(row)
-        self.sources.setdefault(table, []).append(self.current)
+        rows = self.rows.get(table)
+        if rows is None:
+            rows = self.rows[table] = []
+            self.sources[table] = []
+        rows.append(row)
+        self.sources[table].append(self.current)
+        self.added.append(table)
 
     def forward(self, topic: str, key: bytes | None, value: bytes | None) -> None:
         self.forwards.append(Forward(topic, key, value, origin=self.origin))
@@ -115,16 +122,16 @@ class Output:
         """Run ``hook`` after the batch's rows are written, before its messages are acked."""
         self.after_write.append(hook)
 
-    def mark(self) -> tuple[dict[Table, int], int, int]:
-        return {t: len(r) for t, r in self.rows.items()}, len(self.forwards), len(self.after_write)
+    def mark(self) -> tuple[int, int, int]:
+        return len(self.added), len(self.forwards), len(self.after_write)
 
-    def rollback(self, mark: tuple[dict[Table, int], int, int]) -> None:
+    def rollback(self, mark: tuple[int, int, int]) -> None:
         """Drop what was added since ``mark`` (a handler that failed half-way adds nothing)."""
-        sizes, forwards, hooks = mark
-        for table, rows in self.rows.items():
-            n = sizes.get(table, 0)
-            del rows[n:]
-            del self.sources[table][n:]
+        added, forwards, hooks = mark
+        for table in self.added[added:]:
+            self.rows[table].pop()
+            self.sources[table].pop()
+        del self.added[added:]
         del self.forwards[forwards:]
         del self.after_write[hooks:]
 
