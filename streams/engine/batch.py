@@ -26,7 +26,10 @@ class Outcome(StrEnum):
     DEAD_LETTER = "dead_letter"
 
 
-@dataclass(frozen=True, slots=True)
+# Message and Forward are made for every message and every forward (a row handed to the writer is
+# both), so they are not frozen: a frozen dataclass sets each field through object.__setattr__,
+# which made one five times slower to build (1.2 against 0.2 us). Nothing changes them.
+@dataclass(slots=True)
 class Message:
     """One Kafka record as handlers see it: raw bytes, decoded by the handler."""
 
@@ -77,7 +80,7 @@ def _is_bundle(headers: Mapping[str, bytes] | Iterable[tuple[str, bytes]] | None
     return any(k == BUNDLE_HEADER[0] for k, _ in pairs)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Forward:
     """A message to publish before the batch's rows are written (physical topic name)."""
 

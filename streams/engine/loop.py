@@ -27,15 +27,15 @@ they are fetched again.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import time
 import weakref
 from collections import Counter
-from collections.abc import Container, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Container, Iterator, Mapping, Sequence
 from contextvars import Token
 from dataclasses import dataclass
-from typing import Any, Protocol
+from operator import attrgetter
+from typing import Any, Protocol, cast
 
 from aiokafka.errors import KafkaError as AioKafkaError
 from faust.exceptions import DecodeError, FaustError
@@ -79,6 +79,8 @@ INFRASTRUCTURE: tuple[type[BaseException], ...] = (
 #: ... except the Faust errors about a message's own bytes.
 _MESSAGE_FAULTS: tuple[type[BaseException], ...] = (DecodeError,)
 
+
+_TOPIC = attrgetter("topic")
 
 #: How long a batch waits for a rebalance in progress to end before it is handled anyway.
 _REBALANCE_WAIT_S = 30.0
@@ -210,12 +212,10 @@ class Engine:
                            flow.name, len(messages))  # fmt: skip
             return None
         visible = time.time()
-        counts: Counter[tuple[str, str]] = Counter()
-        for msg, outcome in zip(messages, outcomes, strict=True):
-            counts[msg.topic, outcome.value] += 1
+        counts = Counter(zip(map(_TOPIC, messages), outcomes, strict=True))
         END_TO_END_SECONDS.observe_all(max(0.0, visible - ts) for i in wrote if (ts := messages[i].timestamp))
-        for (topic, label), n in counts.items():
-            EVENTS.labels(topic, label).inc(n)
+        for (topic, outcome), n in counts.items():
+            EVENTS.labels(topic, outcome.value).inc(n)
         SINK_BATCH_SECONDS.observe(time.perf_counter() - started)
         return outcomes
 
@@ -307,9 +307,8 @@ class Engine:
         mark = out.mark()
         try:
             result = flow.handler(msg, out)
-            if inspect.isawaitable(result):
-                result = await result
-            return result
+            # An Outcome, or an async handler's awaitable (cheaper to tell than isawaitable).
+            return result if type(result) is Outcome else await cast(Awaitable[Outcome], result)
         except InvalidMessage as exc:
             reason = exc.reason
         except asyncio.CancelledError:

@@ -84,6 +84,8 @@ def test_a_record_that_is_not_a_declared_row_is_refused() -> None:
 
     table, row = decode_row(row_record(TABLE, _row(1))[1])
     assert table is TABLE and row.keys() == set(TABLE.column_names)
+    assert decode_row(row_record(TABLE, _row(1), compact=True)[1]) == (table, row) == (TABLE, _row(1))
+    values = list(_row(1).values())
     extra = {**_row(1), "nik": "3203010101800001"}
     missing = {k: v for k, v in _row(1).items() if k != TABLE.column_names[0]}
     for value in (
@@ -93,6 +95,11 @@ def test_a_record_that_is_not_a_declared_row_is_refused() -> None:
         orjson.dumps({"table": TABLE.name, "row": extra}),
         orjson.dumps({"table": TABLE.name, "row": missing}),
         orjson.dumps([TABLE.name]),
+        orjson.dumps([TABLE.name, values[1:]]),  # a column short
+        orjson.dumps([TABLE.name, [*values, "3203010101800001"]]),  # one too many
+        orjson.dumps([TABLE.name, {"row": values}]),
+        orjson.dumps(["no_such_table", values]),
+        orjson.dumps([TABLE.name, values, "more"]),
     ):
         with pytest.raises(InvalidMessage):
             decode_row(value)
