@@ -27,9 +27,22 @@ def kafka_bootstrap() -> str:
     return servers
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Keep each phase's report on the test, for fixtures to see how it went."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    setattr(item, f"report_{report.when}", report)
+
+
 @pytest.fixture
-def deployment(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Deployment]:
+def deployment(kafka_bootstrap: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Deployment]:
     dep = Deployment(uuid.uuid4().hex[:10], tmp_path / "data", next(_ports))
     yield dep
     if dep.worker is not None and dep.worker.poll() is None:
         dep.kill_worker()
+    # A passed test's topics go: each leaves about 17 on the broker, and every client then reads
+    # the metadata of thousands. A failed test's stay, with its data directory, for diagnosis.
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.passed:
+        dep.delete_topics()

@@ -57,6 +57,23 @@ class Deployment:
     def topic(self, logical: str) -> str:
         return f"test-{self.name}-{logical}"
 
+    def delete_topics(self) -> None:
+        """Delete every topic of the deployment (named after it: its own, the changelogs and
+        Faust's); best effort, as a broker stopped by the test refuses."""
+        from kafka import KafkaAdminClient
+
+        try:
+            kafka = self.settings.kafka
+            admin = KafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers, **kafka.client_options())
+            try:
+                mine = [t for t in admin.list_topics() if t.startswith(f"test-{self.name}-")]
+                if mine:
+                    admin.delete_topics(mine, timeout_ms=30_000)
+            finally:
+                admin.close()
+        except Exception as exc:  # cleanup only: never fail the test over it
+            print(f"topics of {self.name} left on the broker: {type(exc).__name__}")
+
     def dampak(
         self, *args: str, stdin: str | None = None, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
