@@ -368,15 +368,9 @@ class Run:
     def delete_topics(self) -> None:
         """Delete the run's topics (every one named after its tag): a full run writes gigabytes
         to the local broker, and runs that kept theirs filled this machine's disk."""
-        from kafka import KafkaAdminClient
+        from tests.integration.harness import delete_topics
 
-        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=120_000)
-        try:
-            mine = [t for t in admin.list_topics() if t.startswith(self.tag)]
-            for i in range(0, len(mine), 100):
-                admin.delete_topics(mine[i : i + 100], timeout_ms=60_000)
-        finally:
-            admin.close()
+        delete_topics(self.bootstrap, self.tag)
 
     def committed_all(self, app_id: str, topics: tuple[str, ...]) -> bool:
         """True when app ``app_id`` has committed every message of ``topics`` (commits follow

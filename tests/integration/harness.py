@@ -25,6 +25,21 @@ from streams.worker import wait_until_ready
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def delete_topics(bootstrap_servers: str, prefix: str, **client_options: Any) -> None:
+    """Delete every topic whose name starts with ``prefix``, 100 per request."""
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(
+        bootstrap_servers=bootstrap_servers, request_timeout_ms=120_000, **client_options
+    )
+    try:
+        mine = [t for t in admin.list_topics() if t.startswith(prefix)]
+        for i in range(0, len(mine), 100):
+            admin.delete_topics(mine[i : i + 100], timeout_ms=60_000)
+    finally:
+        admin.close()
+
+
 class Deployment:
     def __init__(
         self, name: str, data_dir: Path, web_port: int, kafka: KafkaSettings | None = None, **env: str
@@ -60,17 +75,9 @@ class Deployment:
     def delete_topics(self) -> None:
         """Delete every topic of the deployment (named after it: its own, the changelogs and
         Faust's); best effort, as a broker stopped by the test refuses."""
-        from kafka import KafkaAdminClient
-
+        kafka = self.settings.kafka
         try:
-            kafka = self.settings.kafka
-            admin = KafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers, **kafka.client_options())
-            try:
-                mine = [t for t in admin.list_topics() if t.startswith(f"test-{self.name}-")]
-                if mine:
-                    admin.delete_topics(mine, timeout_ms=30_000)
-            finally:
-                admin.close()
+            delete_topics(kafka.bootstrap_servers, self.topic(""), **kafka.client_options())
         except Exception as exc:  # cleanup only: never fail the test over it
             print(f"topics of {self.name} left on the broker: {type(exc).__name__}")
 
