@@ -370,7 +370,9 @@ class Run:
         to the local broker, and runs that kept theirs filled this machine's disk."""
         from tests.integration.harness import delete_topics
 
-        delete_topics(self.bootstrap, self.tag)
+        # quix-streams names the peer's internal topics after the run too, behind its own prefixes.
+        for prefix in ("", "repartition__", "changelog__"):
+            delete_topics(self.bootstrap, prefix + self.tag)
 
     def committed_all(self, app_id: str, topics: tuple[str, ...]) -> bool:
         """True when app ``app_id`` has committed every message of ``topics`` (commits follow
