@@ -112,18 +112,27 @@ class ClickHouseWriter:
 
     async def insert(self, table: Table, rows: Sequence[Row]) -> None:
         """Insert ``rows`` into ``table``, retrying in place until ClickHouse takes them."""
-        await retrying(
-            lambda: self._conn.run(self._insert, table, rows), self._backoff, self._observer.retrying
-        )
+        await self._retrying(self._insert_rows, table, rows)
 
-    def _insert(self, table: Table, rows: Sequence[Row]) -> None:
-        names = table.column_names
-        columns = [list(map(itemgetter(name), rows)) for name in names]
+    async def insert_columns(self, table: Table, columns: Sequence[Sequence[object]]) -> None:
+        """``insert`` for rows given column by column, in ``table.column_names`` order."""
+        await self._retrying(self._insert, table, columns)
+
+    async def _retrying(self, call: Callable[[Table, T], None], table: Table, data: T) -> None:
+        await retrying(lambda: self._conn.run(call, table, data), self._backoff, self._observer.retrying)
+
+    def _insert_rows(self, table: Table, rows: Sequence[Row]) -> None:
+        self._insert(table, [list(map(itemgetter(name), rows)) for name in table.column_names])
+
+    def _insert(self, table: Table, columns: Sequence[Sequence[object]]) -> None:
         started = time.perf_counter()
         try:
             self._conn.client.insert(
-                table.qualified(self._conn.database), columns, column_names=names, column_oriented=True
+                table.qualified(self._conn.database),
+                columns,
+                column_names=table.column_names,
+                column_oriented=True,
             )
         except Exception as exc:
             raise classify(table.name, exc) from exc
-        self._observer.written(table.name, len(rows), time.perf_counter() - started)
+        self._observer.written(table.name, len(columns[0]) if columns else 0, time.perf_counter() - started)

@@ -7,8 +7,11 @@ travel as one record, partitioned by the row's key, so the rows of one key stay 
 partition. In a bundle a row is a JSON array of its values in column order; on its own (bundles
 off, for a ClickHouse Kafka engine) a JSON object of its columns; the writer reads both. A compute
 worker acks its input only once the rows are delivered: nothing is acked before it is durable.
-The writer (``dampak writer``) unpacks the records into their rows, writes them in large
-batches and commits its own offsets after each write. Rows are state (versioned, or the last one
+The writer (``dampak writer``) reads a batch's bundles straight into columns, one list per
+column of each table (``row_columns``), and inserts those; it commits its own offsets after each
+write. Only a batch that holds something else (a record on its own, a malformed one), or whose
+insert ClickHouse refuses, goes through the engine one row at a time (``write_row``), which traces
+a refused row to its record and dead-letters it. Rows are state (versioned, or the last one
 written wins), so a row written twice changes nothing. The topic keeps records for
 ``DAMPAK_SINK__ROWS_RETENTION_H`` hours: the writer must not be down longer than that.
 """
@@ -18,21 +21,29 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import orjson
 
 from sinks.config import Backoff
 from sinks.tables import TABLES, Row, Table
 from streams.engine import Forward, Forwarder, Message, Outcome, Output, bundle_forwards, deliver_all
+from streams.engine.batch import is_bundle
+from streams.engine.bundle import unpack
 from streams.errors import InvalidMessage
 
-__all__ = ["RowProducer", "decode_row", "row_record", "write_row"]
+__all__ = ["Columns", "RowProducer", "decode_row", "row_columns", "row_record", "write_row"]
 
 logger = logging.getLogger(__name__)
 
 _BY_NAME = {t.name: t for t in TABLES}
 _DATETIME_COLUMNS = {t.name: [n for n, type_ in t.columns if type_.startswith("DateTime")] for t in TABLES}
 _COLUMNS = {t.name: frozenset(t.column_names) for t in TABLES}
+_DATETIME_INDICES = {t.name: [i for i, (_, type_) in enumerate(t.columns) if type_.startswith("DateTime")]
+                     for t in TABLES}  # fmt: skip
+
+#: A batch's rows per table, column by column (in the table's column order).
+Columns = dict[Table, list[list[Any]]]
 
 
 def row_record(table: Table, row: Row, compact: bool = False) -> tuple[bytes, bytes]:
@@ -69,6 +80,40 @@ def decode_row(value: bytes | None) -> tuple[Table, Row]:
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise InvalidMessage("not a sink-rows record") from exc
     return table, row
+
+
+def row_columns(records: Sequence[Any]) -> tuple[Columns, list[float | None]] | None:
+    """The rows that ``records`` (consumed ``sink-rows`` records) carry, as columns per table, and
+    when each row entered dampak (seconds, if known). None when a record is not a bundle of
+    compact rows or a row is not one of a declared table's: the writer then hands the batch to
+    the engine, row by row, where ``decode_row`` refuses it. The values are those ``decode_row``
+    gives, so both paths insert the same."""
+    values: dict[str, list[list[Any]]] = {}
+    origins: list[float | None] = []
+    try:
+        for record in records:
+            if not is_bundle(record.headers):
+                return None
+            ts = record.timestamp / 1000 if record.timestamp else None
+            for _, value, origin in unpack(record.value or b""):
+                name, row = orjson.loads(value or b"")
+                rows = values.get(name)
+                if rows is None:
+                    rows = values[name] = []
+                rows.append(row)
+                origins.append(origin or ts)
+        columns: Columns = {}
+        for name, rows in values.items():
+            table = _BY_NAME[name]
+            width = len(table.column_names)
+            if any(type(row) is not list or len(row) != width for row in rows):
+                return None
+            cols = columns[table] = list(map(list, zip(*rows, strict=True)))
+            for i in _DATETIME_INDICES[name]:
+                cols[i] = [datetime.fromisoformat(v) if type(v) is str else v for v in cols[i]]
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return None
+    return columns, origins
 
 
 class RowProducer:

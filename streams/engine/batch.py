@@ -12,7 +12,7 @@ from typing import Any
 from sinks.tables import Row, Table
 from streams.engine.bundle import BUNDLE_HEADER, INDEX_BITS, unpack
 
-__all__ = ["Forward", "Handler", "Message", "Outcome", "Output", "messages_of"]
+__all__ = ["Forward", "Handler", "Message", "Outcome", "Output", "is_bundle", "messages_of"]
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def messages_of(
     ``bundled``: whether its topic is one of dampak's own that carry bundles; a record of any
     other topic (an input) is itself, whatever headers its publisher set."""
     topic, partition, offset = record.topic, record.partition, record.offset
-    if bundled and _is_bundle(record.headers):
+    if bundled and is_bundle(record.headers):
         try:
             items = unpack(record.value or b"")
         except ValueError:
@@ -75,7 +75,8 @@ def messages_of(
     return [Message(topic, partition, offset, record.key, record.value, timestamp, native)]
 
 
-def _is_bundle(headers: Mapping[str, bytes] | Iterable[tuple[str, bytes]] | None) -> bool:
+def is_bundle(headers: Mapping[str, bytes] | Iterable[tuple[str, bytes]] | None) -> bool:
+    """Whether a record with these headers carries a bundle (``streams.engine.bundle``)."""
     pairs = headers.items() if isinstance(headers, Mapping) else (headers or ())
     return any(k == BUNDLE_HEADER[0] for k, _ in pairs)
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
@@ -38,7 +38,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError
 from aiokafka.errors import KafkaError as AioKafkaError
 
 from sinks.config import Backoff
-from streams.engine.batch import Message, messages_of
+from streams.engine.batch import messages_of
 from streams.engine.loop import Engine, Flow
 
 __all__ = ["ConsumerLoop"]
@@ -72,7 +72,12 @@ class _Revocations(ConsumerRebalanceListener):  # type: ignore[misc]
 class ConsumerLoop:
     """Runs ``flows`` (physical topic -> flow) on a consumer group; ``run`` takes the consumer, an
     ``AIOKafkaConsumer`` built with ``enable_auto_commit=False``, and an engine built with
-    ``group=loop.group``."""
+    ``group=loop.group``.
+
+    ``at_once``, if given, is offered each topic's records of a batch first: it handles them all
+    at once and returns True, or returns False (having changed nothing that a replay would not
+    change again) to leave them to the engine, one message at a time. The writer's inserts take
+    this way (``streams.writer_process``)."""
 
     def __init__(
         self,
@@ -86,6 +91,7 @@ class ConsumerLoop:
         idle_s: float = 1.0,
         bundled: bool = False,
         ready: Callable[[], bool] = lambda: True,
+        at_once: Callable[[str, list[Any]], Awaitable[bool]] | None = None,
     ) -> None:
         self._consumer: Any = None
         self._flows = dict(flows)
@@ -97,6 +103,7 @@ class ConsumerLoop:
         self._idle_s = idle_s
         self._ready = ready
         self._bundled = bundled
+        self._at_once = at_once
         self._busy = asyncio.Lock()
         self._done: dict[TopicPartition, int] = {}
         self._committed_at = time.monotonic()
@@ -170,14 +177,20 @@ class ConsumerLoop:
         return records
 
     async def _handle(self, records: list[Any], rebalances: int) -> None:
-        by_topic: dict[str, list[Message]] = {}
+        by_topic: dict[str, list[Any]] = {}
         last: dict[TopicPartition, int] = {}
         for r in records:
-            ts = r.timestamp / 1000 if r.timestamp else None
-            by_topic.setdefault(r.topic, []).extend(messages_of(r, ts, None, self._bundled))
+            by_topic.setdefault(r.topic, []).append(r)
             last[TopicPartition(r.topic, r.partition)] = r.offset
         assert self._engine is not None
-        for topic, messages in by_topic.items():
+        for topic, batch in by_topic.items():
+            if self._at_once is not None and await self._at_once(topic, batch):
+                continue
+            messages = [
+                m
+                for r in batch
+                for m in messages_of(r, r.timestamp / 1000 if r.timestamp else None, None, self._bundled)
+            ]
             if await self._engine.handle(self._flows[topic], messages, rebalances) is None:
                 return  # abandoned: none of it is committed
         for tp, offset in last.items():

@@ -142,6 +142,26 @@ def test_a_rejected_record_is_dead_lettered_and_committed_past() -> None:
     assert consumer.commits[-1] == {TopicPartition("reports", 1): 5}
 
 
+def test_a_topic_handled_at_once_skips_the_engine_and_one_left_to_it_goes_through_it() -> None:
+    """``at_once`` (the writer's inserts) takes a topic's records of a batch whole; when it
+    declines them, the engine handles them one message at a time. Both are committed."""
+    offered: list[tuple[str, list[int]]] = []
+
+    async def at_once(topic: str, records: list[Any]) -> bool:
+        offered.append((topic, [r.offset for r in records]))
+        return topic == "reports"
+
+    consumer = FakeConsumer([_records("reports", 0, range(3)) + _records("households", 2, range(5, 7))])
+    seen = _Seen()
+    _run(consumer, seen, at_once=at_once)
+    assert sorted(offered) == [("households", [5, 6]), ("reports", [0, 1, 2])]
+    assert seen.messages == [("households", 2, 5), ("households", 2, 6)]  # declined: the engine's
+    committed: dict[TopicPartition, int] = {}
+    for c in consumer.commits:
+        committed.update(c)
+    assert committed == {TopicPartition("reports", 0): 3, TopicPartition("households", 2): 7}
+
+
 def test_records_fetched_while_a_rebalance_is_under_way_are_dropped_unhandled_and_uncommitted() -> None:
     """They belong to the generation being revoked; the new assignment starts from the committed
     offsets."""

@@ -5,6 +5,7 @@ handler."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
@@ -103,3 +104,104 @@ def test_a_record_that_is_not_a_declared_row_is_refused() -> None:
     ):
         with pytest.raises(InvalidMessage):
             decode_row(value)
+
+
+def _consumed(records: list[Any]) -> list[SimpleNamespace]:
+    return [
+        SimpleNamespace(
+            topic="sink-rows",
+            partition=r.partition,
+            offset=offset,
+            key=r.key,
+            value=r.value,
+            timestamp=1_000,
+            headers=list(r.headers),
+        )
+        for offset, r in enumerate(records)
+    ]
+
+
+def _bundles(items: list[tuple[bytes, bytes]]) -> list[SimpleNamespace]:
+    from streams.engine import Forward, bundle_forwards
+
+    return _consumed(bundle_forwards([Forward("sink-rows", k, v) for k, v in items], {"sink-rows": 6}))
+
+
+def test_the_writer_reads_bundles_into_the_columns_the_rows_decode_to() -> None:
+    from streams.handoff import decode_row, row_columns
+
+    other = next(t for t in TABLES if t.name == "notification_state")
+    when = datetime(2026, 12, 3, 1, 2, 3, 456789, tzinfo=UTC)
+    other_row = {
+        name: when if type_.startswith("DateTime") else None if type_.startswith("Nullable") else "n-1"
+        for name, type_ in other.columns
+    }
+    items = [row_record(TABLE, _row(i), compact=True) for i in range(50)]
+    records = _bundles([*items, row_record(other, other_row, compact=True)])
+    decoded = row_columns(records)
+    assert decoded is not None
+    columns, origins = decoded
+    assert len(origins) == 51 and set(origins) == {1.0}
+    # Row by row, as the engine's path decodes them (the same values, so both insert the same).
+    one_by_one: dict[Any, list[dict[str, Any]]] = {}
+    for r in records:
+        for msg in messages_of(r, r.timestamp / 1000):
+            table, row = decode_row(msg.value)
+            one_by_one.setdefault(table, []).append(row)
+    assert set(columns) == set(one_by_one) == {TABLE, other}
+    for table, got in columns.items():
+        assert [dict(zip(table.column_names, values, strict=True)) for values in zip(*got, strict=True)] == (
+            one_by_one[table]
+        )
+    assert columns[other][other.column_names.index("sent_at")] == [other_row["sent_at"]]
+
+
+def test_the_writer_leaves_a_batch_it_cannot_read_whole_to_the_engine() -> None:
+    import orjson
+
+    from streams.handoff import row_columns
+
+    good = row_record(TABLE, _row(1), compact=True)
+    values = list(orjson.loads(good[1])[1])
+    when = TABLE.column_names.index(next(n for n, t in TABLE.columns if t.startswith("DateTime")))
+    bad_time = [*values[:when], "yesterday", *values[when + 1 :]]
+    assert row_columns(_bundles([good])) is not None
+    for value in (
+        b"not json",
+        orjson.dumps(["no_such_table", values]),
+        orjson.dumps([TABLE.name, values[1:]]),  # a column short
+        orjson.dumps([TABLE.name, {"row": values}]),
+        orjson.dumps({"table": TABLE.name, "row": _row(1)}),  # the one-record form, in a bundle
+        orjson.dumps([TABLE.name, bad_time]),
+    ):
+        assert row_columns(_bundles([good, (good[0], value)])) is None, value
+    truncated = _bundles([good])
+    truncated[0].value = truncated[0].value[:-3]
+    assert row_columns(truncated) is None
+    alone = _consumed([SimpleNamespace(partition=0, key=good[0], value=good[1], headers=())])
+    assert row_columns(alone) is None  # a record on its own: the engine's
+
+
+def test_the_writers_insert_declines_a_batch_clickhouse_refuses_and_counts_one_it_wrote() -> None:
+    from sinks.errors import RowsRejected
+    from streams.metrics import EVENTS
+    from streams.writer_process import write_at_once
+
+    class Columns:
+        def __init__(self, refuse: bool) -> None:
+            self.refuse, self.inserted = refuse, []
+
+        async def insert_columns(self, table: Any, columns: Any) -> None:
+            if self.refuse:
+                raise RowsRejected(table.name, ValueError("out of range"))
+            self.inserted.append((table, len(columns[0])))
+
+    records = _bundles([row_record(TABLE, _row(i), compact=True) for i in range(20)])
+    before = EVENTS.labels("sink-rows", "ok")._value.get()
+    refusing = Columns(refuse=True)
+    assert asyncio.run(write_at_once(refusing)("sink-rows", records)) is False  # type: ignore[arg-type]
+    assert EVENTS.labels("sink-rows", "ok")._value.get() == before
+    taking = Columns(refuse=False)
+    assert asyncio.run(write_at_once(taking)("sink-rows", records)) is True  # type: ignore[arg-type]
+    assert taking.inserted == [(TABLE, 20)]
+    assert EVENTS.labels("sink-rows", "ok")._value.get() == before + 20
