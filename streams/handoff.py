@@ -19,8 +19,9 @@ written wins), so a row written twice changes nothing. The topic keeps records f
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -42,6 +43,18 @@ _COLUMNS = {t.name: frozenset(t.column_names) for t in TABLES}
 _DATETIME_INDICES = {t.name: [i for i, (_, type_) in enumerate(t.columns) if type_.startswith("DateTime")]
                      for t in TABLES}  # fmt: skip
 
+
+def _getter(names: Sequence[str]) -> Callable[[Row], tuple[Any, ...]]:
+    """A row's values of ``names``, as a tuple (``itemgetter`` of one name gives the value)."""
+    if len(names) == 1:
+        return lambda row, name=names[0]: (row[name],)  # type: ignore[misc]
+    return itemgetter(*names)
+
+
+#: Per table: a row's values in column order, and the values that key it.
+_VALUES = {t.name: _getter(t.column_names) for t in TABLES}
+_KEYS = {t.name: _getter(t.key_columns) for t in TABLES}
+
 #: A batch's rows per table, column by column (in the table's column order).
 Columns = dict[Table, list[list[Any]]]
 
@@ -51,10 +64,10 @@ def row_record(table: Table, row: Row, compact: bool = False) -> tuple[bytes, by
     {<column>: <value>, ...}}``, or with ``compact`` ``[<name>, [<value>, ...]]``, the values in
     the table's column order (half the bytes, and half the time to parse: the form bundles carry,
     which only dampak's writer reads)."""
-    key = f"{table.name}|" + "|".join(str(row[c]) for c in table.key_columns)
+    key = (f"{table.name}|" + "|".join(map(str, _KEYS[table.name](row)))).encode()
     if compact:
-        return key.encode(), orjson.dumps([table.name, list(map(row.__getitem__, table.column_names))])
-    return key.encode(), orjson.dumps({"table": table.name, "row": row})
+        return key, orjson.dumps((table.name, _VALUES[table.name](row)))
+    return key, orjson.dumps({"table": table.name, "row": row})
 
 
 def decode_row(value: bytes | None) -> tuple[Table, Row]:
