@@ -61,6 +61,8 @@ def _tree(commit: str) -> Path:
                          capture_output=True, text=True).stdout.strip()  # fmt: skip
     path = ROOT / ".dampak" / "bench" / f"baseline-{sha}"
     if not path.exists():
+        # A tree deleted by hand (or by a clean of .dampak) stays registered until pruned.
+        subprocess.run(["git", "worktree", "prune"], cwd=ROOT, check=True)
         subprocess.run(["git", "worktree", "add", "--detach", str(path), sha], cwd=ROOT, check=True)
     return path
 

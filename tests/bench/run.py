@@ -740,8 +740,9 @@ def write_docs(r: dict[str, Any], docs: Path) -> None:
         (f"3. dampak end-to-end (1 worker, {d.get('cores_busy', '?')} cores busy; "
          f"{d.get('cpu_s_per_1000_reports', '?')} CPU-s per 1,000 reports)", f"{d['reports_per_s']:,}",
          f"{r['ratios']['dampak_to_limit']:.3f}",
-         f"≥ {TARGETS['dampak_reports_per_s']:,}/s and ≥ 0.50 of limit",
-         _result(d["reports_per_s"], TARGETS["dampak_reports_per_s"])),
+         f"≥ {TARGETS['dampak_reports_per_s']:,}/s; ≥ {TARGETS['ratio_to_limit']:.2f} of limit",
+         f"{_result(d['reports_per_s'], TARGETS['dampak_reports_per_s'])}; "
+         f"{_result(r['ratios']['dampak_to_limit'], TARGETS['ratio_to_limit'])}"),
     ]  # fmt: skip
     if "peer" in r:
         p = r["peer"]
