@@ -61,6 +61,9 @@ TARGETS = {
     "recovery_keys_per_s": 100_000,
     "scaling_2_over_1": 1.5,
     "split_cpu_ratio": 1.25,
+    # CPU per report against the code the first full run measured (FIRST_CODE), side by side on one
+    # host by ``python -m tests.bench.baseline``: a full run cannot hold both trees.
+    "cpu_ratio_to_first": 0.5,
     "alert_exposure_s": 2.0,
 }
 
@@ -713,6 +716,35 @@ def _machine() -> dict[str, Any]:
             "kafka": Settings().local_kafka.version}  # fmt: skip
 
 
+FIRST_CODE = "643bd10"
+
+
+def _side_by_side(docs: Path) -> dict[str, Any] | None:
+    """The last ``tests.bench.baseline`` comparison against FIRST_CODE, if docs/ holds one."""
+    try:
+        b: dict[str, Any] = json.loads((docs / "baseline.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return b if b.get("baseline") == FIRST_CODE and "cpu_ratio" in b else None
+
+
+def _cpu_against_baseline(docs: Path) -> str:
+    b = _side_by_side(docs)
+    if b is None:
+        return ""
+    m = b["median"]
+    return (f"; side by side ([baseline.md](baseline.md), {b['finished']}, on {b['current']}): "
+            f"{m['baseline']['cpu_s_per_1000_reports']} → {m['current']['cpu_s_per_1000_reports']} s, "
+            f"{b['cpu_ratio']:.2f}x")  # fmt: skip
+
+
+def _cpu_result(docs: Path) -> str:
+    b = _side_by_side(docs)
+    if b is None:
+        return "not measured (python -m tests.bench.baseline --baseline " + FIRST_CODE + ")"
+    return _result(b["cpu_ratio"], TARGETS["cpu_ratio_to_first"], higher_is_better=False)
+
+
 def _result(measured: float, target: float, higher_is_better: bool = True) -> str:
     met = measured >= target if higher_is_better else measured <= target
     if met:
@@ -779,7 +811,9 @@ def write_docs(r: dict[str, Any], docs: Path) -> None:
          _result(reg["households_per_s"], TARGETS["registry_households_per_s"])),
         *([("the peer's registry load (into its state store)", f"{_peer_registry_rate(r):,} households/s",
             "", "")] if "peer_registry_load" in r else []),
-        ("worker CPU per 1,000 reports (dampak phase)", f"{d.get('cpu_s_per_1000_reports', '?')} s", "", ""),
+        ("worker CPU per 1,000 reports (dampak phase)", f"{d.get('cpu_s_per_1000_reports', '?')} s"
+         + _cpu_against_baseline(docs), f"≤ {TARGETS['cpu_ratio_to_first']}x {FIRST_CODE}'s, side by side",
+         _cpu_result(docs)),
         ("disk after the registry load (RocksDB tables; embedded ClickHouse)",
          f"{reg['disk']['rocksdb_mb']:,} MB; {reg['disk']['clickhouse_mb']:,} MB = "
          f"{reg['disk']['bytes_per_household']:,} bytes per household" if "disk" in reg else "?", "", ""),
