@@ -38,10 +38,10 @@ __all__ = ["Columns", "RowProducer", "decode_row", "row_columns", "row_record", 
 logger = logging.getLogger(__name__)
 
 _BY_NAME = {t.name: t for t in TABLES}
-_DATETIME_COLUMNS = {t.name: [n for n, type_ in t.columns if type_.startswith("DateTime")] for t in TABLES}
 _COLUMNS = {t.name: frozenset(t.column_names) for t in TABLES}
 _DATETIME_INDICES = {t.name: [i for i, (_, type_) in enumerate(t.columns) if type_.startswith("DateTime")]
                      for t in TABLES}  # fmt: skip
+_DATETIME_COLUMNS = {t.name: [t.column_names[i] for i in _DATETIME_INDICES[t.name]] for t in TABLES}
 
 
 def _getter(names: Sequence[str]) -> Callable[[Row], tuple[Any, ...]]:
@@ -70,15 +70,27 @@ def row_record(table: Table, row: Row, compact: bool = False) -> tuple[bytes, by
     return key, orjson.dumps({"table": table.name, "row": row})
 
 
+def _compact_table(name: Any, values: Any) -> Table:
+    """The table of a compact row ``[name, values]``. Raises KeyError for an undeclared table and
+    InvalidMessage when ``values`` are not its columns."""
+    table = _BY_NAME[name]
+    if type(values) is not list or len(values) != len(table.column_names):
+        raise InvalidMessage(f"a {table.name} row without the declared columns")
+    return table
+
+
+def _datetime(value: Any) -> Any:
+    """A DateTime column's value as the insert takes it: ISO text parsed, anything else as it is."""
+    return datetime.fromisoformat(value) if type(value) is str else value
+
+
 def decode_row(value: bytes | None) -> tuple[Table, Row]:
     """A ``sink-rows`` record (either form) back as its table and row; raises InvalidMessage."""
     try:
         doc = orjson.loads(value or b"")
         if isinstance(doc, list):
             name, values = doc
-            table = _BY_NAME[name]
-            if not isinstance(values, list) or len(values) != len(table.column_names):
-                raise InvalidMessage(f"a {table.name} row without the declared columns")
+            table = _compact_table(name, values)
             row: Row = dict(zip(table.column_names, values, strict=True))
         else:
             table = _BY_NAME[doc["table"]]
@@ -88,8 +100,7 @@ def decode_row(value: bytes | None) -> tuple[Table, Row]:
             if row.keys() != _COLUMNS[table.name]:
                 raise InvalidMessage(f"a {table.name} row without the declared columns")
         for column in _DATETIME_COLUMNS[table.name]:
-            if isinstance(row[column], str):
-                row[column] = datetime.fromisoformat(row[column])
+            row[column] = _datetime(row[column])
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise InvalidMessage("not a sink-rows record") from exc
     return table, row
@@ -110,6 +121,7 @@ def row_columns(records: Sequence[Any]) -> tuple[Columns, list[float | None]] | 
             ts = record.timestamp / 1000 if record.timestamp else None
             for _, value, origin in unpack(record.value or b""):
                 name, row = orjson.loads(value or b"")
+                _compact_table(name, row)
                 rows = values.get(name)
                 if rows is None:
                     rows = values[name] = []
@@ -117,14 +129,10 @@ def row_columns(records: Sequence[Any]) -> tuple[Columns, list[float | None]] | 
                 origins.append(origin or ts)
         columns: Columns = {}
         for name, rows in values.items():
-            table = _BY_NAME[name]
-            width = len(table.column_names)
-            if any(type(row) is not list or len(row) != width for row in rows):
-                return None
-            cols = columns[table] = list(map(list, zip(*rows, strict=True)))
+            cols = columns[_BY_NAME[name]] = list(map(list, zip(*rows, strict=True)))
             for i in _DATETIME_INDICES[name]:
-                cols[i] = [datetime.fromisoformat(v) if type(v) is str else v for v in cols[i]]
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                cols[i] = list(map(_datetime, cols[i]))
+    except (InvalidMessage, orjson.JSONDecodeError, KeyError, TypeError, ValueError):
         return None
     return columns, origins
 

@@ -26,13 +26,13 @@ from aiokafka import AIOKafkaConsumer
 from sinks.connection import Connection, ConnectionPool, connect
 from sinks.errors import RowsRejected
 from sinks.writer import ClickHouseWriter
-from streams.engine import Engine, Flow
+from streams.engine import Engine, Flow, Outcome, observe_batch
 from streams.engine.consumer import ConsumerLoop
 from streams.engine.dead_letters import DeadLetters
 from streams.engine.forwarder import AioForwarder
 from streams.engine.producer import RecoveringProducer
 from streams.handoff import row_columns, write_row
-from streams.metrics import END_TO_END_SECONDS, EVENTS, SINK_BATCH_SECONDS, PrometheusWriteObserver
+from streams.metrics import PrometheusWriteObserver
 from streams.privacy import Pseudonymizer
 from streams.settings import Settings
 from streams.topics import Topic, dlq_name, physical_name, writer_group
@@ -143,10 +143,7 @@ def write_at_once(writer: ClickHouseWriter) -> Callable[[str, list[Any]], Awaita
             logger.warning("ClickHouse refused %s rows (code %s): writing the batch again row by row",
                            exc.table, exc.code)  # fmt: skip
             return False
-        visible = time.time()
-        END_TO_END_SECONDS.observe_all(max(0.0, visible - ts) for ts in origins if ts)
-        EVENTS.labels(topic, "ok").inc(len(origins))
-        SINK_BATCH_SECONDS.observe(time.perf_counter() - started)
+        observe_batch({(topic, Outcome.OK): len(origins)}, origins, started)
         return True
 
     return write

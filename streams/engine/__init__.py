@@ -2,7 +2,15 @@
 policy, under every feature. Features only provide handlers."""
 
 from streams.engine.batch import Forward, Handler, Message, Outcome, Output, messages_of
-from streams.engine.loop import Engine, Flow, Forwarder, RowWriter, bundle_forwards, deliver_all
+from streams.engine.loop import (
+    Engine,
+    Flow,
+    Forwarder,
+    RowWriter,
+    bundle_forwards,
+    deliver_all,
+    observe_batch,
+)
 
 __all__ = [
     "Engine",
@@ -17,4 +25,5 @@ __all__ = [
     "bundle_forwards",
     "deliver_all",
     "messages_of",
+    "observe_batch",
 ]

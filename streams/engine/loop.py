@@ -31,7 +31,7 @@ import logging
 import time
 import weakref
 from collections import Counter
-from collections.abc import Awaitable, Container, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Container, Iterable, Iterator, Mapping, Sequence
 from contextvars import Token
 from dataclasses import dataclass
 from operator import attrgetter
@@ -60,6 +60,7 @@ __all__ = [
     "RowWriter",
     "bundle_forwards",
     "deliver_all",
+    "observe_batch",
 ]
 
 logger = logging.getLogger(__name__)
@@ -211,12 +212,8 @@ class Engine:
             logger.warning("%s: a rebalance began; a batch of %d is left to the partitions' next owner",
                            flow.name, len(messages))  # fmt: skip
             return None
-        visible = time.time()
         counts = Counter(zip(map(_TOPIC, messages), outcomes, strict=True))
-        END_TO_END_SECONDS.observe_all(max(0.0, visible - ts) for i in wrote if (ts := messages[i].timestamp))
-        for (topic, outcome), n in counts.items():
-            EVENTS.labels(topic, outcome.value).inc(n)
-        SINK_BATCH_SECONDS.observe(time.perf_counter() - started)
+        observe_batch(counts, (messages[i].timestamp for i in wrote), started)
         return outcomes
 
     async def _of_this_generation(self, events: Sequence[Any]) -> list[Any]:
@@ -384,6 +381,19 @@ def _chunks(
             chunk, messages = [], []
     if chunk:
         yield chunk, messages
+
+
+def observe_batch(
+    counts: Mapping[tuple[str, Outcome], int], origins: Iterable[float | None], started: float
+) -> None:
+    """Count a batch handled to the end in the metrics: its messages by topic and outcome, the
+    end-to-end seconds of those whose rows are now visible (from when each entered dampak, if
+    known), and the batch's own time since ``started`` (``time.perf_counter()``)."""
+    visible = time.time()
+    END_TO_END_SECONDS.observe_all(max(0.0, visible - ts) for ts in origins if ts)
+    for (topic, outcome), n in counts.items():
+        EVENTS.labels(topic, outcome.value).inc(n)
+    SINK_BATCH_SECONDS.observe(time.perf_counter() - started)
 
 
 def bundle_forwards(forwards: Sequence[Forward], bundled: Mapping[str, int]) -> list[Forward]:
