@@ -728,21 +728,16 @@ def _side_by_side(docs: Path) -> dict[str, Any] | None:
     return b if b.get("baseline") == FIRST_CODE and "cpu_ratio" in b else None
 
 
-def _cpu_against_baseline(docs: Path) -> str:
+def _cpu_against_first(docs: Path) -> tuple[str, str]:
+    """What the CPU per report row adds from the side-by-side comparison, and its result."""
     b = _side_by_side(docs)
     if b is None:
-        return ""
+        return "", f"not measured (python -m tests.bench.baseline --baseline {FIRST_CODE})"
     m = b["median"]
     return (f"; side by side ([baseline.md](baseline.md), {b['finished']}, on {b['current']}): "
             f"{m['baseline']['cpu_s_per_1000_reports']} → {m['current']['cpu_s_per_1000_reports']} s, "
-            f"{b['cpu_ratio']:.2f}x")  # fmt: skip
-
-
-def _cpu_result(docs: Path) -> str:
-    b = _side_by_side(docs)
-    if b is None:
-        return "not measured (python -m tests.bench.baseline --baseline " + FIRST_CODE + ")"
-    return _result(b["cpu_ratio"], TARGETS["cpu_ratio_to_first"], higher_is_better=False)
+            f"{b['cpu_ratio']:.2f}x",
+            _result(b["cpu_ratio"], TARGETS["cpu_ratio_to_first"], higher_is_better=False))  # fmt: skip
 
 
 def _result(measured: float, target: float, higher_is_better: bool = True) -> str:
@@ -763,6 +758,7 @@ def write_docs(r: dict[str, Any], docs: Path) -> None:
     docs.mkdir(parents=True, exist_ok=True)
     (docs / "benchmarks.json").write_text(json.dumps(r, indent=2) + "\n")
     d, lim, nv, reg = r["dampak"], r["limit"], r["naive"], r["registry_load"]
+    against_first, first_result = _cpu_against_first(docs)
     lat, lb, rec = r["latency"], r["latency_after_backlog"], r["recovery"]
     warm = f" (including it: p99 {lat['including_warmup']['p99_s']} s)" if lat.get("including_warmup") else ""
     rows = [
@@ -812,8 +808,7 @@ def write_docs(r: dict[str, Any], docs: Path) -> None:
         *([("the peer's registry load (into its state store)", f"{_peer_registry_rate(r):,} households/s",
             "", "")] if "peer_registry_load" in r else []),
         ("worker CPU per 1,000 reports (dampak phase)", f"{d.get('cpu_s_per_1000_reports', '?')} s"
-         + _cpu_against_baseline(docs), f"≤ {TARGETS['cpu_ratio_to_first']}x {FIRST_CODE}'s, side by side",
-         _cpu_result(docs)),
+         + against_first, f"≤ {TARGETS['cpu_ratio_to_first']}x {FIRST_CODE}'s, side by side", first_result),
         ("disk after the registry load (RocksDB tables; embedded ClickHouse)",
          f"{reg['disk']['rocksdb_mb']:,} MB; {reg['disk']['clickhouse_mb']:,} MB = "
          f"{reg['disk']['bytes_per_household']:,} bytes per household" if "disk" in reg else "?", "", ""),

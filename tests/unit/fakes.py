@@ -92,6 +92,14 @@ class FakeRecord:
     generation_id: int | None = None
 
 
+def consumed(forwards: Sequence[Forward], timestamp: float | None = 1_000) -> list[FakeRecord]:
+    """Published ``forwards`` as a consumer reads them back: one record each, offsets in order."""
+    return [
+        FakeRecord(f.topic, f.partition or 0, offset, f.key, f.value, timestamp, list(f.headers))
+        for offset, f in enumerate(forwards)
+    ]
+
+
 @dataclass
 class FakeEvent:
     message: FakeRecord

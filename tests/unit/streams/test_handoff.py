@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from types import SimpleNamespace
 from typing import Any
 
 from sinks.tables import TABLES
-from streams.engine import Output, messages_of
+from streams.engine import Forward, Output, bundle_forwards, messages_of
 from streams.engine.bundle import BUNDLE_HEADER, partition_of
 from streams.handoff import RowProducer, row_record, write_row
-from tests.unit.fakes import FAST, FakeForwarder
+from tests.unit.fakes import FAST, FakeForwarder, FakeRecord, consumed
 
 TABLE = next(t for t in TABLES if t.name == "consumer_lag")
 
@@ -40,10 +39,8 @@ def test_rows_travel_in_bundles_and_come_out_one_message_each_in_order() -> None
     assert 1 <= len(records) <= 6  # one record per partition, not one per row
     assert all(r.headers == (BUNDLE_HEADER,) and r.key is None for r in records)
     out, seen = Output(), []
-    for offset, r in enumerate(records):
-        consumed = SimpleNamespace(topic="sink-rows", partition=r.partition, offset=offset, key=None,
-                                   value=r.value, timestamp=1_000, headers=list(r.headers))  # fmt: skip
-        for msg in messages_of(consumed, consumed.timestamp / 1000):
+    for r, record in zip(records, consumed(records), strict=True):
+        for msg in messages_of(record, 1.0):
             key, _ = row_record(TABLE, rows[0])  # every row's key names its table
             assert msg.key is not None and msg.key.startswith(key.split(b"|")[0])
             assert partition_of(msg.key, 6) == r.partition  # a key always on one partition
@@ -61,9 +58,8 @@ def test_rows_travel_in_bundles_and_come_out_one_message_each_in_order() -> None
 
 def test_an_older_per_row_record_is_still_read() -> None:
     key, value = row_record(TABLE, _row(1))
-    consumed = SimpleNamespace(topic="sink-rows", partition=0, offset=5, key=key, value=value, timestamp=0,
-                               headers=[])  # fmt: skip
-    [msg] = messages_of(consumed, consumed.timestamp / 1000)
+    [record] = consumed([Forward("sink-rows", key, value)], timestamp=None)
+    [msg] = messages_of(record, None)
     out = Output()
     write_row(msg, out)
     assert len(out.rows[TABLE]) == 1
@@ -106,25 +102,8 @@ def test_a_record_that_is_not_a_declared_row_is_refused() -> None:
             decode_row(value)
 
 
-def _consumed(records: list[Any]) -> list[SimpleNamespace]:
-    return [
-        SimpleNamespace(
-            topic="sink-rows",
-            partition=r.partition,
-            offset=offset,
-            key=r.key,
-            value=r.value,
-            timestamp=1_000,
-            headers=list(r.headers),
-        )
-        for offset, r in enumerate(records)
-    ]
-
-
-def _bundles(items: list[tuple[bytes, bytes]]) -> list[SimpleNamespace]:
-    from streams.engine import Forward, bundle_forwards
-
-    return _consumed(bundle_forwards([Forward("sink-rows", k, v) for k, v in items], {"sink-rows": 6}))
+def _bundles(items: list[tuple[bytes, bytes]]) -> list[FakeRecord]:
+    return consumed(bundle_forwards([Forward("sink-rows", k, v) for k, v in items], {"sink-rows": 6}))
 
 
 def test_the_writer_reads_bundles_into_the_columns_the_rows_decode_to() -> None:
@@ -178,7 +157,7 @@ def test_the_writer_leaves_a_batch_it_cannot_read_whole_to_the_engine() -> None:
     truncated = _bundles([good])
     truncated[0].value = truncated[0].value[:-3]
     assert row_columns(truncated) is None
-    alone = _consumed([SimpleNamespace(partition=0, key=good[0], value=good[1], headers=())])
+    alone = consumed([Forward("sink-rows", *good)])
     assert row_columns(alone) is None  # a record on its own: the engine's
 
 
