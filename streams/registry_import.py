@@ -3,7 +3,8 @@
 The file is streamed (CSV row by row, Parquet batch by batch), each row mapped onto the
 ``households`` contract and validated as the worker will validate it, then published keyed by
 ``household_id``. A row that fails goes to the rejects file with its line number (CSV; row number
-for Parquet), the field and the reason, never its values (they hold personal data).
+for Parquet), the field and the reason, never its values (they hold personal data). A CSV record
+that breaks the format (``streams.registry_files``) is a reject too, never lost with the rows after.
 
 Resume: every ``CHECKPOINT_ROWS`` rows the producer is flushed and the row reached is recorded in
 ``<data dir>/imports/<file fingerprint>.json``. Run the same command again after an interruption
@@ -13,7 +14,8 @@ registry absorbs: the same household with the same ``updated_at`` changes nothin
 
 Snapshot (``--snapshot``): the file is the whole registry. Households the registry holds (read
 from its changelog topic) that are absent from the file get a tombstone. Only 8 bytes per row of
-the file are held for this.
+the file are held for this. Every row's household id counts as present, rejected rows' included,
+and while any row was rejected nothing is removed without ``--force``.
 """
 
 from __future__ import annotations
@@ -21,16 +23,16 @@ from __future__ import annotations
 import contextlib
 import csv
 import hashlib
-import io
 import json
 import logging
+import math
 import os
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from typing import IO, Any, TextIO
+from typing import Any, TextIO
 
 import orjson
 from pydantic import ValidationError
@@ -38,6 +40,7 @@ from pydantic import ValidationError
 from schemas.households import PROGRAMS, Household
 from streams.errors import DampakError
 from streams.progress import Progress
+from streams.registry_files import Broken, CsvFile, Rows, parquet_rows
 from streams.settings import Settings
 
 __all__ = [
@@ -138,8 +141,10 @@ def _number(name: str, value: Any) -> int | float:
     else:
         try:
             number = float(str(value).replace(",", "."))
-        except ValueError:
+        except (ValueError, OverflowError):
             raise ValueError(f"{name}: not a number") from None
+    if not math.isfinite(number):  # NaN, Infinity, or digits past a float's range
+        raise ValueError(f"{name}: not a finite number")
     if name in _FLOATS:
         return number
     if not number.is_integer():
@@ -156,14 +161,42 @@ def _flag(text: Any) -> bool:
     raise ValueError("a programme flag is 1/0, Y/T, YA/TIDAK or TRUE/FALSE")
 
 
+def _cell(name: str, value: Any) -> Any:
+    """A cell as text, stripped (bytes from a Parquet binary column decoded as UTF-8); other
+    values as they are. Raises ValueError for bytes that are not UTF-8 and for text holding a
+    control or format character (NUL, a right-to-left override): no contract field has one."""
+    if type(value) is str:  # the common case first: this runs for every cell of every row
+        value = value.strip()
+    elif isinstance(value, bytes):
+        try:
+            value = value.decode().strip()
+        except UnicodeDecodeError:
+            raise ValueError(f"{name}: not UTF-8 text") from None
+    elif isinstance(value, str):
+        value = str(value).strip()
+    else:
+        return value
+    if not value.isprintable():
+        raise ValueError(f"{name}: a control or format character")
+    return value
+
+
+def household_id_of(row: dict[str, Any], mapping: ColumnMapping) -> str | None:
+    """The household id a row gives, as ``row_to_household`` reads it, before any validation
+    (``--snapshot`` counts it present even when the row is rejected)."""
+    try:
+        value = _cell("household_id", row.get(mapping.fields["household_id"]))
+    except ValueError:
+        return None
+    return None if value is None or value == "" else str(value)
+
+
 def row_to_household(row: dict[str, Any], mapping: ColumnMapping, as_of: datetime) -> dict[str, Any]:
     """One export row as a ``households`` document (not validated yet). Raises ValueError naming the
     field for a cell that cannot be read."""
     doc: dict[str, Any] = {}
     for name, column in mapping.fields.items():
-        value = row.get(column)
-        if isinstance(value, str):
-            value = value.strip()
+        value = _cell(name, row.get(column))
         if value is None or value == "":
             continue
         if name in _INTS or name in _FLOATS:
@@ -193,38 +226,6 @@ def _reject(exc: ValueError) -> tuple[str, str]:
         return ".".join(str(p) for p in first["loc"]) or "-", first["msg"]
     field_, _, reason = str(exc).partition(": ")
     return field_, reason
-
-
-# ------------------------------------------------------------------ readers
-Rows = Iterator[tuple[int, dict[str, Any]]]
-
-
-def _csv_rows(fh: IO[bytes], delimiter: str) -> tuple[list[str], Rows]:
-    text = io.TextIOWrapper(fh, encoding="utf-8-sig", newline="")
-    reader = csv.DictReader(text, delimiter=delimiter)
-    columns = list(reader.fieldnames or [])
-
-    def rows() -> Rows:
-        for row in reader:
-            yield reader.line_num, row
-
-    return columns, rows()
-
-
-def _parquet_rows(path: Path, batch_rows: int = 10_000) -> tuple[list[str], int, Rows]:
-    import pyarrow.parquet as pq
-
-    parquet = pq.ParquetFile(path)
-    columns = parquet.schema_arrow.names
-
-    def rows() -> Rows:
-        number = 0
-        for batch in parquet.iter_batches(batch_size=batch_rows):
-            for row in batch.to_pylist():
-                number += 1
-                yield number, row
-
-    return columns, parquet.metadata.num_rows, rows()
 
 
 # ------------------------------------------------------------------ checkpoints
@@ -278,13 +279,20 @@ def import_registry(
     mapping: ColumnMapping | None = None,
     rejects: Path | None = None,
     snapshot: bool = False,
+    force: bool = False,
     restart: bool = False,
     as_of: datetime | None = None,
     delimiter: str = ",",
+    encoding: str | None = None,
     topic: str | None = None,
     producer_factory: Callable[[Settings], Any] | None = None,
     progress_stream: TextIO | None = None,
 ) -> ImportStats:
+    """Publish the export at ``path``; see the module docstring. Raises DampakError when the file
+    cannot be read (its header, its encoding, a Parquet file's data), on Ctrl-C (the rows reached
+    are checkpointed first, so the same command resumes), and when ``--snapshot`` would remove
+    households while rows were rejected and ``force`` is not set: nothing is removed then, and
+    the same command with ``force`` removes them without sending the rows again."""
     import time
 
     from streams.admin import producer
@@ -304,12 +312,20 @@ def import_registry(
     ids = array("q")  # hash of every household id in the file (--snapshot)
 
     with contextlib.ExitStack() as stack:
+        rows: Rows
+        csv_file: CsvFile | None = None
         if fmt == "csv":
             fh = stack.enter_context(open(path, "rb"))
-            columns, rows = _csv_rows(fh, delimiter)
+            csv_file = CsvFile(fh, delimiter, encoding)
+            columns, rows = csv_file.columns, csv_file.rows()
             total, position = os.fstat(fh.fileno()).st_size, fh.tell
+            if csv_file.guessed and csv_file.encoding not in ("utf-8", "ascii"):
+                stats.notes.append(
+                    f"encoding taken for {csv_file.encoding} (the file is not UTF-8); if names read "
+                    "wrong, give --encoding"
+                )
         elif fmt == "parquet":
-            columns, total, rows = _parquet_rows(path)
+            columns, total, rows = parquet_rows(path)
             position = None
         else:
             raise DampakError(f"format {fmt!r}: csv or parquet")
@@ -341,7 +357,13 @@ def import_registry(
                 index = stats.rows + 1  # stats.rows counts rows fully handled (sent or rejected)
                 if index % 4096 == 0:
                     progress.update(index, position() if position else index)
+                if snapshot:  # before validation: a rejected row's household is not absent
+                    key = household_id_of(row.row if isinstance(row, Broken) else row, mapping)
+                    if key is not None:
+                        ids.append(hash(key))
                 try:
+                    if isinstance(row, Broken):
+                        raise _BrokenRow(row)
                     doc = row_to_household(row, mapping, as_of)
                     household = Household.model_validate_json(orjson.dumps(doc), context=context)
                 except ValueError as exc:
@@ -350,8 +372,6 @@ def import_registry(
                         stats.rejected += 1
                     stats.rows = index
                     continue
-                if snapshot:
-                    ids.append(hash(household.household_id))
                 if index <= stats.resumed_from:
                     stats.skipped += 1
                 else:
@@ -370,9 +390,28 @@ def import_registry(
                 f"interrupted at row {stats.rows:,} ({stats.published:,} published): run the same "
                 "command again to resume"
             ) from None
+        except DampakError as exc:
+            save()  # the rows before stay published and are not sent again
+            raise DampakError(
+                f"{exc} (stopped after row {stats.rows:,}: {stats.published:,} published, "
+                f"{stats.rejected:,} rejected)"
+            ) from exc
         save()
+        if csv_file is not None and csv_file.multiline:
+            stats.notes.append(f"{csv_file.multiline:,} records span more than one line (quoted line breaks)")
         if snapshot:
-            stats.tombstones = _tombstone_absent(settings, prod, topic, ids)
+            absent = _absent_households(settings, ids)
+            if absent and stats.rejected and not force:
+                raise DampakError(
+                    f"--snapshot: {stats.rejected:,} of {stats.rows:,} rows were rejected (see "
+                    f"{rejects}; {stats.published:,} published), so the {len(absent):,} households "
+                    "the registry holds that the file lacks were NOT removed: a rejected row may be "
+                    "one of them. Correct the rejected rows and import again, or run the same "
+                    f"command with --force to remove those {len(absent):,} (rows are not sent again)"
+                )
+            for key in absent:
+                prod.send(topic, key=key.encode(), value=None)
+            stats.tombstones = len(absent)
             prod.flush()
         progress.finish(stats.rows, total if position else stats.rows)
         stats.seconds = time.monotonic() - started
@@ -380,10 +419,17 @@ def import_registry(
     return stats
 
 
-def _tombstone_absent(settings: Settings, prod: Any, topic: str, ids: array[int]) -> int:
-    """Send a tombstone for every household the registry holds that the snapshot lacks. The
-    registry is read from its compacted changelog topic (key: the household id as JSON; a removed
-    household's state has no village)."""
+class _BrokenRow(ValueError):
+    """A record the reader could not read, rejected like a row that fails validation."""
+
+    def __init__(self, broken: Broken) -> None:
+        super().__init__(f"{broken.name}: {broken.reason}")
+
+
+def _absent_households(settings: Settings, ids: array[int]) -> list[str]:
+    """Every household the registry holds, live, that the snapshot lacks. The registry is read
+    from its compacted changelog topic (key: the household id as JSON; a removed household's
+    state has no village)."""
     import numpy as np
 
     from streams.admin import read_topic
@@ -402,10 +448,7 @@ def _tombstone_absent(settings: Settings, prod: Any, topic: str, ids: array[int]
                     absent[key] = _live(value)
     except DampakError as exc:
         raise DampakError(f"--snapshot: no registry changelog {changelog!r} (has a worker run?)") from exc
-    removed = [key for key, live in absent.items() if live]
-    for key in removed:
-        prod.send(topic, key=key.encode(), value=None)
-    return len(removed)
+    return [key for key, live in absent.items() if live]
 
 
 def _household_id(key: bytes | None) -> str | None:

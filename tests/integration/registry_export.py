@@ -5,6 +5,7 @@ a chosen share of broken rows whose line numbers are known."""
 from __future__ import annotations
 
 import csv
+import io
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,6 +36,10 @@ def rows(n: int, seed: int = 1, bad_every: int = 0, ids: range | None = None) ->
     breaks = list(BREAKS.values())
     for i, number in enumerate(ids if ids is not None else range(n)):
         members = rng.randint(1, 8)
+        # Plausible counts: each group within the members, and a child under five neither
+        # elderly nor pregnant.
+        elderly, pregnant = rng.randint(0, min(2, members)), rng.randint(0, min(1, members))
+        under5 = rng.randint(0, min(2, members - max(elderly, pregnant)))
         row: dict[str, Any] = {
             "ID_KELUARGA": f"DTSEN-{number:08d}",
             "KODE_DESA": rng.choice(codes).replace(".", ""),
@@ -46,10 +51,10 @@ def rows(n: int, seed: int = 1, bad_every: int = 0, ids: range | None = None) ->
             "PENERIMA_PKH": rng.choice("YT"),
             "PENERIMA_BPNT": rng.choice("YT"),
             "PENERIMA_PBI": rng.choice(["1", "0"]),
-            "JUMLAH_LANSIA": rng.randint(0, 2),
+            "JUMLAH_LANSIA": elderly,
             "JUMLAH_DISABILITAS": rng.randint(0, 1),
-            "JUMLAH_BALITA": rng.randint(0, 2),
-            "JUMLAH_IBU_HAMIL": rng.randint(0, 1),
+            "JUMLAH_BALITA": under5,
+            "JUMLAH_IBU_HAMIL": pregnant,
             "LINTANG": f"{-6.8 - rng.random() * 0.4:.5f}",
             "BUJUR": f"{107.0 + rng.random() * 0.3:.5f}",
         }
@@ -81,3 +86,15 @@ def broken_lines(n: int, bad_every: int) -> dict[int, str]:
     """CSV line number (the header is line 1) -> the field its reject names."""
     breaks = list(BREAKS.values())
     return {i + 2: breaks[(i // bad_every) % len(breaks)][2] for i in range(0, n, bad_every)}
+
+
+def csv_lines(n: int, note: str = "CATATAN", **kw: Any) -> list[str]:
+    """The lines (header first, without line endings) of an export of ``n`` rows with a free-text
+    column ``note`` after the village code, which the mapping leaves unread: tests break lines by
+    hand in it, as a surveyor's remark with a stray quote would."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, [*COLUMNS[:2], note, *COLUMNS[2:]], lineterminator="\n")
+    writer.writeheader()
+    for row in rows(n, **kw):
+        writer.writerow({**row, note: "rumah permanen"})
+    return out.getvalue().splitlines()
