@@ -17,6 +17,7 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
 from sinks.config import ClickHouseTarget
+from sinks.errors import QueryBusy
 
 __all__ = [
     "Connection",
@@ -85,17 +86,29 @@ class Connection:
 
 class ConnectionPool:
     """A few connections, each on its own thread, for reads that must not wait for each other
-    (analyst queries): a slow query holds one connection, the others stay free."""
+    (analyst queries): a slow query holds one connection, the others stay free.
 
-    def __init__(self, connections: list[Connection]) -> None:
+    The connections are the bound on concurrent queries (a semaphore of their number): a call
+    waits at most ``wait_s`` for a free one, then raises QueryBusy instead of queueing without end.
+    """
+
+    def __init__(self, connections: list[Connection], wait_s: float = 5.0) -> None:
         self._free: asyncio.Queue[Connection] = asyncio.Queue()
         self._all = connections
+        self._wait_s = wait_s
         for conn in connections:
             self._free.put_nowait(conn)
 
     async def run(self, call: Callable[..., T], *args: Any) -> T:
-        """Run ``call(client, *args)`` on a free connection's thread."""
-        conn = await self._free.get()
+        """Run ``call(client, *args)`` on a free connection's thread. Raises QueryBusy when none
+        is free within ``wait_s``."""
+        try:
+            conn = await asyncio.wait_for(self._free.get(), timeout=self._wait_s or None)
+        except TimeoutError:
+            raise QueryBusy(
+                f"all {len(self._all)} analyst connections are busy (DAMPAK_CLICKHOUSE__QUERY_CONCURRENCY);"
+                f" waited {self._wait_s:g} s (__QUERY_WAIT_S): try again"
+            ) from None
         try:
             return await conn.run(call, conn.client, *args)
         finally:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-__all__ = ["DampakError", "QueryRejected", "RowsRejected", "SinkError", "SinkUnavailable"]
+__all__ = ["DampakError", "QueryBusy", "QueryRejected", "RowsRejected", "SinkError", "SinkUnavailable"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,3 +40,8 @@ class RowsRejected(SinkError):
 
 class QueryRejected(DampakError):
     """An analyst query that dampak refuses: not read-only, over the limits, or the engine said no."""
+
+
+class QueryBusy(QueryRejected):
+    """Every analyst connection stayed busy for the configured wait: the query was not run (the
+    worker answers 503; the caller may try again)."""

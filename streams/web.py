@@ -20,7 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from sinks.analyst import Limits, run_query
 from sinks.connection import ConnectionPool
-from sinks.errors import QueryRejected
+from sinks.errors import QueryBusy, QueryRejected
 from streams.settings import Settings
 
 __all__ = ["METRICS_CONTENT_TYPE", "QueryEndpoint", "metrics_body", "register", "worker_ready"]
@@ -88,7 +88,8 @@ class QueryEndpoint:
 
     Refused: any other method, a Host header that does not name this process (a page in a browser
     cannot reach it by DNS rebinding), and, when the process is bound beyond loopback or the scope
-    is ``internal``, a request without the bearer token.
+    is ``internal``, a request without the bearer token. 503 when every query connection stayed
+    busy for ``DAMPAK_CLICKHOUSE__QUERY_WAIT_S``.
     """
 
     def __init__(self, settings: Settings, queries: ConnectionPool) -> None:
@@ -120,6 +121,9 @@ class QueryEndpoint:
             columns, rows = await self._queries.run(
                 run_query, str(body.get("sql", "")), parameters, self._limits, self._database, scope
             )
+        except QueryBusy as exc:
+            # The bound on concurrent queries: answered at once after the wait, never queued.
+            return 503, {"error": str(exc)}
         except QueryRejected as exc:
             return 400, {"error": str(exc)}
         return 200, {"columns": columns, "rows": rows}
@@ -197,5 +201,8 @@ def _register_center(
         if not settings.web.host_allowed(request.headers.get("Host", "")):
             return as_json(view, {"error": "unknown Host"}, 403)
         event_id = request.query.get("event") or None
-        data = await queries.run(read, event_id)
+        try:
+            data = await queries.run(read, event_id)
+        except QueryBusy as exc:
+            return as_json(view, {"error": str(exc)}, 503)
         return as_json(view, {**data, "pipeline": pipeline_state()})

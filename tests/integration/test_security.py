@@ -36,6 +36,17 @@ BYPASSES = [
     "INSERT INTO dampak.regions SELECT * FROM dampak.regions",
     "SELECT 1; DROP TABLE dampak.regions",
     "SELECT 1 INTO OUTFILE '/tmp/dampak-outfile'",
+    # A CTE "definition" in a comment or a string literal is no CTE (issue 27, case 8).
+    "SELECT name, value FROM system.settings -- `system.settings` AS (",
+    "SELECT * FROM system.settings /* `system.settings` AS ( */",
+    "SELECT '`system.settings` AS (' AS s, name FROM system.settings",
+]
+#: Exact coordinates of a household: what the CTE bypass of issue 27 (case 8) read.
+LAT, LON = -6.8412345, 107.0532109
+CTE_BYPASSES = [
+    "SELECT lat, lon FROM dampak.registry_state /* `dampak.registry_state` AS ( */",
+    "SELECT '`dampak.registry_state` AS (' AS s, lat, lon FROM dampak.registry_state",
+    "WITH `dampak.registry_state` AS (SELECT 1) SELECT lat, lon FROM dampak.registry_state",
 ]
 
 
@@ -67,8 +78,11 @@ def test_every_known_bypass_is_refused(deployment: Deployment, through: str) -> 
     ok = deployment.dampak("query", "SELECT count() AS n FROM dampak.regions WHERE level = 'province'",
                            "--format", "tsv")  # fmt: skip
     assert ok.stdout.splitlines() == ["n", "38"]
-    capped = deployment.dampak("query", "SELECT number FROM system.numbers LIMIT 50000", "--format", "tsv")
+    capped = deployment.dampak("query", "SELECT number FROM system.numbers LIMIT 1000", "--format", "tsv")
     assert len(capped.stdout.splitlines()) == 1 + 1000
+    # One row more is refused whole, never cut short silently.
+    over = deployment.dampak("query", "SELECT number FROM system.numbers LIMIT 1001", check=False)
+    assert over.returncode == 2 and "QUERY_MAX_ROWS" in over.stderr and not over.stdout
     provinces = (
         "WITH p AS (SELECT code FROM dampak.regions WHERE level = 'province') SELECT count() AS n FROM p"
     )
@@ -83,6 +97,84 @@ def test_every_known_bypass_is_refused(deployment: Deployment, through: str) -> 
     assert not Path("/tmp/dampak-outfile").exists()
     if through == "worker":
         assert deployment.stop_worker() == 0
+
+
+def _memory_kb(pid: int) -> dict[str, int]:
+    """VmRSS (now) and VmHWM (the peak so far) of a process, in KiB."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    return {key: int(fields[key].split()[0]) for key in ("VmRSS", "VmHWM")}
+
+
+def test_a_cte_named_in_a_comment_or_a_string_reads_no_household(deployment: Deployment) -> None:
+    deployment.start_worker()
+    household = {
+        "household_id": "CTE-BYPASS-1", "village_code": "32.03.01.2001", "members": 4,
+        "updated_at": "2022-11-01T00:00:00Z", "lat": LAT, "lon": LON,
+    }  # fmt: skip
+    deployment.produce([("households", b"CTE-BYPASS-1", json.dumps(household).encode())])
+    deployment.wait_for("SELECT count() AS n FROM dampak.registry_state", [{"n": 1}], 120)
+    url = f"http://127.0.0.1:{deployment.settings.web.port}/query"
+    for sql in CTE_BYPASSES:
+        out = deployment.dampak("query", sql, "--format", "tsv", check=False)
+        assert out.returncode == 2, (sql, out.stdout)
+        assert "dampak.registry_state is not an analyst object" in out.stderr, (sql, out.stderr)
+        assert str(LAT) not in out.stdout and str(LON) not in out.stdout
+        status, body = _post(url, {"sql": sql})
+        assert status == 400 and str(LAT) not in json.dumps(body), (sql, body)
+    # A real CTE is still ordinary analyst SQL.
+    cte = "WITH p AS (SELECT code FROM dampak.regions WHERE level = 'province') SELECT count() AS n FROM p"
+    assert _post(url, {"sql": cte}) == (200, {"columns": ["n"], "rows": [[38]]})
+    assert deployment.stop_worker() == 0
+
+
+def test_the_engine_caps_result_rows_and_bytes_and_the_worker_stays_small(deployment: Deployment) -> None:
+    deployment.env["DAMPAK_CLICKHOUSE__QUERY_MAX_ROWS"] = "20"
+    deployment.start_worker()
+    assert deployment.worker is not None
+    url = f"http://127.0.0.1:{deployment.settings.web.port}/query"
+    # Each branch of a top-level UNION escaped the engine's row cap: 200,001 rows were fetched.
+    union = "SELECT number FROM system.numbers LIMIT 200000 UNION ALL SELECT 1"
+    out = deployment.dampak("query", union, "--format", "tsv", check=False)
+    assert out.returncode == 2 and "over the cap of 20 rows" in out.stderr and not out.stdout, out
+    assert _post(url, {"sql": union})[0] == 400
+    assert len(deployment.dampak("query", "SELECT number FROM system.numbers LIMIT 20",
+                                 "--format", "tsv").stdout.splitlines()) == 1 + 20  # fmt: skip
+    # Four rows of 100 MB each: refused by the engine's byte cap before they reach Python.
+    before = _memory_kb(deployment.worker.pid)
+    huge = "SELECT repeat(repeat('x', 1000000), 100) FROM system.numbers LIMIT 4"
+    status, body = _post(url, {"sql": huge})
+    assert status == 400 and "QUERY_MAX_RESULT_BYTES" in body["error"], body
+    after = _memory_kb(deployment.worker.pid)
+    grown_mb = (after["VmHWM"] - max(before["VmHWM"], before["VmRSS"])) / 1024
+    print(f"worker RSS {before['VmRSS'] // 1024} MB before, peak {after['VmHWM'] // 1024} MB after")
+    # The engine computes the 400 MB block once, then refuses it (was: 492 MB -> 2.7 GB).
+    assert grown_mb < 700, (before, after)
+    assert _post(url, {"sql": "SELECT 1 AS one"}) == (200, {"columns": ["one"], "rows": [[1]]})
+    assert deployment.stop_worker() == 0
+
+
+def test_concurrent_queries_are_bounded_with_a_clear_answer(deployment: Deployment) -> None:
+    deployment.env["DAMPAK_CLICKHOUSE__QUERY_CONCURRENCY"] = "1"
+    deployment.env["DAMPAK_CLICKHOUSE__QUERY_WAIT_S"] = "0.5"
+    deployment.start_worker()
+    url = f"http://127.0.0.1:{deployment.settings.web.port}/query"
+    slow: list[tuple[int, Any]] = []
+    # Three sleeps of 3 s (the engine's most per block), one after the other: 9 s, little CPU.
+    nine_s = "SELECT sleep(3) + a AS s FROM (SELECT sleep(3) + b AS a FROM (SELECT sleep(3) AS b))"
+    runner = threading.Thread(target=lambda: slow.append(_post(url, {"sql": nine_s})))
+    runner.start()
+    time.sleep(0.8)
+    started = time.monotonic()
+    status, body = _post(url, {"sql": "SELECT 1 AS one"})
+    assert status == 503 and "busy" in body["error"] and "QUERY_CONCURRENCY" in body["error"], body
+    assert time.monotonic() - started < 2.5  # answered after the wait, not after the slow query
+    out = deployment.dampak("query", "SELECT 1 AS one", check=False)
+    assert runner.is_alive(), "the slow query ended too soon to show anything"
+    assert out.returncode == 2 and "busy" in out.stderr, out
+    runner.join()
+    assert slow == [(200, {"columns": ["s"], "rows": [[0]]})]
+    assert _post(url, {"sql": "SELECT 1 AS one"})[0] == 200  # free again
+    assert deployment.stop_worker() == 0
 
 
 def test_query_over_http_is_post_only_host_checked_and_scoped(deployment: Deployment) -> None:
