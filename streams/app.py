@@ -221,6 +221,7 @@ def create_app(settings: Settings, engines: Engines | None) -> tuple[faust.App, 
             functools.partial(route_household, registry),
             households_dlq,
             personal_key=True,
+            boundary=True,
         ),
         Topic.HOUSEHOLDS_BY_ID: hop(
             "apply_household_changes",
@@ -228,7 +229,9 @@ def create_app(settings: Settings, engines: Engines | None) -> tuple[faust.App, 
             households_dlq,
             personal_key=True,
         ),
-        Topic.FIELD_REPORTS: Flow("route_reports", functools.partial(route_report, reports), reports_dlq),
+        Topic.FIELD_REPORTS: Flow(
+            "route_reports", functools.partial(route_report, reports), reports_dlq, boundary=True
+        ),
         Topic.REPORTS_BY_ID: hop("decide_reports", functools.partial(decide_report, reports), reports_dlq),
         Topic.REPORTS_BY_HOUSEHOLD: hop(
             "enrich_reports",
@@ -241,6 +244,7 @@ def create_app(settings: Settings, engines: Engines | None) -> tuple[faust.App, 
             functools.partial(route_alert, alerts),
             alerts_dlq,
             batch_seconds=settings.sink.alert_batch_seconds,
+            boundary=True,
         ),
         Topic.ALERTS_BY_EVENT: Flow(
             "estimate_alert_impact",

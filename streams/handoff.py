@@ -31,7 +31,7 @@ from sinks.tables import TABLES, Row, Table
 from streams.engine import Forward, Forwarder, Message, Outcome, Output, bundle_forwards, deliver_all
 from streams.engine.batch import is_bundle
 from streams.engine.bundle import unpack
-from streams.errors import InvalidMessage
+from streams.errors import InvalidMessage, RowsRejected
 
 __all__ = ["Columns", "RowProducer", "decode_row", "row_columns", "row_record", "write_row"]
 
@@ -153,7 +153,9 @@ class RowProducer:
     async def insert(self, table: Table, rows: Sequence[Row]) -> None:
         compact = bool(self._bundled)
         forwards = [Forward(self._topic, *row_record(table, row, compact)) for row in rows]
-        await deliver_all(self._forwarder, bundle_forwards(forwards, self._bundled), self._backoff)
+        refused = await deliver_all(self._forwarder, bundle_forwards(forwards, self._bundled), self._backoff)
+        if refused:  # a record Kafka refused (too large): the engine finds the row's message
+            raise RowsRejected(table.name, refused[0][1])
 
 
 def write_row(msg: Message, out: Output) -> Outcome:

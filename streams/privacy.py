@@ -24,6 +24,11 @@ logger = logging.getLogger(__name__)
 PERSONAL_FIELDS = ("household_id", "nik_head", "kk_number", "nik", "kk", "no_kk", "nomor_kk", "id_keluarga")
 _PERSONAL = frozenset(PERSONAL_FIELDS)
 _MASK = "<redacted>"
+# Bytes written past a cap before cutting: more than a NIK written with separators (31).
+_MARGIN = 64
+_END = object()
+# Values longer than this are hashed every time: the cache holds ids, not what a message key may be.
+_CACHED_MAX_CHARS = 256
 # A NIK or KK number (16 digits), also written with spaces, dots or dashes between digits; and any
 # other run of 10 or more digits.
 _SEPARATED_16 = re.compile(r"(?<![0-9])(?:[0-9][ .\-]?){15}[0-9](?![0-9])")
@@ -54,6 +59,8 @@ class Pseudonymizer:
     """
 
     CACHE_SIZE = 65_536
+    #: A dead-letter payload larger than this is stored as its size and digest, not parsed.
+    REDACT_MAX_BYTES = 1 << 20
 
     def __init__(self, settings: PrivacySettings) -> None:
         # The key's inner and outer states, computed once; each pseudonym hashes a copy.
@@ -73,6 +80,8 @@ class Pseudonymizer:
             h = self._keyed.copy()
             h.update(f"{kind}:{value}".encode())
             cached = f"{self.key_id}:{h.hexdigest()[:32]}"
+            if len(value) > _CACHED_MAX_CHARS:  # ids are short; a hostile key of 1 MB is not kept
+                return cached
             if len(self._cache) >= self.CACHE_SIZE:
                 self._cache.clear()
             self._cache[(kind, value)] = cached
@@ -86,29 +95,101 @@ class Pseudonymizer:
         are masked. Anything else is redacted as text: the value after every known id key, and
         every identifier-like run of digits. ``key`` is the message key when it is itself
         personal (the households topic): every occurrence is replaced by its pseudonym.
+
+        Never raises, whatever the payload: the structure is walked without recursion and written
+        only up to ``max_bytes``; a payload over ``REDACT_MAX_BYTES``, or one whose redaction
+        fails, is replaced by its size and keyed digest (``unredacted``).
         """
         if payload is None:
             return ""
+        if len(payload) > self.REDACT_MAX_BYTES:
+            return self.unredacted(payload)[:max_bytes]
+        try:
+            return self._redacted(payload, key, max_bytes)
+        except Exception as exc:  # a bug, or memory: the dead letter must still be written
+            logger.error("a dead-letter payload of %d bytes could not be redacted (%s): stored as its size "
+                         "and digest", len(payload), type(exc).__name__)  # fmt: skip
+            return self.unredacted(payload)[:max_bytes]
+
+    def unredacted(self, payload: bytes) -> str:
+        """What stands for a payload that is not redacted: its size and keyed digest (HMAC-SHA256
+        with the pseudonym key, so equal payloads can be matched and none can be guessed)."""
+        h = self._keyed.copy()
+        h.update(b"payload:")
+        h.update(payload)
+        digest = f"{self.key_id}:{h.hexdigest()[:32]}"
+        return orjson.dumps({"unredacted_bytes": len(payload), "digest": digest}).decode()
+
+    def _redacted(self, payload: bytes, key: bytes | None, max_bytes: int) -> str:
+        # Written a little past the cap, so that what a cut would split (an identifier, the key)
+        # is still masked whole; then, if cut, the tail that may hold part of the key is dropped.
+        budget = max_bytes + len(key or b"") + _MARGIN
         try:
             doc = orjson.loads(payload)
-        except orjson.JSONDecodeError:
+        except orjson.JSONDecodeError:  # not JSON, or nested deeper than orjson's 1,024 levels
             text = _LONG_DIGITS_B.sub(_MASK.encode(), _SEPARATED_16_B.sub(_MASK.encode(), payload))
             text = _KEYED_VALUE_B.sub(rb"\1" + _MASK.encode(), text)
+            cut = False
         else:
-            text = orjson.dumps(self._redact(doc, None))
+            text, cut = self._dump(doc, budget)
         if key:
             text = text.replace(key, self.ref("household_id", key.decode("utf-8", "replace")).encode())
+            if cut:
+                text = text[: max(0, len(text) - len(key))]
         return text[:max_bytes].decode("utf-8", "replace")
 
-    def _redact(self, value: Any, field: str | None) -> Any:
-        if isinstance(value, dict):
-            return {mask_identifiers(str(k)): self._redact(v, str(k).lower()) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self._redact(v, field) for v in value]
+    def _dump(self, doc: Any, budget: int) -> tuple[bytes, bool]:
+        """``doc`` redacted and serialised as JSON, without recursion, stopping once ``budget``
+        bytes are written; and whether it stopped there."""
+        parts: list[bytes] = []
+        size = 0
+        # Open containers: the items left to write, whether it is an object, the field a list's
+        # items belong to, whether an item was written.
+        stack: list[list[Any]] = []
+        value: Any = doc
+        field: str | None = None
+        while True:
+            if value is not _END:
+                if isinstance(value, dict):
+                    piece = b"{"
+                    stack.append([iter(value.items()), True, None, False])
+                elif isinstance(value, list):
+                    piece = b"["
+                    stack.append([iter(value), False, field, False])
+                else:
+                    piece = self._scalar(value, field)
+                parts.append(piece)
+                size += len(piece)
+                if size >= budget:
+                    return b"".join(parts), True
+            if not stack:
+                return b"".join(parts), False
+            frame = stack[-1]
+            item: Any = next(frame[0], _END)
+            if item is _END:
+                stack.pop()
+                parts.append(b"}" if frame[1] else b"]")
+                size += 1
+                value = _END
+                continue
+            comma = b"," if frame[3] else b""
+            frame[3] = True
+            if frame[1]:
+                name, value = item
+                field = str(name).lower()
+                piece = comma + orjson.dumps(mask_identifiers(str(name))) + b":"
+            else:
+                value, field = item, frame[2]
+                piece = comma
+            parts.append(piece)
+            size += len(piece)
+
+    def _scalar(self, value: Any, field: str | None) -> bytes:
         if field in _PERSONAL and isinstance(value, str | int) and not isinstance(value, bool):
-            return self.ref(field, str(value))
+            return orjson.dumps(self.ref(field, str(value)))
         if isinstance(value, str):
-            return mask_identifiers(value)
-        if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**9:
-            return _MASK
-        return value
+            return orjson.dumps(mask_identifiers(value))
+        text = orjson.dumps(value)  # a number, true, false or null
+        if not isinstance(value, bool) and _LONG_DIGITS_B.search(text):
+            return b'"' + _MASK.encode() + b'"'
+        return text

@@ -93,6 +93,9 @@ class Forward:
     partition: int | None = None
     #: When the message this one derives from entered dampak (seconds), carried in bundles.
     origin: float | None = None
+    #: The batch index of the message it came from (for a bundle, one per item; -1 for none), so
+    #: that a record the producer or the broker refuses dead-letters its message.
+    sources: tuple[int, ...] = ()
 
 
 @dataclass
@@ -120,7 +123,7 @@ class Output:
         self.added.append(table)
 
     def forward(self, topic: str, key: bytes | None, value: bytes | None) -> None:
-        self.forwards.append(Forward(topic, key, value, origin=self.origin))
+        self.forwards.append(Forward(topic, key, value, origin=self.origin, sources=(self.current,)))
 
     def then(self, hook: Callable[[], Awaitable[object]]) -> None:
         """Run ``hook`` after the batch's rows are written, before its messages are acked."""

@@ -24,6 +24,7 @@ __all__ = [
     "MAX_BUNDLE_BYTES",
     "Item",
     "pack",
+    "pack_counted",
     "partition_of",
     "unpack",
 ]
@@ -39,6 +40,7 @@ MAX_BUNDLE_BYTES = 900_000
 _NULL = 0xFFFFFFFF
 _LEN = struct.Struct(">I")
 _MS = struct.Struct(">Q")
+_MS_MAX = (1 << 64) - 1
 
 
 def partition_of(key: bytes | None, partitions: int) -> int:
@@ -52,18 +54,33 @@ Item = tuple[bytes | None, bytes | None, float | None]  # key, value, origin (se
 def pack(items: Sequence[Item]) -> Iterator[bytes]:
     """The records holding ``items`` in order, each at most ``MAX_BUNDLE_BYTES`` (a single larger
     item gets a record of its own) and ``MAX_ITEMS`` items."""
+    return (record for record, _ in pack_counted(items))
+
+
+def pack_counted(items: Sequence[Item]) -> Iterator[tuple[bytes, int]]:
+    """``pack``, each record with the number of items it holds."""
     parts: list[bytes] = []
     size = count = 0
     for key, value, origin in items:
-        encoded = _MS.pack(int((origin or 0) * 1000)) + _field(key) + _field(value)
+        encoded = _MS.pack(_origin_ms(origin)) + _field(key) + _field(value)
         if parts and (size + len(encoded) > MAX_BUNDLE_BYTES or count >= MAX_ITEMS):
-            yield b"".join(parts)
+            yield b"".join(parts), count
             parts, size, count = [], 0, 0
         parts.append(encoded)
         size += len(encoded)
         count += 1
     if parts:
-        yield b"".join(parts)
+        yield b"".join(parts), count
+
+
+def _origin_ms(origin: float | None) -> int:
+    # An origin the layout cannot hold (a negative Kafka timestamp, or one past 2^64 ms) is
+    # unknown: struct.error here would fail the whole batch's delivery, again at every retry.
+    try:
+        ms = int((origin or 0) * 1000)
+    except (OverflowError, ValueError):  # inf, nan
+        return 0
+    return ms if 0 <= ms <= _MS_MAX else 0
 
 
 def unpack(record: bytes) -> list[Item]:

@@ -186,11 +186,7 @@ class ConsumerLoop:
         for topic, batch in by_topic.items():
             if self._at_once is not None and await self._at_once(topic, batch):
                 continue
-            messages = [
-                m
-                for r in batch
-                for m in messages_of(r, r.timestamp / 1000 if r.timestamp else None, None, self._bundled)
-            ]
+            messages = [m for r in batch for m in messages_of(r, _seconds(r.timestamp), None, self._bundled)]
             if await self._engine.handle(self._flows[topic], messages, rebalances) is None:
                 return  # abandoned: none of it is committed
         for tp, offset in last.items():
@@ -217,3 +213,9 @@ class ConsumerLoop:
             if self._done.get(tp) == offset:
                 del self._done[tp]
         self._committed_at = time.monotonic()
+
+
+def _seconds(timestamp_ms: int | None) -> float | None:
+    """A record's Kafka timestamp in seconds; None when it has none (Kafka's -1). Any other
+    value, before 1970 too, is kept, for the boundary limits to judge."""
+    return timestamp_ms / 1000 if timestamp_ms is not None and timestamp_ms != -1 else None

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 
-from sinks.tables import DEAD_LETTER_STATE
+from sinks.tables import DEAD_LETTER_STATE, Row
 from streams.engine.batch import Forward, Message, Output
 from streams.privacy import Pseudonymizer
 from streams.rows import dead_letter_row
@@ -22,6 +23,9 @@ REASON_MAX = 500
 _OVERHEAD = 2048
 # A last guard on reasons: they never quote values, but a long digit run would be an identifier.
 _DIGITS = re.compile(r"[0-9]{12,}")
+# What the table's DateTime64(3) holds of a message's Kafka timestamp.
+_ROW_EARLIEST_S = datetime(1900, 1, 1, tzinfo=UTC).timestamp()
+_ROW_LATEST_S = datetime(2299, 12, 31, tzinfo=UTC).timestamp()
 
 
 class DeadLetters:
@@ -38,6 +42,12 @@ class DeadLetters:
 
         A value too large for the dead-letter topic is cut to fit, with ``dlq.truncated_from``
         giving its size: the source topic keeps the original at the offset in the headers.
+
+        Never raises, whatever the message: dead-lettering is where a message that broke
+        everything else goes. A Kafka timestamp the table cannot hold is stored as unknown
+        (1970-01-01); a payload that cannot be redacted, as its size and digest
+        (``Pseudonymizer.redact_payload``); and if its row still cannot be built, the message
+        goes to the dead-letter topic alone, with an error logged.
         """
         reason = _DIGITS.sub("<redacted>", reason)[:REASON_MAX] or "rejected"
         logger.warning("dead-lettered %s[%d]@%d: %s", msg.topic, msg.partition, msg.offset, reason)
@@ -50,15 +60,33 @@ class DeadLetters:
         if msg.in_bundle:
             headers.append(("dlq.index", str(msg.index).encode()))
         value, key = msg.value, msg.key
+        if key is not None and len(key) > self._message_max // 2:
+            headers.append(("dlq.key_truncated_from", str(len(key)).encode()))
+            key = key[:1024]
         room = self._message_max - _OVERHEAD - len(key or b"")
         if value is not None and len(value) > room:
             headers.append(("dlq.truncated_from", str(len(value)).encode()))
             value = value[: max(0, room)]
-        if key is not None and len(key) > self._message_max // 2:
-            headers.append(("dlq.key_truncated_from", str(len(key)).encode()))
-            key = key[:1024]
         out.forwards.append(Forward(dlq, key, value, tuple(headers)))
-        out.add(
-            DEAD_LETTER_STATE,
-            dead_letter_row(msg, reason, self._pseudo, personal_key, self._payload_max, datetime.now(UTC)),
-        )
+        try:
+            row = self._row(msg, reason, personal_key)
+        except Exception as exc:
+            logger.error("the dead-letter row of %s[%d]@%d could not be built (%s): in %s only",
+                         msg.topic, msg.partition, msg.offset, type(exc).__name__, dlq)  # fmt: skip
+            return
+        out.add(DEAD_LETTER_STATE, row)
+
+    def _row(self, msg: Message, reason: str, personal_key: bool) -> Row:
+        ts = msg.timestamp
+        if ts is not None and not _ROW_EARLIEST_S <= ts <= _ROW_LATEST_S:
+            msg = replace(msg, timestamp=None)
+        now = datetime.now(UTC)
+        try:
+            return dead_letter_row(msg, reason, self._pseudo, personal_key, self._payload_max, now)
+        except Exception as exc:
+            logger.error("the dead-letter row of %s[%d]@%d is stored without its payload (%s)",
+                         msg.topic, msg.partition, msg.offset, type(exc).__name__)  # fmt: skip
+        row = dead_letter_row(replace(msg, value=None), reason, self._pseudo, personal_key, 0, now)
+        row["payload"] = self._pseudo.unredacted(msg.value or b"")
+        row["payload_bytes"] = len(msg.value or b"")
+        return row

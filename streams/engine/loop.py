@@ -6,15 +6,24 @@ changes (``Changelog``), write their rows, run the after-write hooks, and only t
 offset is never committed before its rows are in ClickHouse and its table changes in their
 changelogs. The error policy lives here and nowhere else:
 
-- a fault that belongs to one event (``InvalidMessage``, or an unexpected exception from its
-  handler) dead-letters that event, and the batch goes on;
+- a fault that belongs to one event dead-letters that event, and the batch goes on: a message of
+  an input topic over a boundary limit (``streams.engine.boundary``: bytes, JSON nesting, Kafka
+  timestamp), ``InvalidMessage`` or an unexpected exception from its handler, a forward too
+  large for the producer (checked before anything of the batch is sent) or a record the producer
+  or the broker refuses as too large or invalid (a bundle of several messages is split to find
+  its message; what that message forwarded elsewhere stands);
 - rows that ClickHouse refuses as data (``RowsRejected``) are traced to their message by halving
   the batch, and that message is dead-lettered;
-- infrastructure faults (ClickHouse or Kafka unavailable, Kafka metadata not settled after a
-  broker restart, a disk full) are retried in place with capped backoff, the backpressure. A
-  handler that meets one aborts its batch, which is handled again from the start: handlers are
-  replay-safe (they tell a replay from a new message by its position). A retry of a delivery
-  never re-sends what the batch already delivered.
+- dead-lettering itself cannot fail on a message (``DeadLetters.add``); a dead letter the broker
+  refuses is sent again without its value;
+- infrastructure faults (``INFRASTRUCTURE``: ClickHouse or Kafka unavailable, Kafka metadata not
+  settled after a broker restart, a disk full) are retried in place with capped backoff, the
+  backpressure, one log line per retry. A handler that meets one aborts its batch, which is
+  handled again from the start: handlers are replay-safe (they tell a replay from a new message
+  by its position). A retry of a delivery never re-sends what the batch already delivered;
+- the safety net: a batch that fails ``BISECT_AFTER`` times in a row for any other reason (a bug
+  in the engine, a hook or a step no rule above foresaw) is halved until the message is found,
+  and that message is dead-lettered. Nothing is retried forever but infrastructure.
 
 Rebalances: once the group starts rebalancing, a batch in flight changes no table any more. It is
 abandoned at its next await, unacked, and its messages are handled again by whoever owns their
@@ -30,13 +39,15 @@ import asyncio
 import logging
 import time
 import weakref
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Container, Iterable, Iterator, Mapping, Sequence
 from contextvars import Token
 from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any, Protocol, cast
 
+import aiokafka.errors as aio_errors
+import kafka.errors as kafka_errors
 from aiokafka.errors import KafkaError as AioKafkaError
 from faust.exceptions import DecodeError, FaustError
 from faust.streams import _current_event
@@ -46,13 +57,17 @@ from sinks.config import Backoff
 from sinks.errors import SinkUnavailable
 from sinks.tables import Row, Table
 from streams.engine.batch import Forward, Handler, Message, Outcome, Output, messages_of
-from streams.engine.bundle import BUNDLE_HEADER, Item, pack, partition_of
+from streams.engine.boundary import boundary_fault
+from streams.engine.bundle import BUNDLE_HEADER, Item, pack_counted, partition_of, unpack
 from streams.engine.dead_letters import DeadLetters
 from streams.errors import InvalidMessage
 from streams.metrics import END_TO_END_SECONDS, EVENTS, SINK_BATCH_SECONDS
 
 __all__ = [
+    "BISECT_AFTER",
+    "FORWARD_MAX_BYTES",
     "INFRASTRUCTURE",
+    "REFUSED_RECORD",
     "ChangeFlusher",
     "Engine",
     "Flow",
@@ -79,6 +94,26 @@ INFRASTRUCTURE: tuple[type[BaseException], ...] = (
 )
 #: ... except the Faust errors about a message's own bytes.
 _MESSAGE_FAULTS: tuple[type[BaseException], ...] = (DecodeError,)
+#: What the producer or the broker says of one record (not of the cluster): too large (Kafka
+#: Streams' ``RecordTooLargeException``), or invalid. Never retried: the record's message is
+#: dead-lettered.
+REFUSED_RECORD: tuple[type[BaseException], ...] = (
+    aio_errors.MessageSizeTooLargeError,
+    aio_errors.RecordTooLargeError,
+    aio_errors.RecordListTooLargeError,
+    aio_errors.CorruptRecordException,
+    aio_errors.InvalidTimestampError,
+    kafka_errors.MessageSizeTooLargeError,
+    kafka_errors.RecordListTooLargeError,
+    kafka_errors.CorruptRecordError,
+    kafka_errors.InvalidTimestampError,
+)
+#: The largest record a handler may forward (key, value and headers, with the record's overhead):
+#: Faust's producer refuses a request over 1,000,000 bytes (``producer_max_request_size``).
+FORWARD_MAX_BYTES = 1_000_000
+_RECORD_OVERHEAD = 128
+#: Failures in a row, for a reason that is not infrastructure, before a batch is halved.
+BISECT_AFTER = 3
 
 
 _TOPIC = attrgetter("topic")
@@ -144,7 +179,8 @@ class Forwarder(Protocol):
 class Flow:
     """One agent: its name, its handler, the dead-letter topic of its rejects, whether its
     message keys are personal data, how long it waits to fill a batch and how many records it
-    takes at most (None: the engine's ``batch_seconds`` and ``batch_size``)."""
+    takes at most (None: the engine's ``batch_seconds`` and ``batch_size``), and whether it reads
+    an input topic (its messages are held to the boundary limits, ``streams.engine.boundary``)."""
 
     name: str
     handler: Handler
@@ -152,6 +188,7 @@ class Flow:
     personal_key: bool = False
     batch_seconds: float | None = None
     take: int | None = None
+    boundary: bool = False
 
 
 class Engine:
@@ -242,24 +279,78 @@ class Engine:
     async def _process_until_done(
         self, flow: Flow, messages: list[Message], rebalances: int | None = None
     ) -> tuple[list[Outcome], set[int]]:
-        # ``process`` retries and isolates every fault it knows; anything else is a bug in the
-        # engine itself. Never ack what was not written: log, back off, and try the batch again.
+        # ``process`` isolates every fault it knows to its message and retries infrastructure in
+        # place. Anything else (a bug in the engine, a hook, a step no rule foresaw) must neither
+        # be acked unwritten nor stall every flow behind it: the batch is tried again, and after
+        # ``BISECT_AFTER`` failures in a row it is halved until the message is found.
         delays = self._backoff.delays()
         start = self._group.rebalances if rebalances is None else rebalances
+        failures = 0
         while True:
             self._check(start)
             try:
                 return await self._process(flow, messages, start)
             except (asyncio.CancelledError, _Abandoned):
                 raise
-            except _RetryBatch as retry:
-                delay = next(delays)
-                logger.warning("%s: batch of %d met %s; handling it again in %.1fs",
-                               flow.name, len(messages), retry, delay)  # fmt: skip
-                await asyncio.sleep(delay)
             except Exception as exc:
-                logger.error("%s: batch of %d failed (%s); retrying", flow.name, len(messages), _where(exc))
-                await asyncio.sleep(next(delays))
+                delay = next(delays)
+                if isinstance(exc, _RetryBatch) or _infrastructure(exc):
+                    fault = str(exc) if isinstance(exc, _RetryBatch) else _where(exc)
+                    logger.warning("%s: batch of %d met an infrastructure fault (%s); handling it again in "
+                                   "%.1fs", flow.name, len(messages), fault, delay)  # fmt: skip
+                else:
+                    failures += 1
+                    if failures >= BISECT_AFTER:
+                        return await self._bisect(flow, messages, start, exc)
+                    logger.error("%s: batch of %d failed (%s), %d of %d times; handling it again in %.1fs",
+                                 flow.name, len(messages), _where(exc), failures, BISECT_AFTER,
+                                 delay)  # fmt: skip
+            await asyncio.sleep(delay)
+
+    async def _bisect(
+        self, flow: Flow, messages: list[Message], rebalances: int, error: Exception
+    ) -> tuple[list[Outcome], set[int]]:
+        """The safety net: handle each half of a batch that kept failing on its own (in order, so
+        that a key's messages keep their order), down to the one message that fails alone, which is
+        dead-lettered."""
+        if len(messages) == 1:
+            [msg] = messages
+            logger.error("%s: %s[%d]@%d failed %d times alone (%s); dead-lettering it", flow.name,
+                         msg.topic, msg.partition, msg.offset, BISECT_AFTER, _where(error))  # fmt: skip
+            await self._dead_letter_alone(flow, msg, f"internal error: {type(error).__name__}", rebalances)
+            return [Outcome.DEAD_LETTER], set()
+        logger.warning("%s: batch of %d failed %d times (%s); halving it to find the message",
+                       flow.name, len(messages), BISECT_AFTER, _where(error))  # fmt: skip
+        half = len(messages) // 2
+        first, wrote_first = await self._process_until_done(flow, messages[:half], rebalances)
+        second, wrote_second = await self._process_until_done(flow, messages[half:], rebalances)
+        return first + second, wrote_first | {i + half for i in wrote_second}
+
+    async def _dead_letter_alone(self, flow: Flow, msg: Message, reason: str, rebalances: int) -> None:
+        """Dead-letter ``msg`` by itself; infrastructure faults are retried in place, anything
+        else is logged (the source topic still holds the message at its offset)."""
+        delays = self._backoff.delays()
+        while True:
+            self._check(rebalances)
+            letters = Output()
+            self._dead_letters.add(letters, msg, reason, flow.personal_key, flow.dlq)
+            try:
+                await self._deliver(letters.forwards)
+                if await self._write(letters):
+                    logger.error("%s: a dead-letter row refused by ClickHouse (kept in the DLQ topic)",
+                                 flow.name)  # fmt: skip
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if not _infrastructure(exc):
+                    logger.error("%s: the dead letter of %s[%d]@%d could not be written (%s)",
+                                 flow.name, msg.topic, msg.partition, msg.offset, _where(exc))  # fmt: skip
+                    return
+                delay = next(delays)
+                logger.warning("%s: dead-lettering met an infrastructure fault (%s); trying again in %.1fs",
+                               flow.name, _where(exc), delay)  # fmt: skip
+                await asyncio.sleep(delay)
 
     # ------------------------------------------------------------ one batch
     async def process(self, flow: Flow, messages: Sequence[Message]) -> list[Outcome]:
@@ -275,16 +366,17 @@ class Engine:
         change a table)."""
         out = Output()
         outcomes = []
+        now = time.time()
         with _EventContext() as current:
             for i, msg in enumerate(messages):
                 current.enter(msg.native)
-                outcomes.append(await self._handle(flow, i, msg, out))
+                outcomes.append(await self._handle(flow, i, msg, out, now))
                 self._check(rebalances)
         # The batch's table changes reach their changelogs while its forwards are delivered; both
         # before its rows are written and it is acked.
-        await asyncio.gather(self._changelog.flush(), self._deliver(out.forwards))
+        _, rejected = await asyncio.gather(self._changelog.flush(), self._deliver(out.forwards))
         self._check(rebalances)
-        rejected = await self._write(out)
+        rejected = await self._write(out, rejected)
         self._check(rebalances)
         if rejected:
             letters = Output()
@@ -299,13 +391,20 @@ class Engine:
         wrote = {i for sources in out.sources.values() for i in sources} - set(rejected)
         return outcomes, wrote
 
-    async def _handle(self, flow: Flow, index: int, msg: Message, out: Output) -> Outcome:
+    async def _handle(self, flow: Flow, index: int, msg: Message, out: Output, now: float) -> Outcome:
         out.current, out.origin = index, msg.timestamp
         mark = out.mark()
         try:
+            if flow.boundary and (fault := boundary_fault(msg, now)) is not None:
+                raise InvalidMessage(fault)
             result = flow.handler(msg, out)
             # An Outcome, or an async handler's awaitable (cheaper to tell than isawaitable).
-            return result if type(result) is Outcome else await cast(Awaitable[Outcome], result)
+            outcome = result if type(result) is Outcome else await cast(Awaitable[Outcome], result)
+            for f in out.forwards[mark[1] :]:
+                if (size := _record_bytes(f)) > FORWARD_MAX_BYTES:
+                    raise InvalidMessage(f"forward to {f.topic} of {size} bytes is over the producer's "
+                                         f"limit of {FORWARD_MAX_BYTES}")  # fmt: skip
+            return outcome
         except InvalidMessage as exc:
             reason = exc.reason
         except asyncio.CancelledError:
@@ -325,13 +424,40 @@ class Engine:
         self._dead_letters.add(out, msg, reason, flow.personal_key, flow.dlq)
         return Outcome.DEAD_LETTER
 
-    async def _deliver(self, forwards: list[Forward]) -> None:
-        await deliver_all(self._forwarder, bundle_forwards(forwards, self._bundled), self._backoff)
+    async def _deliver(self, forwards: list[Forward]) -> dict[int, str]:
+        """Publish ``forwards`` (retrying infrastructure faults in place); returns {message index:
+        reason} for the messages a record of which the producer or the broker refused.
 
-    async def _write(self, out: Output) -> dict[int, str]:
-        """Write every table's rows; returns {message index: reason} for messages whose rows were
-        refused. Later tables skip the rows of messages refused earlier."""
-        rejected: dict[int, str] = {}
+        The broker judges a whole produce request, so each refused record is sent again alone
+        first; a bundle refused alone is split into one bundle per message. A dead letter refused
+        alone is sent without its value (the headers name the source offset, which holds it)."""
+        refused: dict[int, str] = {}
+        pending = bundle_forwards(forwards, self._bundled)
+        queue = deque(f for f, _ in await deliver_all(self._forwarder, pending, self._backoff))
+        while queue:
+            f = queue.popleft()
+            [*result] = await deliver_all(self._forwarder, [f], self._backoff)
+            if not result:
+                continue
+            error = result[0][1]
+            sources = sorted(set(f.sources) - {-1})
+            if len(sources) > 1:
+                queue.extendleft(reversed(_split(f)))
+            elif sources:
+                reason = f"Kafka refused its record to {f.topic} ({type(error).__name__})"
+                refused.setdefault(sources[0], reason)
+            elif _is_dead_letter(f) and f.value is not None:
+                size = str(len(f.value)).encode()
+                queue.appendleft(Forward(f.topic, None, None, (*f.headers, ("dlq.truncated_from", size))))
+            else:
+                logger.error("a record to %s is not sent: %s", f.topic, _where(error))
+        return refused
+
+    async def _write(self, out: Output, rejected: dict[int, str] | None = None) -> dict[int, str]:
+        """Write every table's rows but those of the ``rejected`` messages; returns {message index:
+        reason} for those and for the messages whose rows were refused. Later tables skip the rows
+        of messages refused earlier."""
+        rejected = dict(rejected or {})
         for table, rows in out.rows.items():
             sources = out.sources[table]
             if rejected:
@@ -402,35 +528,86 @@ def bundle_forwards(forwards: Sequence[Forward], bundled: Mapping[str, int]) -> 
     if not bundled:
         return list(forwards)
     plain: list[Forward] = []
-    groups: dict[tuple[str, int], list[Item]] = {}
+    groups: dict[tuple[str, int], list[tuple[Item, int]]] = {}
     for f in forwards:
         partitions = bundled.get(f.topic)
         if partitions is None:
             plain.append(f)
         else:
             item: Item = (f.key, f.value, f.origin)
-            groups.setdefault((f.topic, partition_of(f.key, partitions)), []).append(item)
+            source = f.sources[0] if f.sources else -1
+            groups.setdefault((f.topic, partition_of(f.key, partitions)), []).append((item, source))
     bundles = [
-        Forward(topic, None, record, (BUNDLE_HEADER,), partition)
-        for (topic, partition), items in groups.items()
-        for record in pack(items)
+        bundle for (topic, partition), items in groups.items() for bundle in _bundles(topic, partition, items)
     ]
     return plain + bundles
 
 
-async def deliver_all(forwarder: Forwarder, forwards: Sequence[Forward], backoff: Backoff) -> None:
-    """Publish ``forwards``; retry only those not delivered, with backoff, until all are."""
+def _bundles(topic: str, partition: int, items: Sequence[tuple[Item, int]]) -> Iterator[Forward]:
+    at = 0
+    for record, count in pack_counted([item for item, _ in items]):
+        sources = tuple(source for _, source in items[at : at + count])
+        yield Forward(topic, None, record, (BUNDLE_HEADER,), partition, sources=sources)
+        at += count
+
+
+def _split(bundle: Forward) -> list[Forward]:
+    """A bundle as one bundle per message (in order), to find the message a record was refused
+    for."""
+    items = unpack(bundle.value or b"")
+    runs: list[list[tuple[Item, int]]] = []
+    for item, source in zip(items, bundle.sources, strict=True):
+        if runs and runs[-1][-1][1] == source:
+            runs[-1].append((item, source))
+        else:
+            runs.append([(item, source)])
+    assert bundle.partition is not None
+    return [f for run in runs for f in _bundles(bundle.topic, bundle.partition, run)]
+
+
+async def deliver_all(
+    forwarder: Forwarder, forwards: Sequence[Forward], backoff: Backoff
+) -> list[tuple[Forward, BaseException]]:
+    """Publish ``forwards``; retry only those not delivered, with backoff, until all are, but
+    for those the producer or the broker refused as records (``REFUSED_RECORD``: too large,
+    invalid), which are never retried: returned with their errors (and each logged)."""
     pending, delays = list(forwards), backoff.delays()
+    refused: list[tuple[Forward, BaseException]] = []
     while pending:
         errors = await forwarder.deliver(pending)
-        failed = [f for f, err in zip(pending, errors, strict=True) if err is not None]
-        if failed:
-            first = next(err for err in errors if err is not None)
+        failed: list[Forward] = []
+        first: BaseException | None = None
+        for f, err in zip(pending, errors, strict=True):
+            if err is None:
+                continue
+            if isinstance(err, REFUSED_RECORD):
+                logger.error("a record of %d bytes to %s was refused: %s",
+                             _record_bytes(f), f.topic, _where(err))  # fmt: skip
+                refused.append((f, err))
+            else:
+                failed.append(f)
+                first = first or err
+        if first is not None:
             delay = next(delays)
             logger.warning("%d of %d messages not delivered (%s); retrying in %.1fs",
                            len(failed), len(pending), _where(first), delay)  # fmt: skip
             await asyncio.sleep(delay)
         pending = failed
+    return refused
+
+
+def _record_bytes(f: Forward) -> int:
+    """About what the producer counts for a record (aiokafka's ``estimate_size_in_bytes``)."""
+    headers = sum(len(k) + len(v) for k, v in f.headers)
+    return len(f.key or b"") + len(f.value or b"") + headers + _RECORD_OVERHEAD
+
+
+def _is_dead_letter(f: Forward) -> bool:
+    return any(k == "dlq.reason" for k, _ in f.headers)
+
+
+def _infrastructure(exc: BaseException) -> bool:
+    return isinstance(exc, INFRASTRUCTURE) and not isinstance(exc, _MESSAGE_FAULTS + REFUSED_RECORD)
 
 
 class _EventContext:

@@ -4,6 +4,7 @@ committed, and what happens to a batch when its partitions are revoked."""
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -11,9 +12,11 @@ from aiokafka import TopicPartition
 from aiokafka.errors import CommitFailedError
 
 from streams.engine import Engine, Flow, Message, Outcome, Output
+from streams.engine import consumer as consumer_module
 from streams.engine.consumer import ConsumerLoop
 from streams.engine.dead_letters import DeadLetters
 from streams.errors import InvalidMessage
+from streams.features.field_reports import ReportDeps, route_report
 from tests.unit.fakes import FAST, PSEUDO, FakeForwarder, FakeRecord, FakeWriter
 
 Fetch = Callable[["FakeConsumer"], Awaitable[dict[TopicPartition, list[FakeRecord]]]]
@@ -90,7 +93,9 @@ class _Seen:
 
 def _run(consumer: FakeConsumer, seen: _Seen, **kw: Any) -> tuple[ConsumerLoop, FakeForwarder]:
     forwarder = FakeForwarder()
-    flows = {t: Flow(f"route-{t}", seen, f"{t}-dlq") for t in ("reports", "households")}
+    flows = kw.pop("flows", None) or {
+        t: Flow(f"route-{t}", seen, f"{t}-dlq") for t in ("reports", "households")
+    }
     loop = ConsumerLoop(
         flows, FAST, batch_size=kw.pop("batch_size", 100), batch_seconds=0.01, idle_s=0.01, **kw
     )
@@ -224,3 +229,54 @@ def test_a_refused_commit_is_left_to_the_next_owner_and_the_loop_goes_on() -> No
     _run(consumer, seen, commit_every_s=0.0)
     assert len(seen.messages) == 4
     assert consumer.commits[-1] == {TopicPartition("reports", 0): 4}
+
+
+def test_a_hostile_report_stops_none_of_the_three_input_topics_sharing_the_loop() -> None:
+    """Issue 27 case 1: the three input topics share one loop, and a field report nested 700
+    deep failed its own dead-lettering, so its batch was retried forever and all three topics
+    stopped. Now the hostile reports are dead-lettered, and what comes after them on every topic
+    is routed and committed."""
+    deps = ReportDeps({}, {}, {}, PSEUDO)
+    hostile = [b"[" * 700, b"[" * 700 + b"]" * 700, b'{"a":' * 700, b"9" * 5000]
+    valid = b'{"report_id": "R-1", "reported_at": "2022-11-21T09:30:00Z", "village_code": "32.03.01.2001"}'
+    reports = [FakeRecord("field-reports", 0, o, None, v) for o, v in enumerate([*hostile, valid])]
+    others = _records("households", 1, range(2)) + _records("disaster-alerts", 2, range(2))
+    seen = _Seen()
+    flows = {
+        "field-reports": Flow("route_reports", functools.partial(route_report, deps), "field-reports-dlq"),
+        "households": Flow("route_households", seen, "households-dlq"),
+        "disaster-alerts": Flow("route_alerts", seen, "disaster-alerts-dlq"),
+    }
+    consumer = FakeConsumer([reports, None, others, None])
+    _, forwarder = _run(consumer, seen, flows=flows)
+    assert [f.key for f in forwarder.on("field-reports-by-id")] == [b"R-1"]
+    assert len(forwarder.on("field-reports-dlq")) == len(hostile)
+    assert sorted(seen.messages) == [("disaster-alerts", 2, 0), ("disaster-alerts", 2, 1),
+                                     ("households", 1, 0), ("households", 1, 1)]  # fmt: skip
+    committed: dict[TopicPartition, int] = {}
+    for c in consumer.commits:
+        committed.update(c)
+    assert committed == {
+        TopicPartition("field-reports", 0): 5,
+        TopicPartition("households", 1): 2,
+        TopicPartition("disaster-alerts", 2): 2,
+    }
+
+
+def test_a_kafka_timestamp_before_1970_reaches_the_boundary_and_only_minus_one_means_none() -> None:
+    """Issue 27 structural fuzz: a record stamped in 1800 (a negative Kafka timestamp) was read as
+    "no timestamp", so the boundary's 1900 bound never saw it and it was routed."""
+    assert consumer_module._seconds(-1) is None
+    assert consumer_module._seconds(None) is None
+    assert consumer_module._seconds(-5_364_662_400_000) == -5_364_662_400.0  # 1800-01-01
+    assert consumer_module._seconds(0) == 0.0
+    deps = ReportDeps({}, {}, {}, PSEUDO)
+    valid = b'{"report_id": "R-1", "reported_at": "2022-11-21T09:30:00Z", "village_code": "32.03.01.2001"}'
+    old = FakeRecord("field-reports", 0, 0, None, valid, timestamp=-5_364_662_400_000)
+    route = Flow("route_reports", functools.partial(route_report, deps), "field-reports-dlq", boundary=True)
+    flows = {"field-reports": route}
+    consumer = FakeConsumer([[old], None])
+    _, forwarder = _run(consumer, _Seen(), flows=flows)
+    assert forwarder.on("field-reports-by-id") == []
+    [letter] = forwarder.on("field-reports-dlq")
+    assert dict(letter.headers)["dlq.reason"].startswith(b"Kafka timestamp out of range")
