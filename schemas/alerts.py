@@ -12,23 +12,44 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 from xml.etree import ElementTree
 
 import orjson
 from pydantic import Field, StringConstraints, ValidationError, model_validator
 
-from schemas.common import REGION_CODE_RE, Contract, RegionCode, UtcDatetime, describe_validation_error
+from schemas.common import REGION_CODE_RE, Contract, Id, RegionCode, UtcDatetime, describe_validation_error
 from schemas.regions import is_known_region, region_by_name
 
-__all__ = ["HAZARDS", "Alert", "AreaImpact", "FeltIntensity", "Hazard", "InvalidAlert", "parse_alerts"]
+__all__ = [
+    "HAZARDS",
+    "MAX_ALERTS_PER_MESSAGE",
+    "MAX_AREAS",
+    "MAX_XML_DEPTH",
+    "Alert",
+    "AreaImpact",
+    "FeltIntensity",
+    "Hazard",
+    "InvalidAlert",
+    "parse_alerts",
+]
 
 logger = logging.getLogger(__name__)
 
 Hazard = Literal["earthquake", "flood", "landslide", "volcano", "tsunami", "extreme_weather"]
 HAZARDS: tuple[str, ...] = ("earthquake", "flood", "landslide", "volcano", "tsunami", "extreme_weather")
 Severity = Literal["low", "medium", "high"]
+
+#: Areas one alert may list (codes, polygons, circles), and places named in text only. A code at
+#: any level covers all its villages, so a real alert needs few; the bound keeps the estimate and
+#: the forward of the worst alert allowed small (README, *disaster-alerts*).
+MAX_AREAS = 5_000
+#: Alerts one message may hold: ``<info>`` blocks of a CAP document, items of a BMKG list. CAP
+#: writes one ``<info>`` per language; BMKG's lists hold 15 bulletins.
+MAX_ALERTS_PER_MESSAGE = 32
+_NAME_MAX = 200
 
 
 class InvalidAlert(ValueError):
@@ -72,7 +93,7 @@ class AreaImpact(Contract):
 
 class Alert(Contract):
     schema_version: Literal[1] = 1
-    event_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    event_id: Id
     hazard: Hazard
     issued_at: UtcDatetime
     #: When the event began (earthquake origin time); defaults to ``issued_at``.
@@ -85,10 +106,12 @@ class Alert(Contract):
     magnitude: Annotated[float, Field(ge=0, le=10)] | None = None
     depth_km: Annotated[float, Field(ge=0, le=800)] | None = None
     tsunami: bool = False
-    felt: tuple[FeltIntensity, ...] = ()
-    areas: tuple[AreaImpact, ...] = ()
+    felt: Annotated[tuple[FeltIntensity, ...], Field(max_length=MAX_AREAS)] = ()
+    areas: Annotated[tuple[AreaImpact, ...], Field(max_length=MAX_AREAS)] = ()
     #: Areas named in text only (e.g. CAP areaDesc without a Kemendagri geocode).
-    area_text: tuple[str, ...] = ()
+    area_text: Annotated[
+        tuple[Annotated[str, StringConstraints(max_length=_NAME_MAX)], ...], Field(max_length=MAX_AREAS)
+    ] = ()
 
     @model_validator(mode="after")
     def _hazard_fields(self) -> Alert:
@@ -146,6 +169,8 @@ def _bmkg_time(g: dict[str, Any]) -> datetime:
 
 
 def _felt(text: str) -> list[FeltIntensity]:
+    if text.strip() == "-":
+        return []  # BMKG's "-": the event was not felt; the bulletin stands, with no felt places.
     out = []
     for part in filter(None, (p.strip() for p in text.split(","))):
         m = _FELT.match(part)
@@ -202,11 +227,34 @@ def _field_name(name: object) -> str:
 # --------------------------------------------------------------------------- CAP 1.2
 _CAP = "{urn:oasis:names:tc:emergency:cap:1.2}"
 _CAP_SEVERITY: dict[str, Severity] = {"extreme": "high", "severe": "high", "moderate": "medium"}
+_XML_SLICE = 32 * 1024
+#: Elements nested in a CAP document at most (CAP 1.2 itself nests five).
+MAX_XML_DEPTH = 32
 
 
 def _cap_alerts(xml: bytes, context: dict[str, Any] | None) -> list[Alert]:
     try:
-        root = ElementTree.fromstring(xml)
+        # Fed in slices: one call over a whole 1 MB document holds the interpreter for its length,
+        # so a thread parsing it would stop every other (the event loop) as long.
+        # Its depth is counted as it is read: CAP nests five elements deep (alert, info, area,
+        # geocode, value), and a document nested thousands deep is refused before it is built.
+        parser: ElementTree.XMLPullParser[ElementTree.Element] = ElementTree.XMLPullParser(
+            events=("start", "end")
+        )
+        depth = deepest = 0
+        first: ElementTree.Element | None = None
+        for start in range(0, len(xml), _XML_SLICE):
+            parser.feed(xml[start : start + _XML_SLICE])
+            for event, element in cast(Iterator[tuple[str, ElementTree.Element]], parser.read_events()):
+                depth += 1 if event == "start" else -1
+                deepest = max(deepest, depth)
+                first = element if first is None else first
+            if deepest > MAX_XML_DEPTH:
+                raise InvalidAlert(f"CAP: XML nested deeper than {MAX_XML_DEPTH} elements")
+        parser.close()
+        if first is None:
+            raise InvalidAlert("CAP: no root element")
+        root = first
     except ElementTree.ParseError as exc:
         line, column = exc.position
         raise InvalidAlert(f"CAP: not well-formed XML (line {line}, column {column})") from exc
@@ -219,8 +267,11 @@ def _cap_alerts(xml: bytes, context: dict[str, Any] | None) -> list[Alert]:
     identifier, sent = text(root, "identifier"), text(root, "sent")
     if not identifier or not sent:
         raise InvalidAlert("CAP: identifier and sent are required")
+    infos = root.findall(f"{_CAP}info")
+    if len(infos) > MAX_ALERTS_PER_MESSAGE:
+        raise InvalidAlert(f"CAP: {len(infos)} <info> blocks, at most {MAX_ALERTS_PER_MESSAGE}")
     alerts = []
-    for i, info in enumerate(root.findall(f"{_CAP}info")):
+    for i, info in enumerate(infos):
         event = text(info, "event").lower()
         hazard: Hazard = "flood" if ("banjir" in event or "flood" in event) else "extreme_weather"
         severity = _CAP_SEVERITY.get(text(info, "severity").lower(), "low")
@@ -229,7 +280,10 @@ def _cap_alerts(xml: bytes, context: dict[str, Any] | None) -> list[Alert]:
             found = _cap_area(area, severity)
             areas += found
             if not found and text(area, "areaDesc"):
-                area_text.append(text(area, "areaDesc"))
+                area_text.append(text(area, "areaDesc")[:_NAME_MAX])
+            # Stop at the bound, before validating what would be refused anyway.
+            if len(areas) > MAX_AREAS or len(area_text) > MAX_AREAS:
+                raise InvalidAlert(f"CAP: an <info> block has more than {MAX_AREAS} areas")
         onset = text(info, "onset") or text(info, "effective")
         try:
             alerts.append(
@@ -242,7 +296,7 @@ def _cap_alerts(xml: bytes, context: dict[str, Any] | None) -> list[Alert]:
                             "event_time": onset or None,
                             "source": text(root, "sender")[:64] or "cap",
                             "headline": (text(info, "headline") or text(info, "event"))[:1000],
-                            "areas": [a.model_dump() for a in areas],
+                            "areas": [a.model_dump(exclude_defaults=True) for a in areas],
                             "area_text": area_text,
                         }
                     ),
@@ -321,6 +375,8 @@ def parse_alerts(payload: bytes, context: dict[str, Any] | None = None) -> list[
     if isinstance(doc, dict) and "Magnitude" in doc:
         return [_bmkg_alert(doc, context)]
     if isinstance(doc, list) and doc and all(isinstance(g, dict) and "Magnitude" in g for g in doc):
+        if len(doc) > MAX_ALERTS_PER_MESSAGE:
+            raise InvalidAlert(f"BMKG list: {len(doc)} bulletins, at most {MAX_ALERTS_PER_MESSAGE}")
         return [_bmkg_alert(g, context) for g in doc]
     if isinstance(doc, dict):
         return [Alert.model_validate_json(payload, context=context)]

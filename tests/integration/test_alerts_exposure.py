@@ -212,3 +212,60 @@ def test_displacement_notifications_are_sent_once_per_crossing(kafka_bootstrap: 
         "E-N:32.03:displaced>=50",
     ]
     assert dep.stop_worker() == 0
+
+
+def test_two_bulletins_of_one_event_in_one_message_leave_the_later_ones_villages(
+    deployment: Deployment,
+) -> None:
+    """Issue 27, cases 3 and 4 on a real worker: an M7.0 and then an M5.0 bulletin of one event in
+    one BMKG list (one message, so one batch forwards both). The exposure is the M5.0's, not the
+    superseded M7.0's, and the message is stored once, with the bulletin that stands. (The worker
+    sends ``disaster-alerts-by-event`` unbundled today; the unit test packs both in one bundle.)"""
+    dep = deployment
+    households, villages = _registry(random.Random(27))
+    dep.start_worker()
+    dep.produce(("households", h["household_id"].encode(), json.dumps(h).encode()) for h in households)
+    dep.wait_for("SELECT count() AS n FROM dampak.village_stats", [{"n": len(villages)}], timeout_s=60)
+
+    gempa = BULLETIN["Infogempa"]["gempa"]
+    bulletins = {"Infogempa": {"gempa": [dict(gempa, Magnitude="7.0"), dict(gempa, Magnitude="5.0")]}}
+    message = json.dumps(bulletins)
+    dep.produce([("disaster-alerts", EVENT.encode(), message.encode())])
+    expected = _expected_exposure(villages, 5.0)
+    assert 10 < len(expected) < len(_expected_exposure(villages, 7.0))
+    _exposure(dep, expected)
+
+    [alert] = dep.query(
+        "SELECT magnitude, raw_payload, payload_event_id FROM dampak.alerts WHERE event_id = {event:String}",
+        event=EVENT,
+    )
+    # The message is stored once, with the bulletin that stands.
+    assert alert == {"magnitude": 5.0, "raw_payload": message, "payload_event_id": ""}
+    assert dep.stop_worker() == 0
+
+
+def test_an_existing_database_gains_payload_event_id(tmp_path: Any) -> None:
+    """A database made before ``payload_event_id`` (migrations 1 to 5) is migrated: the column is
+    added where the declaration has it, the ``alerts`` view shows it, and older rows read ''."""
+    from sinks.config import ClickHouseTarget
+    from sinks.connection import connect
+    from sinks.migrations import migrate
+    from sinks.tables import ALERTS_STATE
+
+    client = connect(ClickHouseTarget(f"chdb://{tmp_path / 'ch'}", "old", tmp_path))
+    client.command("CREATE DATABASE IF NOT EXISTS old")
+    migrate(client, "old")
+    # As migrations 1 to 5 left it, with a row written then.
+    client.command("ALTER TABLE old.alerts_state DROP COLUMN payload_event_id")
+    client.command("DELETE FROM old.schema_migrations WHERE version = 6")
+    client.command("OPTIMIZE TABLE old.schema_migrations FINAL")
+    client.command(
+        "INSERT INTO old.alerts_state (event_id, version, hazard, issued_at, event_time, raw_payload, "
+        "received_at) VALUES ('E-old', 1, 'flood', now(), now(), '{}', now())"
+    )
+    assert migrate(client, "old") == [6]
+    described = client.query("DESCRIBE TABLE old.alerts_state").result_rows
+    assert tuple(r[0] for r in described) == ALERTS_STATE.column_names
+    rows = client.query("SELECT event_id, raw_payload, payload_event_id FROM old.alerts").result_rows
+    assert rows == [("E-old", "{}", "")]
+    client.close()

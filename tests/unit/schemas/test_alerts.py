@@ -113,3 +113,51 @@ def test_region_names_resolve_only_when_unambiguous(text: str, code: str | None)
     from schemas.regions import region_by_name
 
     assert region_by_name(text) == code
+
+
+# ------------------------------------------------------------------ limits (issue 27)
+_CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
+
+
+def _cap(infos: int, areas: int = 1, desc: str = "Kab. Cianjur") -> bytes:
+    area = f"<area><areaDesc>{desc}</areaDesc></area>" * areas
+    info = f"<info><event>Banjir</event><severity>Severe</severity>{area}</info>" * infos
+    return (
+        f'<alert xmlns="{_CAP_NS}"><identifier>X</identifier><sent>2024-01-10T13:00:00+07:00</sent>'
+        f"{info}</alert>"
+    ).encode()
+
+
+def test_a_cap_document_holds_at_most_32_infos() -> None:
+    assert len(parse_alerts(_cap(32))) == 32
+    with pytest.raises(InvalidAlert, match=r"^CAP: 3000 <info> blocks, at most 32$"):
+        parse_alerts(_cap(3_000))
+
+
+def test_a_bmkg_list_holds_at_most_32_bulletins() -> None:
+    g = json.loads(_load("bmkg-gempaterkini-tsunami.json"))
+    assert len(parse_alerts(json.dumps({"Infogempa": {"gempa": [g] * 32}}).encode())) == 32
+    with pytest.raises(InvalidAlert, match=r"^BMKG list: 33 bulletins, at most 32$"):
+        parse_alerts(json.dumps({"Infogempa": {"gempa": [g] * 33}}).encode())
+
+
+def test_an_alert_lists_at_most_5000_areas() -> None:
+    flood = {"event_id": "F", "hazard": "flood", "issued_at": "2024-01-10T06:00:00Z"}
+    [ok] = parse_alerts(json.dumps(flood | {"areas": [{"village_code": "32"}] * 5_000}).encode())
+    assert len(ok.areas) == 5_000
+    with pytest.raises(ValidationError, match="areas"):
+        parse_alerts(json.dumps(flood | {"areas": [{"village_code": "32"}] * 12_000}).encode())
+    # A CAP <info> is refused at the bound, before its areas are validated.
+    with pytest.raises(InvalidAlert, match=r"^CAP: an <info> block has more than 5000 areas$"):
+        parse_alerts(_cap(1, areas=5_001))
+    [named] = parse_alerts(_cap(1, desc="Ujung " * 100))
+    assert len(named.area_text[0]) == 200
+
+
+def test_a_cap_document_nested_deeper_than_cap_is_refused_before_it_is_built() -> None:
+    """Issue 27 structural fuzz: a CAP document with an element nested 100,000 deep was accepted
+    (its junk ignored); CAP nests five elements, and a document past 32 is refused."""
+    body = "<x>" * 100_000 + "</x>" * 100_000
+    with pytest.raises(InvalidAlert, match=r"^CAP: XML nested deeper than 32 elements$"):
+        parse_alerts(_cap(1).replace(b"</alert>", body.encode() + b"</alert>"))
+    assert len(parse_alerts(_cap(1).replace(b"</alert>", b"<x>" * 20 + b"</x>" * 20 + b"</alert>"))) == 1

@@ -371,7 +371,7 @@ def test_an_alert_becomes_an_estimate_and_a_notification_after_the_write() -> No
     [alert] = writer.table(ALERTS_STATE.name)
     assert alert["event_id"] == "bmkg-20221121062110" and alert["magnitude"] == 5.6
     assert alert["pager_level"] == "yellow" and alert["est_exposed_households"] == 20_050
-    assert alert["version"] == (1 << 40) + 40 and alert["raw_payload"] == bulletin.decode()
+    assert alert["version"] == (1 << 41) + (40 << 16) and alert["raw_payload"] == bulletin.decode()
     exposure = writer.table(ALERT_EXPOSURE_STATE.name)
     assert [e["village_code"] for e in exposure] == ["32.03.01.2001", "32.03.02.2002"]
     assert {e["version"] for e in exposure} == {alert["version"]}
