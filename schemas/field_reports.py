@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, model_validator
 
-from schemas.common import HOUSEHOLD_PERSONS_MAX, Contract, Count, UtcDatetime, VillageCode
+from schemas.common import HOUSEHOLD_PERSONS_MAX, Contract, Count, Id, OptionalId, UtcDatetime, VillageCode
 
 __all__ = ["REPORTER_ROLES", "FieldReport", "ReporterRole"]
 
@@ -19,7 +19,6 @@ logger = logging.getLogger(__name__)
 
 ReporterRole = Literal["tagana", "tksk", "pkh", "psm", "karang_taruna", "slrt", "other"]
 REPORTER_ROLES: tuple[str, ...] = ("tagana", "tksk", "pkh", "psm", "karang_taruna", "slrt", "other")
-Id = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 
 
 class FieldReport(Contract):
@@ -29,7 +28,7 @@ class FieldReport(Contract):
     retracted: bool = False
     event_id: Id | None = None
     reported_at: UtcDatetime
-    reporter_id: Annotated[str, StringConstraints(max_length=128)] = ""
+    reporter_id: OptionalId = ""
     reporter_role: ReporterRole = "other"
     village_code: VillageCode
     household_id: Id | None = None

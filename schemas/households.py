@@ -8,9 +8,9 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import Field, StringConstraints, model_validator
 
-from schemas.common import HOUSEHOLD_PERSONS_MAX, Contract, UtcDatetime, VillageCode
+from schemas.common import HOUSEHOLD_PERSONS_MAX, Contract, Id, UtcDatetime, VillageCode
 
 __all__ = ["PROGRAMS", "Household", "Program"]
 
@@ -26,7 +26,7 @@ class Household(Contract):
     """A registry household. ``nik_head`` and ``kk_number`` are personal data: never stored in clear."""
 
     schema_version: Literal[1] = 1
-    household_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    household_id: Id
     village_code: VillageCode
     updated_at: UtcDatetime
     nik_head: Digits16 | None = None
@@ -40,6 +40,18 @@ class Household(Contract):
     pregnant: Persons = 0
     lat: Annotated[float, Field(ge=-90, le=90)] | None = None
     lon: Annotated[float, Field(ge=-180, le=180)] | None = None
+
+    @model_validator(mode="after")
+    def _plausible(self) -> Household:
+        """Each vulnerable group is a subset of the members, and a child under five is neither
+        elderly nor pregnant (so under5 and either other group together fit in the members too).
+        A person may be in several groups otherwise (an elderly person with a disability)."""
+        over = [n for n in ("elderly", "disabled", "under5", "pregnant") if getattr(self, n) > self.members]
+        if over:
+            raise ValueError(f"more {', '.join(over)} than members")
+        if self.under5 + max(self.elderly, self.pregnant) > self.members:
+            raise ValueError("under5 plus elderly or pregnant exceed members (a child under five is neither)")
+        return self
 
     @property
     def vulnerable(self) -> int:

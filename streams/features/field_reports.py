@@ -4,7 +4,8 @@ reports with the registry.
 1. ``route_report`` reads ``field-reports`` as published (any partitioner), validates, and
    forwards every report to ``field-reports-by-id``, keyed by ``report_id``.
 2. ``decide_report`` sees every copy of a report on one partition, in the order dampak received
-   them, and decides which copy stands (table ``report_copies``). A village summary is written
+   them, and decides which copy stands (table ``report_copies``): a copy seen before is a
+   duplicate, even at a new position (a replay of step 1). A village summary is written
    there; a household-level report goes on to ``field-reports-by-household``, and when a copy
    moves a report away from a household, that household is told to drop it.
 3. ``enrich_report`` keeps each household's current reports (table ``household_reports``) and
@@ -25,7 +26,7 @@ from schemas.field_reports import FieldReport
 from sinks.tables import REPORT_STATE
 from streams.domain.registry import HouseholdState
 from streams.domain.reports import Enrichment, ReportDoc, enrich, report_doc
-from streams.domain.revision import Revision, decide_copy, report_version
+from streams.domain.revision import MAX_COPIES_PER_REVISION, Revision, decide_copy, report_version
 from streams.engine import Message, Outcome, Output
 from streams.errors import InvalidMessage
 from streams.features import utcnow
@@ -38,7 +39,12 @@ __all__ = ["CopyState", "ReportDeps", "decide_report", "enrich_report", "route_r
 
 logger = logging.getLogger(__name__)
 
-_OUTCOMES = {Revision.NEW: Outcome.OK, Revision.DUPLICATE: Outcome.DUPLICATE, Revision.STALE: Outcome.STALE}
+_OUTCOMES = {
+    Revision.NEW: Outcome.OK,
+    Revision.DUPLICATE: Outcome.DUPLICATE,
+    Revision.SEEN: Outcome.DUPLICATE,
+    Revision.STALE: Outcome.STALE,
+}
 
 
 class CopyState(TypedDict):
@@ -52,6 +58,10 @@ class CopyState(TypedDict):
     household_id: str | None
     #: The household this copy moved the report away from (told to drop it), if any.
     moved_from: NotRequired[str | None]
+    #: The digests of the copies accepted at this revision, oldest first, this one last (at most
+    #: ``MAX_COPIES_PER_REVISION``): an earlier copy received again is a duplicate. Absent in
+    #: state written before it was kept: the copy that stands only.
+    seen: NotRequired[list[str]]
 
 
 @dataclass(frozen=True)
@@ -84,19 +94,31 @@ def route_report(deps: ReportDeps, msg: Message, out: Output) -> Outcome:
 
 def decide_report(deps: ReportDeps, msg: Message, out: Output) -> Outcome:
     """Decide whether this copy stands; write a village summary, forward a household-level report,
-    and tell the household a report moved away from that it must drop it."""
+    and tell the household a report moved away from that it must drop it.
+
+    Raises InvalidMessage (dead-lettered) for a new copy beyond ``MAX_COPIES_PER_REVISION``
+    distinct copies of one revision; nothing changes for the report then.
+    """
     doc: ReportDoc = orjson.loads(msg.value or b"")
     report_id = doc["report_id"]
     stored = deps.report_copies.get(report_id)
+    seen = (stored.get("seen") or [stored["digest"]]) if stored else []
     decision = decide_copy(
         (stored["revision"], stored["digest"], stored["position"]) if stored else None,
         doc["revision"],
         doc["digest"],
         msg.position,
+        seen,
     )
     if decision is Revision.STALE:
         return Outcome.STALE
     if decision is Revision.NEW:
+        same_revision = stored is not None and stored["revision"] == doc["revision"]
+        if same_revision and len(seen) >= MAX_COPIES_PER_REVISION:
+            raise InvalidMessage(
+                f"the report already has {MAX_COPIES_PER_REVISION} different copies at revision "
+                f"{doc['revision']} (the limit): publish a correction as a higher revision"
+            )
         copy = (stored["copy"] if stored else 0) + 1
         previous = stored["household_id"] if stored else None
         state: CopyState = {
@@ -106,6 +128,7 @@ def decide_report(deps: ReportDeps, msg: Message, out: Output) -> Outcome:
             "position": msg.position,
             "household_id": doc["household_id"],
             "moved_from": previous if previous != doc["household_id"] else None,
+            "seen": [*seen, doc["digest"]] if same_revision else [doc["digest"]],
         }
     else:
         assert stored is not None
@@ -117,6 +140,9 @@ def decide_report(deps: ReportDeps, msg: Message, out: Output) -> Outcome:
     if moved_from := state.get("moved_from"):
         removal = {"remove": report_id, "copy": copy}
         out.forward(deps.by_household, moved_from.encode(), orjson.dumps(removal))
+    if decision is Revision.SEEN:
+        # An earlier copy: the one that stands stays, and nothing of this one is written.
+        return _OUTCOMES[decision]
     doc["copy"] = copy
     if doc["household_id"] is None:
         version = report_version(doc["revision"], copy)
@@ -130,7 +156,9 @@ def enrich_report(deps: ReportDeps, msg: Message, out: Output) -> Outcome:
     """Keep a household's current copy of a report and write it joined with the registry.
 
     The input is dampak's own internal topic: copies decided by ``decide_report``, and removals of
-    reports that moved to another household or a village summary.
+    reports that moved to another household or a village summary. Raises InvalidMessage
+    (dead-lettered) for a report that would make a household's current reports more than
+    ``MAX_REPORTS``: the household's state and its rows stay as they were.
     """
     household_id = (msg.key or b"").decode()
     body: dict[str, Any] = orjson.loads(msg.value or b"")
@@ -156,7 +184,10 @@ def enrich_report(deps: ReportDeps, msg: Message, out: Output) -> Outcome:
         if doc["retracted"]:
             reports.drop(household_id, doc["report_id"])  # nothing left to re-enrich
         elif reports.full(household_id, doc["report_id"]):
-            raise InvalidMessage(f"the household already has {MAX_REPORTS} current reports")
+            raise InvalidMessage(
+                f"the household already has {MAX_REPORTS:,} current reports (the limit per household): "
+                "retract one, or correct it to another household, first"
+            )
         else:
             reports.put(household_id, doc)
     enrichment = enrich(deps.registry.get(household_id))

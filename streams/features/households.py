@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from schemas.common import ID_MAX_LENGTH, is_id
 from schemas.households import Household
 from sinks.tables import REGISTRY_STATE, REPORT_STATE
 from streams.domain.registry import HouseholdState, decide_change, household_state, tombstone_state
@@ -57,12 +58,18 @@ def route_household(deps: RegistryDeps, msg: Message, out: Output) -> Outcome:
     """Validate one ``households`` message and forward it, keyed by its ``household_id``.
 
     A key that is present must equal ``household_id``; a missing key is accepted (the id decides).
-    A tombstone (null value) needs a key. Raises InvalidMessage otherwise.
+    A tombstone (null value) needs a key that is a household id. Raises InvalidMessage otherwise.
     """
     key = msg.key.decode("utf-8", "replace") if msg.key else None
     if msg.value is None:
         if not key:
             raise InvalidMessage("tombstone without a key")
+        if not is_id(key):
+            # Ids are printable ASCII (schemas.common): a key that is none names no household, and
+            # applied it would keep a tombstone of its own.
+            raise InvalidMessage(
+                f"tombstone key is not a household_id (1-{ID_MAX_LENGTH} printable ASCII characters)"
+            )
         out.forward(deps.by_id, key.encode(), None)
         return Outcome.OK
     household = decode(Household, msg.value, context=deps.context)

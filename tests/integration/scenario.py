@@ -75,13 +75,15 @@ def generate(seed: int, n_households: int, n_reports: int, n_villages: int = 300
             "updated_at": updated.isoformat(),
             "nik_head": f"{rng.randrange(10**15, 10**16)}",
             "kk_number": f"{rng.randrange(10**15, 10**16)}",
-            "members": rng.randint(1, 8),
+            "members": (members := rng.randint(1, 8)),
             "desil": desil,
             "programs": programs,
-            "elderly": rng.randint(0, 2),
-            "disabled": rng.randint(0, 1),
-            "under5": rng.randint(0, 2),
-            "pregnant": rng.randint(0, 1),
+            # Plausible counts (schemas/households.py): each group within the members, and a child
+            # under five neither elderly nor pregnant. The same draws as before, clamped.
+            "elderly": (elderly := min(rng.randint(0, 2), members)),
+            "disabled": min(rng.randint(0, 1), members),
+            "under5": (under5 := min(rng.randint(0, 2), members - elderly)),
+            "pregnant": min(rng.randint(0, 1), members - under5),
             "lat": round(-6.8 + rng.uniform(-0.3, 0.3), 5),
             "lon": round(107.1 + rng.uniform(-0.3, 0.3), 5),
         }

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from schemas.alerts import parse_alerts
 from schemas.export import TOPIC_MODELS, json_schema
 from schemas.field_reports import FieldReport
 from schemas.households import Household
@@ -132,3 +133,96 @@ def test_households_are_bounded_too() -> None:
     ):
         with pytest.raises(ValidationError):
             Household.model_validate_json(json.dumps({**base, **bad}))
+
+
+HOUSEHOLD = {"household_id": "a", "village_code": "32.03.01.2001", "updated_at": "2022-11-01T00:00:00Z"}
+
+
+def test_vulnerable_counts_never_exceed_the_members() -> None:
+    """Issue 27, case 11: one member and 100 elderly, disabled, under five and pregnant."""
+    with pytest.raises(ValidationError) as err:
+        Household.model_validate_json(
+            json.dumps(
+                {**HOUSEHOLD, "members": 1, "elderly": 100, "disabled": 100, "under5": 100, "pregnant": 100}
+            )
+        )
+    assert describe_validation_error(err.value) == (
+        "message: Value error, more elderly, disabled, under5, pregnant than members"
+    )
+    with pytest.raises(ValidationError, match="more disabled than members"):
+        Household.model_validate_json(json.dumps({**HOUSEHOLD, "members": 2, "disabled": 3}))
+    # A child under five is neither elderly nor pregnant, so those groups add up within members.
+    for bad in ({"under5": 2, "elderly": 2}, {"under5": 3, "pregnant": 1}):
+        with pytest.raises(ValidationError) as err:
+            Household.model_validate_json(json.dumps({**HOUSEHOLD, "members": 3, **bad}))
+        assert "under5 plus elderly or pregnant exceed members" in describe_validation_error(err.value)
+    # Other groups overlap: two elderly, a pregnant mother and a toddler, three of them disabled.
+    ok = Household.model_validate_json(
+        json.dumps({**HOUSEHOLD, "members": 4, "elderly": 2, "disabled": 3, "under5": 1, "pregnant": 1})
+    )
+    assert ok.vulnerable == 7
+
+
+@pytest.mark.parametrize("value", ["20221121", "1669000000", 1669000000, "2022-11-21", "21/11/2022 08:00"])
+def test_datetimes_are_iso_8601_strings_only(value: object) -> None:
+    """Issue 27, case 11: a digit string was read as a Unix time ("20221121" -> 1970-08-23)."""
+    reason = "a datetime is an ISO 8601 string, e.g. 2022-11-21T08:00:00+07:00"
+    with pytest.raises(ValidationError) as err:
+        FieldReport.model_validate_json(json.dumps({**GOOD, "reported_at": value}))
+    assert describe_validation_error(err.value) == f"reported_at: Value error, {reason}"
+    with pytest.raises(ValidationError) as err:
+        Household.model_validate_json(json.dumps({**HOUSEHOLD, "updated_at": value}))
+    assert describe_validation_error(err.value) == f"updated_at: Value error, {reason}"
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["2022-11-21T08:00:00+07:00", "2022-11-21 01:00:00Z", "2022-11-21T01:00", "2022-11-21t01:00:00.5z"],
+)
+def test_iso_8601_datetimes_still_parse(value: str) -> None:
+    report = FieldReport.model_validate_json(json.dumps({**GOOD, "reported_at": value}))
+    assert report.reported_at.replace(second=0, microsecond=0) == datetime(2022, 11, 21, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("field", ["report_id", "event_id", "household_id", "reporter_id"])
+@pytest.mark.parametrize("value", ["bmkg-20221121062110\u202e", "r\u200b1", "\u04401", "r\x001", "r\n1"])
+def test_report_ids_are_printable_ascii(field: str, value: str) -> None:
+    """Issue 27, case 11: an event_id with a right-to-left override became an event of its own."""
+    with pytest.raises(ValidationError) as err:
+        FieldReport.model_validate_json(json.dumps({**GOOD, field: value}))
+    assert (
+        describe_validation_error(err.value)
+        == f"{field}: Value error, an id is printable ASCII only (U+0020 to U+007E)"
+    )
+
+
+def test_household_ids_are_printable_ascii() -> None:
+    with pytest.raises(ValidationError, match="printable ASCII"):
+        Household.model_validate_json(json.dumps({**HOUSEHOLD, "household_id": "HH-1\u202e"}))
+    assert Household.model_validate_json(json.dumps({**HOUSEHOLD, "household_id": "KK 32/03 'a'~"}))
+
+
+def test_ids_keep_their_length_bounds() -> None:
+    FieldReport.model_validate_json(json.dumps({**GOOD, "report_id": "r" * 128, "reporter_id": ""}))
+    for field in ("report_id", "event_id", "household_id", "reporter_id"):
+        with pytest.raises(ValidationError, match="at most 128 characters"):
+            FieldReport.model_validate_json(json.dumps({**GOOD, field: "r" * 129}))
+    with pytest.raises(ValidationError, match="at least 1 character"):
+        FieldReport.model_validate_json(json.dumps({**GOOD, "event_id": ""}))
+
+
+ALERT = {"event_id": "flood-1", "hazard": "flood", "issued_at": "2022-11-21T08:00:00Z",
+         "areas": [{"village_code": "32.03"}]}  # fmt: skip
+
+
+def test_alerts_take_the_same_ids_and_datetimes() -> None:
+    """The rules hold on every topic: ``disaster-alerts`` uses the same types."""
+    assert [a.event_id for a in parse_alerts(json.dumps(ALERT).encode())] == ["flood-1"]
+    for change, reason in (
+        ({"event_id": "flood-1\u202e"}, "event_id: Value error, an id is printable ASCII only"),
+        ({"issued_at": "20221121"}, "issued_at: Value error, a datetime is an ISO 8601 string"),
+        ({"event_time": "1669000000"}, "event_time: Value error, a datetime is an ISO 8601 string"),
+    ):
+        with pytest.raises(ValidationError) as err:
+            parse_alerts(json.dumps({**ALERT, **change}).encode())
+        assert describe_validation_error(err.value).startswith(reason)

@@ -40,6 +40,17 @@ def test_copy_decisions() -> None:
     assert decide_copy((1, "a", 5), 3, "z", 4) is Revision.STALE
 
 
+def test_an_earlier_copy_received_again_is_seen_not_new() -> None:
+    """Copies a then b of revision 1; b stands. a again at a later position (a replay of the input
+    hop, or a publisher's retry) is a copy seen before: b still stands."""
+    seen = ["a", "b"]
+    assert decide_copy((1, "b", 6), 1, "a", 9, seen) is Revision.SEEN
+    assert decide_copy((1, "b", 6), 1, "b", 9, seen) is Revision.DUPLICATE
+    assert decide_copy((1, "b", 6), 1, "c", 9, seen) is Revision.NEW
+    # Only copies of the stored revision are remembered: a's content at a higher revision is new.
+    assert decide_copy((1, "b", 6), 2, "a", 9, seen) is Revision.NEW
+
+
 def test_digest_ignores_nothing_but_is_stable() -> None:
     assert report_doc(_report(displaced=3))["digest"] == report_doc(_report(displaced=3))["digest"]
     assert report_doc(_report(displaced=3))["digest"] != report_doc(_report(displaced=4))["digest"]
@@ -79,10 +90,10 @@ def test_registry_change_decisions() -> None:
 
 
 def test_enrichment_with_a_registered_household() -> None:
-    h = _household(desil=3, programs=["PKH"], elderly=1, under5=2, nik_head="3203010101800001")
+    h = _household(desil=3, programs=["PKH"], members=4, elderly=1, under5=2, nik_head="3203010101800001")
     e = enrich(household_state(h, position=41, seq=4))
     assert e == Enrichment(
-        registered=True, desil=3, programs=("PKH",), members=1, vulnerable_persons=3, seq=4
+        registered=True, desil=3, programs=("PKH",), members=4, vulnerable_persons=3, seq=4
     )
     assert e.kpm
     doc = report_doc(_report(household_id="h1", houses_heavy=1))
