@@ -80,6 +80,16 @@ MIGRATIONS: tuple[Migration, ...] = (
         statements=("ALTER TABLE {db}.report_state ADD COLUMN IF NOT EXISTS `arrival` UInt64",),
     ),
     Migration(5, "the pseudonym key in use", (PRIVACY_KEYS,)),
+    Migration(
+        6,
+        "an alert's raw payload stored once per message (the others name its alert)",
+        statements=("ALTER TABLE {db}.alerts_state ADD COLUMN IF NOT EXISTS `payload_event_id` String",),
+    ),
+    Migration(
+        7,
+        "the pseudonym key's fingerprint",
+        statements=("ALTER TABLE {db}.privacy_keys ADD COLUMN IF NOT EXISTS `fingerprint` String",),
+    ),
 )
 
 

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from sinks.config import Backoff
 from sinks.connection import Connection
 from sinks.errors import QueryRejected, SinkError, SinkUnavailable
+from sinks.views import VILLAGE_REGISTRY_SQL
 from sinks.writer import classify, retrying
 
 __all__ = ["ClickHouseReader", "Columns", "LocalRuns", "RemoteRuns", "Runs"]
@@ -118,12 +119,10 @@ class ClickHouseReader:
         self._runs = runs
 
     async def village_stats(self) -> Columns:
-        """Registry statistics per village, column-oriented (``village_stats`` view)."""
-        return await self._columns(
-            "SELECT village_code, households, persons, kpm_households, vulnerable_persons, pregnant, "
-            "lat, lon FROM {db}.village_stats",
-            {},
-        )
+        """Registry statistics per village, column-oriented, with the exact mean position of its
+        geolocated households (the published ``village_stats`` view hides a position that is a
+        mean over too few; the estimate publishes none)."""
+        return await self._columns(VILLAGE_REGISTRY_SQL, {})
 
     async def displaced_by_regency(self, at_least: int) -> list[tuple[str, str, str, int]]:
         """(event_id, regency_code, regency_name, displaced) of every event and regency with at
@@ -160,12 +159,12 @@ class ClickHouseReader:
         )
         return set(cols["notification_id"])
 
-    async def key_id(self) -> str | None:
-        """The pseudonym key id recorded last (``privacy_keys``), if any."""
+    async def key_record(self) -> tuple[str, str] | None:
+        """The pseudonym key recorded last (``privacy_keys``) as (key id, fingerprint), if any."""
         cols = await self._columns(
-            "SELECT key_id FROM {db}.privacy_keys ORDER BY recorded_at DESC LIMIT 1", {}
+            "SELECT key_id, fingerprint FROM {db}.privacy_keys ORDER BY recorded_at DESC LIMIT 1", {}
         )
-        return str(cols["key_id"][0]) if cols["key_id"] else None
+        return (str(cols["key_id"][0]), str(cols["fingerprint"][0])) if cols["key_id"] else None
 
     async def _columns(self, sql: str, parameters: dict[str, Any]) -> Columns:
         # ``{db}`` is the configured database, an identifier; values go in as parameters.

@@ -216,6 +216,7 @@ ALERTS_STATE = Table(
         est_displaced Float64
         raw_payload String
         received_at {_DT}
+        payload_event_id String
     """),
     "ReplacingMergeTree(version)",
     "event_id",
@@ -279,12 +280,15 @@ CONSUMER_LAG = Table(
     ttl="toDateTime(sampled_at) + INTERVAL 30 DAY",
 )
 
-# The pseudonym key the stored pseudonyms were made with (the latest row stands).
+# The pseudonym key the stored pseudonyms were made with (the latest row stands): its id, and its
+# fingerprint (an HMAC of a fixed label under the key, never the key; '' when recorded before
+# fingerprints were), which tells a changed key that kept its id.
 PRIVACY_KEYS = Table(
     "privacy_keys",
     _cols(f"""
         key_id String
         recorded_at {_DT}
+        fingerprint String
     """),
     "ReplacingMergeTree(recorded_at)",
     "tuple()",

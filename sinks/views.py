@@ -13,7 +13,14 @@ import re
 
 from schemas.reference import NEEDS_PER_PERSON, PREGNANT_EXTRA_RICE_KG_WEEK
 
-__all__ = ["ANALYST_OBJECTS", "VIEWS", "impact_view_sql", "view_statements"]
+__all__ = [
+    "ANALYST_OBJECTS",
+    "MIN_HOUSEHOLDS_FOR_POSITION",
+    "VIEWS",
+    "VILLAGE_REGISTRY_SQL",
+    "impact_view_sql",
+    "view_statements",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -222,8 +229,17 @@ FROM {db}.household_impact
 WHERE (houses_heavy > 0 OR displaced > 0) AND (NOT registered OR desil IS NULL OR desil > 5)
 """
 
-_VILLAGE_STATS = """
-CREATE OR REPLACE VIEW {db}.village_stats SQL SECURITY DEFINER AS
+#: A village's published position (``village_stats``, the command-center map) is the mean over at
+#: least this many geolocated households, or none (NULL): a mean over fewer can be one
+#: household's home, or narrow it down (k-anonymity: L. Sweeney, "k-anonymity: a model for
+#: protecting privacy", Int. J. Uncertainty, Fuzziness and Knowledge-Based Systems 10(5), 2002).
+#: The alert estimate, which publishes no position, reads the exact mean (``VILLAGE_REGISTRY_SQL``).
+MIN_HOUSEHOLDS_FOR_POSITION = 10
+
+#: Registry statistics per village with the exact mean position of its geolocated households
+#: (``located`` of them): internal, read by the alert estimate (``ClickHouseReader``), never
+#: published as it is.
+VILLAGE_REGISTRY_SQL = """
 SELECT
     h.village_code AS village_code,
     count() AS households,
@@ -231,11 +247,24 @@ SELECT
     countIf(h.kpm) AS kpm_households,
     sum(h.elderly + h.disabled + h.under5 + h.pregnant) AS vulnerable_persons,
     sum(h.pregnant) AS pregnant,
-    avgIf(h.lat, h.lat IS NOT NULL) AS lat,
-    avgIf(h.lon, h.lon IS NOT NULL) AS lon
+    countIf(h.lat IS NOT NULL AND h.lon IS NOT NULL) AS located,
+    avgIf(h.lat, h.lat IS NOT NULL AND h.lon IS NOT NULL) AS lat,
+    avgIf(h.lon, h.lat IS NOT NULL AND h.lon IS NOT NULL) AS lon
 FROM {db}.registry_state AS h FINAL
 WHERE NOT h.deleted
 GROUP BY h.village_code
+"""
+
+# The condition under which a village's mean position is published (a constant, not a value).
+_POSITION_SHOWN = f"located >= {int(MIN_HOUSEHOLDS_FOR_POSITION)}"
+
+_VILLAGE_STATS = f"""
+CREATE OR REPLACE VIEW {{db}}.village_stats SQL SECURITY DEFINER AS
+SELECT
+    village_code, households, persons, kpm_households, vulnerable_persons, pregnant,
+    if({_POSITION_SHOWN}, lat, NULL) AS lat,
+    if({_POSITION_SHOWN}, lon, NULL) AS lon
+FROM ({VILLAGE_REGISTRY_SQL})
 """
 
 _DEAD_LETTERS = """

@@ -15,7 +15,7 @@ from typing import IO
 
 from streams.cli_output import print_rows
 from streams.errors import DampakError
-from streams.settings import Settings
+from streams.settings import Settings, install_log_masking, mask_secrets
 
 __all__ = ["main"]
 
@@ -24,6 +24,8 @@ logger = logging.getLogger(__name__)
 
 def _setup_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # A URL's credentials (a feed's ?token=, a DSN's password) never reach a log line.
+    install_log_masking()
     for noisy in ("aiokafka", "clickhouse_connect", "chdb"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # kafka-python (admin and lag tooling) warns about Faust's group metadata it cannot decode.
@@ -158,8 +160,10 @@ def cmd_import_registry(settings: Settings, args: argparse.Namespace) -> int:
         raise DampakError(f"--as-of {args.as_of!r}: {exc}") from exc
     stats = import_registry(
         settings, args.file, fmt=args.format, mapping=mapping, rejects=args.rejects, snapshot=args.snapshot,
-        restart=args.restart, as_of=as_of, delimiter=args.delimiter,
+        force=args.force, restart=args.restart, as_of=as_of, delimiter=args.delimiter, encoding=args.encoding,
     )  # fmt: skip
+    for note in stats.notes:
+        print(f"dampak import-registry: {note}", file=sys.stderr)
     rate = stats.rows / stats.seconds if stats.seconds else 0.0
     print(
         f"{stats.rows:,} rows in {stats.seconds:.1f} s ({rate:,.0f} rows/s): {stats.published:,} published, "
@@ -282,6 +286,7 @@ def cmd_rotate_key(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_config(settings: Settings, args: argparse.Namespace) -> int:
+    # Secrets and every URL-valued setting's credentials masked (Settings.redacted).
     print(json.dumps(settings.redacted(), indent=2, default=str))
     return 0
 
@@ -329,6 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--delimiter", default=",", help="CSV delimiter (default ,)")
     p.add_argument("--rejects", type=Path, help="rejected rows (default FILE.rejects.csv)")
     p.add_argument("--snapshot", action="store_true", help="the file is the whole registry: remove others")
+    p.add_argument("--force", action="store_true", help="--snapshot: remove others though rows were rejected")
+    p.add_argument("--encoding", help="CSV encoding (default: detected; utf-8, cp1252, latin-1, utf-16, ...)")
     p.add_argument("--restart", action="store_true", help="ignore the checkpoint of an interrupted import")
     p.add_argument("--as-of", help="updated_at for rows without one (default: the file's modification time)")
     p = sub.add_parser("report", help="write an event's command-center page as one self-contained HTML file")
@@ -397,6 +404,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         code = COMMANDS[args.command](settings, args)
     except DampakError as exc:
-        print(f"dampak {args.command}: {exc}", file=sys.stderr)
+        print(f"dampak {args.command}: {mask_secrets(str(exc))}", file=sys.stderr)
         code = 2
     sys.exit(code)

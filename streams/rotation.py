@@ -8,9 +8,14 @@ topics. ``rotate_key`` (``dampak rotate-key``) runs with every worker stopped:
 2. it writes every registry row, every household-level report row and every dead letter again,
    with the new key and the same versions (ReplacingMergeTree keeps the row inserted last among
    equal versions, so the new rows replace the old ones);
-3. it deletes the rows that still hold a pseudonym of another key;
-4. it records the new key id, which workers check at start (a worker with another key refuses to
-   start, so two keys are never live at once).
+3. it deletes the rows that still hold a pseudonym of another key (and dead letters whose raw
+   message has left its dead-letter topic, whose key it can no longer pseudonymise anew);
+4. it records the new key id and the key's fingerprint, which workers check at start (a worker
+   with another key, or another key under the same id, refuses to start, so two keys are never
+   live at once).
+
+Pseudonyms are told apart by their key id, so a new key needs a new id: a changed key that kept
+its id is refused (its fingerprint differs from the recorded one), before anything is written.
 
 Every figure is the same afterwards; no pseudonym of the old key is left in any analyst view. An
 interrupted rotation is simply run again.
@@ -20,6 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
+import hmac
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,7 +39,7 @@ from clickhouse_connect.driver.client import Client
 
 from sinks.config import Backoff
 from sinks.connection import Connection
-from sinks.keys import current_key_id, record_key_id
+from sinks.keys import record_key_id, recorded_key
 from sinks.tables import DEAD_LETTER_STATE, REGISTRY_STATE, REPORT_STATE, Row, Table
 from sinks.writer import ClickHouseWriter
 from streams.domain.reports import ReportDoc, enrich
@@ -41,14 +48,56 @@ from streams.engine.batch import Message
 from streams.errors import DampakError
 from streams.privacy import Pseudonymizer
 from streams.rows import dead_letter_row, registry_row, report_row
-from streams.settings import Settings
+from streams.settings import PrivacySettings, Settings
 from streams.topics import INPUT_TOPICS, Topic, dlq_name, physical_name
 
-__all__ = ["RotationStats", "rotate_key"]
+__all__ = [
+    "RotationStats",
+    "check_no_rotation_pending",
+    "check_recorded_key",
+    "key_fingerprint",
+    "rotate_key",
+]
 
 logger = logging.getLogger(__name__)
 
 _BATCH = 50_000
+
+# What a key's fingerprint is the HMAC of. Every pseudonym's input is ``<field>:<value>``, with a
+# colon; this label has none, so no fingerprint is ever a pseudonym and no pseudonym a fingerprint.
+_FINGERPRINT_LABEL = b"dampak pseudonym key fingerprint v1"
+
+
+def key_fingerprint(privacy: PrivacySettings) -> str:
+    """The fingerprint of the pseudonym key: HMAC-SHA256 of a fixed label under the key (32 hex).
+    It tells two keys apart without revealing either."""
+    key = privacy.hmac_key.get_secret_value().encode()
+    return hmac.new(key, _FINGERPRINT_LABEL, hashlib.sha256).hexdigest()[:32]
+
+
+def check_recorded_key(recorded: tuple[str, str] | None, privacy: PrivacySettings) -> bool:
+    """Check the key recorded with the stored pseudonyms (key id, fingerprint) against
+    ``privacy``; returns whether ``privacy``'s key is still to be recorded (none is, or it was
+    recorded before fingerprints were).
+
+    Raises DampakError when the pseudonyms were made with another key id, or with another key
+    under the same id (its fingerprint differs): a worker must not mix keys."""
+    if recorded is None:
+        return True
+    key_id, fingerprint = recorded
+    if key_id != privacy.key_id:
+        raise DampakError(
+            f"ClickHouse holds pseudonyms of key {key_id!r}, and this worker's key is {privacy.key_id!r}: "
+            "stop every worker and run `dampak rotate-key` first (README: rotating the pseudonym key)"
+        )
+    if fingerprint and fingerprint != key_fingerprint(privacy):
+        raise DampakError(
+            f"DAMPAK_PRIVACY__HMAC_KEY is not the key that ClickHouse's pseudonyms of key id {key_id!r} "
+            "were made with (its fingerprint differs): the key changed but DAMPAK_PRIVACY__KEY_ID did "
+            "not. Set the key back, or give the new key a new id and run `dampak rotate-key` "
+            "(README: rotating the pseudonym key)"
+        )
+    return not fingerprint
 
 
 @dataclass
@@ -75,8 +124,18 @@ def rotate_key(settings: Settings, client: Client) -> RotationStats:
 
 async def _rotate(settings: Settings, conn: Connection) -> RotationStats:
     pseudo = Pseudonymizer(settings.privacy)
+    fingerprint = key_fingerprint(settings.privacy)
+    recorded = await conn.run(recorded_key, conn.client, conn.database)
+    if recorded and recorded[0] == pseudo.key_id and recorded[1] and recorded[1] != fingerprint:
+        # Old and new pseudonyms would share a prefix, so the old ones could not be told apart
+        # and deleted: every household would count twice.
+        raise DampakError(
+            f"DAMPAK_PRIVACY__HMAC_KEY changed but its id is still {pseudo.key_id!r}: a rotation "
+            "tells old pseudonyms from new ones by their key id, so give the new key a new id "
+            "(DAMPAK_PRIVACY__KEY_ID) and run `dampak rotate-key` again; nothing was changed"
+        )
     writer = ClickHouseWriter(conn, Backoff(initial_s=0.5, max_s=5))
-    stats = RotationStats(previous_key_id=await conn.run(current_key_id, conn.client, conn.database))
+    stats = RotationStats(previous_key_id=recorded[0] if recorded else None)
     stats.key_id = pseudo.key_id
     now = datetime.now(UTC)
     consumer = AIOKafkaConsumer(
@@ -100,7 +159,7 @@ async def _rotate(settings: Settings, conn: Connection) -> RotationStats:
     finally:
         await consumer.stop()
     stats.deleted = await conn.run(_delete_other_keys, conn.client, conn.database, pseudo.key_id)
-    await conn.run(record_key_id, conn.client, conn.database, pseudo.key_id)
+    await conn.run(record_key_id, conn.client, conn.database, pseudo.key_id, fingerprint)
     logger.info(
         "rotated to key %s: %d households, %d reports, %d dead letters; deleted %s",
         pseudo.key_id, stats.households, stats.reports, stats.dead_letters, stats.deleted,
@@ -205,10 +264,18 @@ def _dead_letter_times(client: Client, database: str) -> dict[tuple[str, int, in
 
 
 def _delete_other_keys(client: Client, database: str, key_id: str) -> dict[str, int]:
-    """Delete every row that holds a pseudonym of another key; returns how many per table."""
+    """Delete every row that holds a pseudonym of another key; returns how many per table.
+
+    Dead letters were all written again from their topics before this; one whose key still is
+    not of this key (an older key's pseudonym, or a raw key stored before keys were
+    pseudonymised) has left its dead-letter topic, and its payload's pseudonyms are old too."""
     prefix = f"{key_id}:"
     deleted = {}
-    for table, column in ((REGISTRY_STATE, "household_ref"), (REPORT_STATE, "household_ref")):
+    for table, column in (
+        (REGISTRY_STATE, "household_ref"),
+        (REPORT_STATE, "household_ref"),
+        (DEAD_LETTER_STATE, "key_ref"),
+    ):
         where = f"{column} != '' AND NOT startsWith({column}, {{prefix:String}})"
         name = table.qualified(database)
         deleted[table.name] = int(
@@ -221,14 +288,10 @@ def _delete_other_keys(client: Client, database: str, key_id: str) -> dict[str, 
     return deleted
 
 
-def check_no_rotation_pending(client: Client, database: str, key_id: str) -> None:
-    """Raise DampakError when ClickHouse holds pseudonyms of another key (a worker must not mix
-    keys); record ``key_id`` when none is recorded yet."""
-    recorded = current_key_id(client, database)
-    if recorded is None:
-        record_key_id(client, database, key_id)
-    elif recorded != key_id:
-        raise DampakError(
-            f"ClickHouse holds pseudonyms of key {recorded!r}, and this worker's key is {key_id!r}: "
-            "stop every worker and run `dampak rotate-key` first (README: rotating the pseudonym key)"
-        )
+def check_no_rotation_pending(client: Client, database: str, privacy: PrivacySettings) -> None:
+    """Raise DampakError when ClickHouse holds pseudonyms of another key, or of another key under
+    the same id (``check_recorded_key``); record the key's id and fingerprint when they are not
+    recorded yet."""
+    if check_recorded_key(recorded_key(client, database), privacy):
+        record_key_id(client, database, privacy.key_id, key_fingerprint(privacy))
+        logger.info("recorded pseudonym key %s with its fingerprint", privacy.key_id)

@@ -21,6 +21,7 @@ from streams.domain.hazard import DisplacementRates
 
 __all__ = [
     "LOCAL_BOOTSTRAP",
+    "PLACEHOLDER_SECRETS",
     "ClickHouseSettings",
     "ContractSettings",
     "KafkaSettings",
@@ -31,13 +32,31 @@ __all__ = [
     "Settings",
     "SinkSettings",
     "WebSettings",
+    "install_log_masking",
+    "is_placeholder",
     "mask_dsn",
+    "mask_secrets",
+    "mask_url",
 ]
 
 logger = logging.getLogger(__name__)
 
 #: The built-in pseudonym key: for local development only (the worker refuses it otherwise).
 DEVELOPMENT_KEY = "dampak-development-key-change-me"
+
+#: Secrets that stand for one nobody has set yet (Compose's former defaults among them); any
+#: value that says "change me" is one too, and so is an empty one. The worker refuses them as its
+#: pseudonym key or web token outside development (``is_placeholder``).
+PLACEHOLDER_SECRETS = frozenset(
+    {"", "change-me-web-token", "secret", "password", "token", "key", "dampak", "test", "default"}
+)
+_CHANGE_ME = re.compile(r"change[-_ ]?me", re.IGNORECASE)
+
+
+def is_placeholder(secret: str) -> bool:
+    """Whether ``secret`` is a known placeholder rather than a secret (see ``PLACEHOLDER_SECRETS``)."""
+    return secret.strip().lower() in PLACEHOLDER_SECRETS or bool(_CHANGE_ME.search(secret))
+
 
 #: The address the bundled local broker (``dampak up``) listens on.
 LOCAL_BOOTSTRAP = "127.0.0.1:9092"
@@ -204,6 +223,11 @@ class WebSettings(BaseModel):
     def loopback(self) -> bool:
         return self.host in ("127.0.0.1", "localhost", "::1")
 
+    @property
+    def token_is_placeholder(self) -> bool:
+        """A token is set, and it is a placeholder (``is_placeholder``)."""
+        return self.token is not None and is_placeholder(self.token.get_secret_value())
+
     def host_allowed(self, header: str) -> bool:
         """Whether a request's Host header names this worker."""
         name = header.rsplit(":", 1)[0].strip("[]").lower() if header else ""
@@ -240,6 +264,11 @@ class PrivacySettings(BaseModel):
     @property
     def uses_default_key(self) -> bool:
         return self.hmac_key.get_secret_value() == DEVELOPMENT_KEY
+
+    @property
+    def uses_placeholder_key(self) -> bool:
+        """The built-in key, or another placeholder (``is_placeholder``)."""
+        return is_placeholder(self.hmac_key.get_secret_value())
 
 
 class NotifySettings(BaseModel):
@@ -311,6 +340,13 @@ class FeedSettings(BaseModel):
     #: Tries per request, with backoff doubling from ``retry_initial_s``.
     tries: int = Field(3, ge=1)
     retry_initial_s: float = Field(1.0, ge=0)
+    #: One fetch (tries, backoff, redirects and reading) ends after this, however slowly bytes come.
+    deadline_s: float = Field(30.0, gt=0)
+    #: A body larger than this is refused: BMKG's feeds are a few KB, and a bulletin must still fit
+    #: the producer's 1 MiB request.
+    max_bytes: int = Field(512 * 1024, ge=1024)
+    #: Entries read per TEWS feed and CAP links followed per nowcast index, per poll.
+    max_items: int = Field(100, ge=1)
 
 
 class LagSettings(BaseModel):
@@ -384,28 +420,98 @@ class Settings(BaseSettings):
         return servers == {f"127.0.0.1:{p}" for p in self.local_kafka.client_ports()}
 
     def redacted(self) -> dict[str, Any]:
-        """Settings as a dict with every secret masked, for ``dampak config`` and ``status``."""
+        """Settings as a dict with every secret masked, for ``dampak config`` and ``status``:
+        ``SecretStr`` settings, and every URL-valued one (any string with ``://``, in any group
+        or list: the DSN, ``writer_url``, the feeds' URLs) through ``mask_url``."""
         data = self.model_dump(mode="json")
-        data["clickhouse"]["dsn"] = mask_dsn(self.clickhouse_dsn)
-        return data
+        data["clickhouse"]["dsn"] = self.clickhouse_dsn
+        return _mask_urls(data)  # type: ignore[no-any-return]
 
 
-#: Query-string parameters of a DSN that hold secrets.
-_SECRET_PARAMS = re.compile(r"pass|secret|token|key|credential|auth", re.IGNORECASE)
+def _mask_urls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _mask_urls(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask_urls(v) for v in value]
+    if isinstance(value, str) and "://" in value:
+        return mask_url(value)
+    return value
 
 
-def mask_dsn(dsn: str) -> str:
-    """``dsn`` with the password of its user info and every secret-looking query parameter masked."""
-    parts = urllib.parse.urlsplit(dsn)
-    if "@" not in parts.netloc and not parts.query:
-        return dsn
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, host = netloc.rsplit("@", 1)
-        user = urllib.parse.unquote(userinfo.split(":", 1)[0])
-        netloc = f"{urllib.parse.quote(user)}:***@{host}" if ":" in userinfo else f"{userinfo}@{host}"
-    query = urllib.parse.urlencode(
-        [(k, "***" if _SECRET_PARAMS.search(k) else v) for k, v in urllib.parse.parse_qsl(parts.query, True)],
-        safe="*",
-    )
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+#: Query-string (and fragment) parameters of a URL that hold secrets.
+_SECRET_PARAMS = re.compile(r"pass|secret|token|key|credential|auth|signature|^sig$", re.IGNORECASE)
+#: A URL in free text (a log line, an error message): up to whitespace or a quote.
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s\"'<>]+")
+_MASK = "***"
+
+
+def mask_url(url: str) -> str:
+    """``url`` with the password of its user info and every secret-looking query or fragment
+    parameter (``?token=``, ``password``, ``api_key``, ...) masked.
+
+    User info without a password is masked whole (a token: ``https://TOKEN@host``). The user
+    info runs from ``://`` to the last ``@``, so a password with an unencoded ``/``,
+    ``#``, ``?`` or ``@`` is masked whole (a URL's own parser would end the host at the first of
+    them and show the rest). An ``@`` later in a path or query that follows ``host:port`` is read
+    as user info too: that masks too much, never too little."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    userinfo, at, hostpart = rest.rpartition("@")
+    user, colon, _ = userinfo.partition(":")
+    if at and not any(c in user for c in "/?#"):
+        # User info without a password is a token more often than a name (``https://TOKEN@host``).
+        prefix = f"{scheme}://{user}:{_MASK}@" if colon else f"{scheme}://{_MASK}@"
+        rest = hostpart
+    else:
+        prefix = f"{scheme}://"
+    netloc_path, q, query_fragment = rest.partition("?")
+    if not q:
+        netloc_path, h, fragment = rest.partition("#")
+        return prefix + netloc_path + (h + _mask_params(fragment) if h else "")
+    query, h, fragment = query_fragment.partition("#")
+    return prefix + netloc_path + "?" + _mask_params(query) + (h + _mask_params(fragment) if h else "")
+
+
+def _mask_params(text: str) -> str:
+    """``a=1&token=x`` with the value of every secret-looking parameter masked; text that is not
+    parameters is kept as it is."""
+    if "=" not in text:
+        return text
+    pairs = urllib.parse.parse_qsl(text, keep_blank_values=True)
+    return urllib.parse.urlencode([(k, _MASK if _SECRET_PARAMS.search(k) else v) for k, v in pairs], safe="*")
+
+
+#: Kept for its callers: a DSN is a URL.
+mask_dsn = mask_url
+
+
+def mask_secrets(text: str) -> str:
+    """``text`` (a log line, an error message) with every URL in it masked by ``mask_url``."""
+    return _URL_IN_TEXT.sub(lambda m: mask_url(m.group(0)), text) if "://" in text else text
+
+
+def install_log_masking() -> None:
+    """From now on, every log record of the process has the URLs in its message and traceback
+    masked (``mask_secrets``), whichever module logs them: a feed URL with ``?token=``, a
+    writer URL or DSN with a password. Installed once by the entry point; idempotent."""
+    factory = logging.getLogRecordFactory()
+    if getattr(factory, "masks_secrets", False):
+        return
+
+    def masked(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = factory(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format is the handler's to report, as before
+            return record
+        if "://" in message:
+            record.msg, record.args = mask_secrets(message), ()
+        if record.exc_info and record.exc_text is None:
+            text = logging.Formatter().formatException(record.exc_info)
+            if "://" in text:
+                record.exc_text = mask_secrets(text)
+        return record
+
+    masked.masks_secrets = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(masked)

@@ -19,12 +19,14 @@ SCRIPT = REPO / "deploy" / "compose-validate.sh"
 COMPOSE = REPO / "docker-compose.yml"
 VALIDATOR_UNAVAILABLE = 3
 UNSET_VAR = "DAMPAK_TEST_COMPOSE_SURELY_UNSET"
+#: The secrets Compose requires (``${VAR:?...}``), set as an operator would.
+SECRETS = {"DAMPAK_PRIVACY__HMAC_KEY": "9f1c2e7a4b", "DAMPAK_WEB__TOKEN": "5d8e0b3c6a"}
 
 
-def _validate(path: Path) -> subprocess.CompletedProcess[str]:
+def _validate(path: Path, secrets: dict[str, str] = SECRETS) -> subprocess.CompletedProcess[str]:
     if shutil.which("bash") is None:
         _unavailable("bash not found")
-    env = {k: v for k, v in os.environ.items() if k != UNSET_VAR}
+    env = {k: v for k, v in os.environ.items() if k != UNSET_VAR and k not in SECRETS} | secrets
     result = subprocess.run(
         ["bash", str(SCRIPT), str(path)],
         cwd=REPO,
@@ -71,11 +73,31 @@ BREAKAGES = {
     ),
     "bad-duration": ("interval: 5s", "interval: 5 seconds", "interval"),
     "unset-variable-without-default": (
-        "${DAMPAK_PRIVACY__HMAC_KEY:-change-me}",
+        "${DAMPAK_ANALYST_PASSWORD:-analyst}",
         "${" + UNSET_VAR + "}",
         UNSET_VAR,
     ),
 }
+
+
+@pytest.mark.parametrize("unset", sorted(SECRETS))
+def test_compose_refuses_to_start_without_the_pseudonym_key_or_the_token(unset: str, tmp_path: Path) -> None:
+    # A copy, so that no .env beside the repository's file can set what the test leaves unset.
+    copy = tmp_path / "docker-compose.yml"
+    copy.write_text(COMPOSE.read_text())
+
+    result = _validate(copy, {k: v for k, v in SECRETS.items() if k != unset})
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"required variable {unset} is missing a value: set {unset} to a secret" in result.stderr
+
+
+def test_compose_has_no_placeholder_secret() -> None:
+    """No default stands in for the key or the token (the worker refuses them, too)."""
+    text = COMPOSE.read_text()
+    assert "change-me" not in text
+    for name in SECRETS:
+        assert f"${{{name}:?" in text, name
 
 
 @pytest.mark.parametrize("case", sorted(BREAKAGES))
