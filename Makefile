@@ -78,9 +78,9 @@ bench-import: install ## Rate and peak RSS of dampak import-registry on a genera
 	$(DAMPAK) up
 	$(PY) -m tests.bench.import_registry --rows 1000000 --parquet
 
-fuzz: install ## Long fuzz (100,000 hostile messages among 100,000 reports): writes docs/reliability.md
+fuzz: install ## Long fuzz (100,000 hostile messages among 100,000 reports, then the structural attacks): writes docs/reliability.md
 	$(DAMPAK) up
-	$(PY) -m tests.integration.fuzz --bad 100000 --households 20000 --reports 100000
+	$(PY) -m tests.integration.fuzz --bad 100000 --households 20000 --reports 100000 --structural-rounds 5
 
 faults: install ## Fault suite (brokers killed, disks full, slow consumer): writes docs/reliability.md (root)
 	$(DAMPAK) up

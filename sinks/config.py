@@ -29,8 +29,12 @@ class ClickHouseSettings(BaseModel):
     query_timeout_s: float = Field(30.0, gt=0)
     query_max_rows: int = Field(10_000, ge=1)
     query_max_memory_bytes: int = Field(2 * 1024**3, ge=16 * 1024**2)
+    #: Bytes of one analyst query's result, as the engine counts them (uncompressed blocks).
+    query_max_result_bytes: int = Field(32 * 1024**2, ge=1024**2)
     #: Analyst queries a worker runs at once, each on its own connection (never the writer's).
     query_concurrency: int = Field(2, ge=1, le=16)
+    #: How long a query waits for a free connection before the worker answers 503 (busy).
+    query_wait_s: float = Field(5.0, ge=0)
 
 
 class Backoff(BaseModel):
@@ -57,6 +61,8 @@ class ClickHouseTarget:
     query_timeout_s: float = 30.0
     query_max_rows: int = 10_000
     query_max_memory_bytes: int = 2 * 1024**3
+    query_max_result_bytes: int = 32 * 1024**2
+    query_wait_s: float = 5.0
 
     @classmethod
     def of(cls, settings: ClickHouseSettings, data_dir: Path) -> ClickHouseTarget:
@@ -67,6 +73,8 @@ class ClickHouseTarget:
             query_timeout_s=settings.query_timeout_s,
             query_max_rows=settings.query_max_rows,
             query_max_memory_bytes=settings.query_max_memory_bytes,
+            query_max_result_bytes=settings.query_max_result_bytes,
+            query_wait_s=settings.query_wait_s,
         )
 
     @property

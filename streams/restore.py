@@ -11,6 +11,10 @@ was written since.
 The changelog stays the source of truth: this is the same write Faust's own recovery does
 (``Store.apply_changelog_batch``), only batched. A partition later assigned to this worker is
 brought up to date by Faust from the recorded offset.
+
+Before either, ``check_local_state`` refuses local stores that remember changelog offsets the
+broker does not have (its data was reset, or the data directory met another broker): Faust would
+stop with a ConsistencyError several screens long, and the store would not match its changelog.
 """
 
 from __future__ import annotations
@@ -19,18 +23,43 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from streams.errors import DampakError
 from streams.settings import Settings
 
-__all__ = ["RestoreStats", "bulk_restore"]
+__all__ = ["STALE_STATE_EXIT", "RestoreStats", "StaleLocalState", "bulk_restore", "check_local_state"]
 
 logger = logging.getLogger(__name__)
 
 #: Where Faust's RocksDB store keeps the last changelog offset applied to a partition.
 OFFSET_KEY = b"__faust\0offset__"
+
+
+#: The worker's exit code when its local tables disagree with their changelogs (``dampak demo``
+#: rebuilds its own tables on it).
+STALE_STATE_EXIT = 3
+
+
+class StaleLocalState(DampakError):
+    """Local table stores that have applied changelog records the broker does not have. Its
+    message is one line: what disagrees, why it happens, and the command that fixes it."""
+
+    def __init__(self, directory: Path, stale: list[tuple[TopicPartition, int, int]]) -> None:
+        tp, applied, end = stale[0]
+        others = f"; {len(stale)} partitions in all" if len(stale) > 1 else ""
+        super().__init__(
+            f"the local tables in {directory} remember changelog offsets that the broker does not have "
+            f"({tp.topic} partition {tp.partition}: applied up to offset {applied}, the changelog ends "
+            f"at {end}{others}): the broker's data was reset, or this data directory belongs to another "
+            f"broker. Run `rm -rf {directory}` and start the worker again: it rebuilds the tables from "
+            "their changelogs"
+        )
+        self.directory = directory
+        self.stale = stale
 
 
 @dataclass
@@ -57,6 +86,65 @@ def bulk_restore(settings: Settings, tables: dict[str, Any]) -> RestoreStats:
         return loop.run_until_complete(_restore(settings, stores))
     finally:
         loop.close()
+
+
+def check_local_state(settings: Settings, tables: dict[str, Any]) -> None:
+    """Raise StaleLocalState when a local RocksDB store of ``tables`` (name -> faust Table) has
+    applied a changelog offset at or past the end of its changelog on the broker (a changelog
+    missing from the broker ends at 0). Stores that do not exist yet are not opened."""
+    stores = {
+        table.changelog_topic.get_topic_name(): (table.data, table.partitions) for table in tables.values()
+    }
+    stale: list[tuple[TopicPartition, int, int]] = []
+    directory: Path | None = None
+    persisted: dict[TopicPartition, int] = {}
+    for topic, (store, partitions) in stores.items():
+        directory = Path(store.path)
+        for p in range(partitions or settings.kafka.partitions):
+            offset = _persisted_offset(store, p)
+            if offset is not None:
+                persisted[TopicPartition(topic, p)] = offset
+    if not persisted or directory is None:
+        return
+    loop = asyncio.new_event_loop()
+    try:
+        ends = loop.run_until_complete(_end_offsets(settings, list(persisted)))
+    finally:
+        loop.close()
+    for tp, offset in sorted(persisted.items()):
+        if offset >= ends.get(tp, 0):
+            stale.append((tp, offset, ends.get(tp, 0)))
+    if stale:
+        raise StaleLocalState(directory, stale)
+
+
+def _persisted_offset(store: Any, partition: int) -> int | None:
+    """The last changelog offset applied to the local store of ``partition`` (None: no store yet,
+    or nothing applied)."""
+    path = store.partition_path(partition)
+    if not Path(path).exists():
+        return None
+    db = store.rocksdb_options.open(path)
+    try:
+        value = db.get(OFFSET_KEY)
+    finally:
+        db.close()
+    return int(value) if value is not None else None
+
+
+async def _end_offsets(settings: Settings, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+    """The end offsets of ``tps`` that exist on the broker."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap_servers, enable_auto_commit=False,
+                                **settings.kafka.aiokafka_options())  # fmt: skip
+    await consumer.start()
+    try:
+        # ``topics()`` reads the cluster's metadata without keeping it: ``partitions_for_topic``
+        # would still answer None. A changelog's partitions are its table's, as in ``_restore``.
+        existing = await consumer.topics()
+        present = [tp for tp in tps if tp.topic in existing]
+        return dict(await consumer.end_offsets(present)) if present else {}
+    finally:
+        await consumer.stop()
 
 
 async def _restore(settings: Settings, stores: dict[str, tuple[Any, int | None]]) -> RestoreStats:

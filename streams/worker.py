@@ -15,7 +15,14 @@ from typing import Any
 from streams.errors import DampakError
 from streams.settings import Settings
 
-__all__ = ["check_port_free", "check_secrets", "held_engine", "run_worker", "wait_until_ready"]
+__all__ = [
+    "check_port_free",
+    "check_secrets",
+    "held_engine",
+    "open_engine",
+    "run_worker",
+    "wait_until_ready",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -56,13 +63,18 @@ def check_port_free(settings: Settings) -> None:
 
 
 def check_secrets(settings: Settings) -> None:
-    """Refuse to run with the built-in pseudonym key outside local development (anyone who knows
-    it can reverse NIK pseudonyms by enumeration), and to serve queries beyond loopback without a
-    token. Raises DampakError."""
-    if settings.privacy.uses_default_key and not settings.dev_mode:
+    """Refuse to run with the built-in pseudonym key, or a placeholder key or web token, outside
+    local development (anyone who knows the key can reverse NIK pseudonyms by enumeration), and to
+    serve queries beyond loopback without a token. Raises DampakError."""
+    if settings.privacy.uses_placeholder_key and not settings.dev_mode:
+        which = "the built-in development key" if settings.privacy.uses_default_key else "a placeholder"
         raise DampakError(
-            "the pseudonym key is the built-in development key: set DAMPAK_PRIVACY__HMAC_KEY (and "
+            f"the pseudonym key is {which}: set DAMPAK_PRIVACY__HMAC_KEY to a secret (and "
             "__KEY_ID), or DAMPAK_DEV_MODE=true for local development"
+        )
+    if settings.web.token_is_placeholder and not settings.dev_mode:
+        raise DampakError(
+            "DAMPAK_WEB__TOKEN is a placeholder: set it to a secret (e.g. `openssl rand -hex 32`)"
         )
     if not settings.web.loopback and settings.web.token is None:
         raise DampakError(
@@ -105,7 +117,8 @@ def run_worker(settings: Settings) -> int:
                 [
                     Connection(connect(target), target.database)
                     for _ in range(settings.clickhouse.query_concurrency)
-                ]
+                ],
+                settings.clickhouse.query_wait_s,
             ),
         )
         app, tables = create_app(settings, engines)
@@ -124,22 +137,55 @@ def held_engine(settings: Settings) -> Iterator[tuple[Any, Any]]:
     engine's lock, migrations applied, no key rotation pending, and this process recorded as the
     holder that ``dampak query`` goes through. Yields the target and a client. Raises DampakError
     when another process holds the embedded engine."""
-    from sinks.connection import connect, engine_lock, forget_holder, record_holder
-    from sinks.migrations import init_db
-    from streams.rotation import check_no_rotation_pending
+    from sinks.connection import engine_lock, forget_holder, record_holder
 
     target = settings.clickhouse_target
     with engine_lock(target, blocking=False) as free:
         if target.embedded and not free:
             raise DampakError(f"another process holds the embedded ClickHouse engine in {settings.data_dir}")
-        client = connect(target)
-        init_db(client, target.database, server=not target.embedded)
-        check_no_rotation_pending(client, target.database, settings.privacy.key_id)
+        client = open_engine(settings, target)
         record_holder(target, os.getpid(), f"http://{settings.web.host}:{settings.web.port}")
         try:
             yield target, client
         finally:
             forget_holder(target)
+
+
+def open_engine(settings: Settings, target: Any) -> Any:
+    """Open ClickHouse, apply the migrations and check the pseudonym key; returns the client.
+
+    An infrastructure fault on the way (ClickHouse unreachable, its disk full: what the write path
+    retries mid-stream) is retried in place along ``sink.retry``, with one warning per retry, so
+    that a worker started during the fault waits for it to pass instead of dying at its first
+    insert. Anything else is raised: a DampakError (a rotation pending, another key) as it is,
+    ClickHouse refusing the statement itself as RowsRejected.
+    """
+    from clickhouse_connect.driver.exceptions import Error as ClickHouseError
+
+    from sinks.connection import connect
+    from sinks.errors import SinkUnavailable
+    from sinks.migrations import init_db
+    from sinks.writer import classify
+    from streams.rotation import check_no_rotation_pending
+
+    delays = settings.sink.retry.delays()
+    client = None
+    while True:
+        try:
+            if client is None:
+                client = connect(target)
+            init_db(client, target.database, server=not target.embedded)
+            check_no_rotation_pending(client, target.database, settings.privacy)
+            return client
+        except (ClickHouseError, OSError) as exc:
+            error = classify("migrations and key check", exc)
+            if not isinstance(error, SinkUnavailable):
+                raise error from exc
+            delay = next(delays)
+            logger.warning(
+                "ClickHouse cannot take the worker's start-up yet (%s); retrying in %.1fs", error, delay
+            )
+            time.sleep(delay)
 
 
 def tune_garbage_collection() -> None:
@@ -158,11 +204,19 @@ def tune_garbage_collection() -> None:
 
 
 def _execute(settings: Settings, app: Any, tables: dict[str, Any]) -> int:
-    """Restore the tables in bulk, then run Faust's worker until it stops; its exit code."""
+    """Check the local tables against their changelogs, restore them in bulk, then run Faust's
+    worker until it stops; its exit code (``STALE_STATE_EXIT`` when the tables disagree with their
+    changelogs, with one error line that names the command that fixes it)."""
     import faust
 
-    from streams.restore import bulk_restore
+    from streams.restore import STALE_STATE_EXIT, StaleLocalState, bulk_restore, check_local_state
 
+    if settings.tables.rocksdb:
+        try:
+            check_local_state(settings, tables)
+        except StaleLocalState as exc:
+            logger.error("%s", exc)
+            return STALE_STATE_EXIT
     if settings.tables.bulk_restore and settings.tables.rocksdb:
         bulk_restore(settings, tables)
     worker = faust.Worker(app, loglevel=settings.log_level)
@@ -188,9 +242,6 @@ def _check_key_with_writer(settings: Settings) -> None:
     reader = ClickHouseReader(
         RemoteRuns(settings.writer_url, settings.clickhouse.database, token, settings.sink.retry)
     )
-    recorded = asyncio.new_event_loop().run_until_complete(reader.key_id())
-    if recorded is not None and recorded != settings.privacy.key_id:
-        raise DampakError(
-            f"ClickHouse holds pseudonyms of key {recorded!r}, and this worker's key is "
-            f"{settings.privacy.key_id!r}: run `dampak rotate-key` first"
-        )
+    from streams.rotation import check_recorded_key
+
+    check_recorded_key(asyncio.new_event_loop().run_until_complete(reader.key_record()), settings.privacy)

@@ -58,7 +58,8 @@ def run_writer(settings: Settings) -> int:
             [
                 Connection(connect(target), target.database)
                 for _ in range(settings.clickhouse.query_concurrency)
-            ]
+            ],
+            settings.clickhouse.query_wait_s,
         )
         tune_garbage_collection()
         # uvloop's event loop, as in the worker.

@@ -18,12 +18,14 @@ import logging
 import math
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from deploy.local.broker import LocalKafka
@@ -31,11 +33,12 @@ from sinks.analyst import query
 from streams.admin import ensure_topics, producer
 from streams.cli_output import print_rows
 from streams.errors import DampakError
+from streams.restore import STALE_STATE_EXIT
 from streams.settings import Settings
 from streams.topics import Topic, physical_name
 from streams.worker import check_port_free, wait_until_ready
 
-__all__ = ["CIANJUR_EVENT", "run_demo", "scenario"]
+__all__ = ["CIANJUR_EVENT", "run_demo", "scenario", "start_worker"]
 
 logger = logging.getLogger(__name__)
 
@@ -157,13 +160,13 @@ def scenario(
             "village_code": village,
             "updated_at": "2022-11-01T00:00:00Z",
             "nik_head": f"3203{rng.randrange(10**11, 10**12)}",
-            "members": rng.randint(1, 7),
+            "members": (members := rng.randint(1, 7)),
             "desil": desil,
             "programs": sorted(rng.sample(["PKH", "BPNT", "PBI"], rng.randint(1, 2)))
             if desil and desil <= 4
             else [],
-            "elderly": rng.randint(0, 1),
-            "under5": rng.randint(0, 2),
+            "elderly": (elderly := rng.randint(0, 1)),
+            "under5": min(rng.randint(0, 2), members - elderly),  # plausible: see schemas/households.py
             "lat": round(lat + rng.uniform(-0.004, 0.004), 5),
             "lon": round(lon + rng.uniform(-0.004, 0.004), 5),
         }
@@ -258,6 +261,46 @@ def _wait_until(condition: Callable[[], bool], timeout_s: float) -> None:
         time.sleep(0.5)
 
 
+def start_worker(settings: Settings, log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """Start ``dampak worker`` (output appended to ``log``) and wait until it is ready.
+
+    The demo's tables are its own: when the worker finds them ahead of their changelogs (the
+    local broker's data was reset, or the data directory met another broker: ``STALE_STATE_EXIT``),
+    they are deleted and the worker started once more, rebuilding them from the changelogs. Raises
+    DampakError when the worker exits otherwise, with the end of its log.
+    """
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    for attempt in (1, 2):
+        with open(log, "ab") as out:
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "streams", "worker"], stdout=out, stderr=subprocess.STDOUT, env=env
+            )
+        print(f"worker started (log: {log})")
+        try:
+            wait_until_ready(f"http://{settings.web.host}:{settings.web.port}", worker, timeout_s=120)
+            return worker
+        except DampakError as exc:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+            if worker.returncode == STALE_STATE_EXIT and attempt == 1:
+                # Where streams/app.py keeps Faust's data: its tables, rebuilt from the changelogs.
+                faust_dir = settings.data_dir / "faust"
+                print(f"the worker's tables disagree with the broker's changelogs: rebuilding {faust_dir}")
+                shutil.rmtree(faust_dir, ignore_errors=True)
+                continue
+            raise DampakError(f"{exc}; the end of its log ({log}):\n{_tail(log)}") from exc
+    raise AssertionError("unreachable")  # both attempts return or raise
+
+
+def _tail(path: Path, lines: int = 8) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
 def run_demo(settings: Settings, keep_running: bool = False) -> int:
     """Start Kafka if local, run a worker, publish the scenario, wait for the figures, print them."""
     started = time.monotonic()
@@ -266,18 +309,9 @@ def run_demo(settings: Settings, keep_running: bool = False) -> int:
     check_port_free(settings)
     # The worker's own log goes to a file; the demo prints what an analyst would see.
     log = settings.data_dir / "demo-worker.log"
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    with open(log, "ab") as out:
-        # Local development: the built-in pseudonym key is fine here, and only here.
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "streams", "worker"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "DAMPAK_DEV_MODE": "true"},
-        )
-    print(f"worker started (log: {log})")
+    # Local development: the built-in pseudonym key is fine here, and only here.
+    worker = start_worker(settings, log, {**os.environ, "DAMPAK_DEV_MODE": "true"})
     try:
-        wait_until_ready(f"http://{settings.web.host}:{settings.web.port}", worker, timeout_s=120)
         households, messages, current = scenario()
         prod = producer(settings)
         for h in households:

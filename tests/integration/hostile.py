@@ -50,6 +50,17 @@ _REPORTS: list[Any] = [
     b"[]",
     b"null",
     None,  # a tombstone
+    # Structural (tests/integration/structural.py has the full set, one of each).
+    b"[" * 1_000,
+    b'{"a":' * 700,
+    b"1" * 5_000,
+    b'{"report_id": "S", "reported_at": "2022-11-21T08:00:00Z", "village_code": "32.03.01.2001", '
+    b'"reporter_role": "tagana", "displaced": NaN}',
+    b'{"report_id": "S", "reported_at": "2022-11-21T08:00:00Z", "village_code": "32.03.01.2001", '
+    b'"reporter_role": "tagana", "displaced": 1' + b"0" * 5_000 + b"}",
+    "RLO_ID",
+    "NUL_ID",
+    "UTF16",
 ]
 _HOUSEHOLDS: list[Any] = [
     {"members": 70_000},
@@ -65,6 +76,10 @@ _HOUSEHOLDS: list[Any] = [
     "NO_ID",
     b"[1, 2, 3]",
     b'{"household_id": "HHSECRET',
+    {"members": 1, "elderly": 100, "disabled": 100, "under5": 100, "pregnant": 100},
+    "RLO_ID",
+    {"notes": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["x"]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]},
+    "LATIN1",
 ]
 _ALERTS: list[Any] = [
     b"",
@@ -111,6 +126,14 @@ def _message(topic: str, kind: Any, ident: str, rng: random.Random) -> Message:
         return (topic, key, json.dumps({"event_id": ident, **kind}).encode())
     id_field = "report_id" if topic == "field-reports" else "household_id"
     base = dict(_GOOD_REPORT if topic == "field-reports" else _GOOD_HOUSEHOLD)
+    if kind in ("RLO_ID", "NUL_ID"):  # the key says the same id: only the characters are wrong
+        odd = ident + ("\u202e" if kind == "RLO_ID" else "\u0000") + "x"
+        return (topic, odd.encode(), json.dumps({**base, id_field: odd}).encode())
+    if kind == "UTF16":
+        return (topic, key, json.dumps({**base, id_field: ident}).encode("utf-16"))
+    if kind == "LATIN1":
+        doc = {**base, id_field: ident, "village_code": "32.03.01.2001\u00e9"}
+        return (topic, key, json.dumps(doc, ensure_ascii=False).encode("latin-1"))
     if kind == "KEY_MISMATCH":
         return (topic, key + b"-other", json.dumps({**base, id_field: ident}).encode())
     if kind == "NO_ID":
