@@ -42,10 +42,11 @@ demo: install ## Run the pipeline end to end on the local stack with the bundled
 	$(DAMPAK) up
 	$(DAMPAK) demo
 
-lint: install ## ruff (lint + format check) and mypy (strict on streams/ schemas/ sinks/)
+lint: install ## ruff (lint + format check), mypy (strict on streams/ schemas/ sinks/), import-linter's layers
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 

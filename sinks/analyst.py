@@ -1,15 +1,15 @@
-"""The analysts' query path: read-only queries confined by the engine itself.
+"""The analysts' query path: read-only queries confined by ClickHouse itself.
 
 Each query is parsed by ClickHouse's own parser (``EXPLAIN AST``) and allowed only when it is a
 SELECT (or WITH ... SELECT) that reads the ``dampak`` database's analyst objects and a few system
 tables, calls no table function and no function that reaches files or other hosts, and sets no
 setting. CTE names come from the parser too (``EXPLAIN QUERY TREE run_passes = 0``), never from
-the text. It then runs with ``readonly=1``, under limits the engine enforces (result rows and
+the text. It then runs with ``readonly=1``, under limits ClickHouse enforces (result rows and
 bytes, time, memory), on a connection of its own, never the writer's, and its rows are streamed
 up to the cap rather than fetched whole.
 
-The CLI, the demo and the tests call ``query`` (through the worker that holds the embedded engine,
-or straight on the engine or server); the worker's ``/query`` calls ``run_query``.
+The CLI, the demo and the tests call ``query`` (through the worker that holds the embedded ClickHouse,
+or straight on the embedded ClickHouse or the server); the worker's ``/query`` calls ``run_query``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any, Literal
 from clickhouse_connect.driver.client import Client
 
 from sinks.config import ClickHouseTarget
-from sinks.connection import connect, engine_lock, holder
+from sinks.connection import clickhouse_lock, connect, holder
 from sinks.errors import QueryRejected
 from sinks.tables import TABLES
 from sinks.views import ANALYST_OBJECTS
@@ -78,7 +78,7 @@ _CODE = re.compile(r"Code: (\d+)")
 
 @dataclass(frozen=True)
 class Limits:
-    """What the engine enforces on one analyst query."""
+    """What ClickHouse enforces on one analyst query."""
 
     max_rows: int = 10_000
     timeout_s: float = 30.0
@@ -109,7 +109,7 @@ class Limits:
         }
 
     def reason(self, exc: BaseException) -> str:
-        """What to tell the analyst about an engine error: the limit it hit, or its first line."""
+        """What to tell the analyst about a ClickHouse error: the limit it hit, or its first line."""
         match = _CODE.search(str(exc))
         code = getattr(exc, "code", None) or (int(match.group(1)) if match else None)
         hint = _LIMIT_CODES.get(code) if isinstance(code, int) else None
@@ -138,8 +138,8 @@ def check_query(
     parameters: Mapping[str, Any] | None = None,
 ) -> None:
     """Refuse (QueryRejected) anything but a SELECT over the objects of ``scope``, as parsed by
-    the engine (with ``parameters`` substituted). Settings in the query are refused by the engine
-    itself (``readonly=1``). Nothing here runs the query: the engine only parses it."""
+    ClickHouse (with ``parameters`` substituted). Settings in the query are refused by ClickHouse
+    itself (``readonly=1``). Nothing here runs the query: ClickHouse only parses it."""
     text = sql.strip().rstrip(";")
     if not text:
         raise QueryRejected("no SQL given")
@@ -285,7 +285,7 @@ def run_query(
     at most ``limits.max_rows`` rows. A result over the caps is refused, not cut short. Raises
     QueryRejected."""
     check_query(client, sql, database, scope, parameters)
-    # The engine holds a query's result limits on its outermost SELECT only: each branch of a
+    # ClickHouse holds a query's result limits on its outermost SELECT only: each branch of a
     # top-level UNION escaped them (ClickHouse 26.9 in chDB 4.4: 200,001 rows under
     # max_result_rows = 20). As the one subquery of a plain SELECT, all of it is held. Limits:
     # https://clickhouse.com/docs/operations/settings/query-complexity
@@ -330,10 +330,10 @@ def query(
     scope: Scope = "analyst",
     token: str | None = None,
 ) -> QueryResult:
-    """Run an analyst query: through the running worker when it holds the embedded engine,
-    straight on the engine (or the configured server) otherwise. Raises QueryRejected."""
+    """Run an analyst query: through the running worker when it holds the embedded ClickHouse,
+    straight on the embedded ClickHouse (or the configured server) otherwise. Raises QueryRejected."""
     if target.embedded:
-        with engine_lock(target, blocking=False) as free:
+        with clickhouse_lock(target, blocking=False) as free:
             if free:
                 return _direct(target, sql, parameters, scope)
         return _via_worker(target, sql, parameters, scope, token)

@@ -1,4 +1,4 @@
-"""The command center's figures: one read of the analyst views for the page (``streams.center``).
+"""The command center's figures: one read of the analyst views for the page (``streams.ops.center``).
 
 ``figures(ask, event_id)`` takes any analyst-scope query runner (the worker's query pool, or
 ``sinks.analyst.query``) and returns plain JSON-able data: the events list, and for one event the

@@ -1,5 +1,5 @@
 """What the ClickHouse layer needs from settings, passed in by the caller (sinks never read the
-environment nor import ``streams``): where the engine is, query limits, and the retry backoff."""
+environment nor import ``streams``): where ClickHouse is, query limits, and the retry backoff."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0
 
 
 class ClickHouseSettings(BaseModel):
-    """Where impact tables live (``DAMPAK_CLICKHOUSE__*``). No DSN means the embedded chDB engine
+    """Where impact tables live (``DAMPAK_CLICKHOUSE__*``). No DSN means the embedded ClickHouse (chDB)
     under the data directory."""
 
     dsn: str | None = None
@@ -29,7 +29,7 @@ class ClickHouseSettings(BaseModel):
     query_timeout_s: float = Field(30.0, gt=0)
     query_max_rows: int = Field(10_000, ge=1)
     query_max_memory_bytes: int = Field(2 * 1024**3, ge=16 * 1024**2)
-    #: Bytes of one analyst query's result, as the engine counts them (uncompressed blocks).
+    #: Bytes of one analyst query's result, as ClickHouse counts them (uncompressed blocks).
     query_max_result_bytes: int = Field(32 * 1024**2, ge=1024**2)
     #: Analyst queries a worker runs at once, each on its own connection (never the writer's).
     query_concurrency: int = Field(2, ge=1, le=16)
@@ -52,8 +52,8 @@ class Backoff(BaseModel):
 
 @dataclass(frozen=True)
 class ClickHouseTarget:
-    """The resolved engine: effective DSN, database, limits, and the directory that holds the
-    embedded engine's lock and the address of the worker that holds it."""
+    """The resolved ClickHouse: effective DSN, database, limits, and the directory that holds the
+    embedded ClickHouse's lock and the address of the worker that holds it."""
 
     dsn: str
     database: str

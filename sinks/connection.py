@@ -1,5 +1,5 @@
 """Opening ClickHouse through clickhouse-connect (one code path for embedded chDB and a server),
-the embedded engine's single-process lock, and the I/O thread that ClickHouse calls run on."""
+the embedded ClickHouse's single-process lock, and the I/O thread that ClickHouse calls run on."""
 
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ from sinks.errors import QueryBusy
 __all__ = [
     "Connection",
     "ConnectionPool",
+    "clickhouse_lock",
     "connect",
-    "engine_lock",
     "forget_holder",
     "holder",
     "record_holder",
@@ -36,8 +36,8 @@ T = TypeVar("T")
 
 def connect(target: ClickHouseTarget) -> Client:
     """Open a client for ``target`` (``chdb://path`` or ``http(s)://user:pw@host:port/db``) and
-    create its database. For the embedded engine the data directory is created first; only one
-    process may hold it (see ``engine_lock``)."""
+    create its database. For the embedded ClickHouse the data directory is created first; only one
+    process may hold it (see ``clickhouse_lock``)."""
     if target.embedded:
         Path(target.dsn.removeprefix("chdb://")).mkdir(parents=True, exist_ok=True)
     client = clickhouse_connect.get_client(dsn=target.dsn)
@@ -47,11 +47,11 @@ def connect(target: ClickHouseTarget) -> Client:
 
 
 @contextmanager
-def engine_lock(target: ClickHouseTarget, blocking: bool) -> Iterator[bool]:
-    """Hold the embedded engine's lock file; yields False if another process holds it.
+def clickhouse_lock(target: ClickHouseTarget, blocking: bool) -> Iterator[bool]:
+    """Hold the embedded ClickHouse's lock file; yields False if another process holds it.
 
     chDB admits one process per data directory; the lock says which one (the worker, or a CLI
-    command that opens the engine directly).
+    command that opens ClickHouse directly).
     """
     target.state_dir.mkdir(parents=True, exist_ok=True)
     with open(target.lock_file, "a+") as fh:
@@ -68,7 +68,7 @@ def engine_lock(target: ClickHouseTarget, blocking: bool) -> Iterator[bool]:
 
 class Connection:
     """One client and the one thread its calls run on (a clickhouse-connect client is not safe to
-    share between threads, and the embedded engine admits one session)."""
+    share between threads, and the embedded ClickHouse admits one session)."""
 
     def __init__(self, client: Client, database: str) -> None:
         self.client = client
@@ -120,7 +120,7 @@ class ConnectionPool:
 
 
 def record_holder(target: ClickHouseTarget, pid: int, url: str) -> None:
-    """Record the process that holds the embedded engine and where it serves queries."""
+    """Record the process that holds the embedded ClickHouse and where it serves queries."""
     target.worker_file.write_text(json.dumps({"pid": pid, "url": url}))
 
 
@@ -129,10 +129,10 @@ def forget_holder(target: ClickHouseTarget) -> None:
 
 
 def holder(target: ClickHouseTarget) -> dict[str, Any] | None:
-    """The recorded holder of the embedded engine while it holds it (else None)."""
+    """The recorded holder of the embedded ClickHouse while it holds it (else None)."""
     if not target.worker_file.exists():
         return None
-    with engine_lock(target, blocking=False) as free:
+    with clickhouse_lock(target, blocking=False) as free:
         if free:
             return None
     try:

@@ -39,7 +39,7 @@ class RowsRejected(SinkError):
 
 
 class QueryRejected(DampakError):
-    """An analyst query that dampak refuses: not read-only, over the limits, or the engine said no."""
+    """An analyst query that dampak refuses: not read-only, over the limits, or ClickHouse said no."""
 
 
 class QueryBusy(QueryRejected):

@@ -1,8 +1,8 @@
 """The reads that features need, as named methods with server-side parameters (no value is ever
 formatted into SQL). Retried in place like writes: the caller needs the answer to go on.
 
-The reads run where the engine is: on a connection of the worker's own (``LocalRuns``), or, for a
-compute worker beside a separate writer that owns the embedded engine, through the writer's
+The reads run where ClickHouse is: on a connection of the worker's own (``LocalRuns``), or, for a
+compute worker beside a separate writer that owns the embedded ClickHouse, through the writer's
 ``/query`` (``RemoteRuns``).
 """
 
@@ -71,7 +71,7 @@ class LocalRuns:
 
 
 class RemoteRuns:
-    """Reads through the ``/query`` of the writer that owns the engine (internal scope)."""
+    """Reads through the ``/query`` of the writer that owns the embedded ClickHouse (internal scope)."""
 
     def __init__(
         self, url: str, database: str, token: str | None, backoff: Backoff, timeout_s: float = 60

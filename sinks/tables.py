@@ -1,7 +1,7 @@
 """Every ClickHouse storage table, declared once: name, columns, types, engine and sort key.
 
 Migrations create tables from these declarations, the writer inserts by their column names, and
-tests compare them with what the engine reports. Storage tables (``*_state``) hold *state* rows
+tests compare them with what ClickHouse reports. Storage tables (``*_state``) hold *state* rows
 keyed by entity and version in a ReplacingMergeTree, so a replay re-inserts identical rows and the
 highest version wins; analysts read the views in ``sinks.views``.
 """

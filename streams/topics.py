@@ -1,6 +1,9 @@
-"""The topic registry: logical topic names, their physical names and dead-letter topics.
+"""The topic registry: logical topic names, their physical names, dead-letter topics, and every
+fact derived from them: the local tables and their changelog names, which topics carry personal
+keys, the dead-letter headers and the table key prefixes.
 
-No other module spells a topic name. Physical name = ``settings.kafka.topic_prefix`` + logical name.
+No other module spells a topic name, a local table's or a changelog's name, a header name or a key
+prefix. Physical name = ``settings.kafka.topic_prefix`` + logical name.
 """
 
 from __future__ import annotations
@@ -14,16 +17,29 @@ from streams.settings import Settings
 
 __all__ = [
     "CONSUMED_TOPICS",
+    "DLQ_INDEX",
+    "DLQ_KEY_TRUNCATED_FROM",
+    "DLQ_OFFSET",
+    "DLQ_PARTITION",
+    "DLQ_REASON",
     "DLQ_SUFFIX",
+    "DLQ_TOPIC",
+    "DLQ_TRUNCATED_FROM",
     "GROUP_TOPICS",
+    "INDEX_KEY_PREFIX",
     "INPUT_TOPICS",
     "KEY_FIELDS",
+    "PERSONAL_KEY_TOPICS",
+    "REPORT_KEY_PREFIX",
+    "LocalTable",
     "Topic",
     "TopicSpec",
     "all_specs",
+    "changelog_name",
     "dlq_name",
     "group_topics",
     "inputs_group",
+    "is_changelog",
     "physical_name",
     "reading_group",
     "resolve_input",
@@ -33,6 +49,20 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DLQ_SUFFIX = "-dlq"
+
+# The headers of a dead letter (``<topic>-dlq``): why it was rejected and where it came from, so
+# that the source topic keeps the original and ``dampak rotate-key`` can build its row again.
+#: Why the message was rejected (short; never quotes input values).
+DLQ_REASON = "dlq.reason"
+#: The topic, partition and offset of the rejected message (of its bundle, on internal topics).
+DLQ_TOPIC = "dlq.topic"
+DLQ_PARTITION = "dlq.partition"
+DLQ_OFFSET = "dlq.offset"
+#: The message's index in its bundle (internal topics only).
+DLQ_INDEX = "dlq.index"
+#: The original size of a value (or key) cut to fit the dead-letter topic.
+DLQ_TRUNCATED_FROM = "dlq.truncated_from"
+DLQ_KEY_TRUNCATED_FROM = "dlq.key_truncated_from"
 
 
 class Topic(StrEnum):
@@ -56,7 +86,7 @@ class Topic(StrEnum):
     ALERTS_BY_EVENT = "disaster-alerts-by-event"
     #: Internal, with a separate writer (``DAMPAK_ROLE=compute`` workers and ``dampak writer``):
     #: the rows the compute workers produce, each keyed by table and row identity, carried in
-    #: bundles and kept ``DAMPAK_SINK__ROWS_RETENTION_H`` hours (see ``streams.handoff``).
+    #: bundles and kept ``DAMPAK_SINK__ROWS_RETENTION_H`` hours (see ``streams.runtime.handoff``).
     SINK_ROWS = "sink-rows"
 
 
@@ -69,6 +99,12 @@ KEY_FIELDS: dict[Topic, str | None] = {
     Topic.FIELD_REPORTS: "report_id",
     Topic.DISASTER_ALERTS: None,
 }
+#: Topics whose message keys are personal data (a household id): a dead letter's payload has every
+#: occurrence of its key replaced by the key's pseudonym. (Every dead letter's ``key_ref`` is a
+#: pseudonym, whatever its topic.)
+PERSONAL_KEY_TOPICS: frozenset[Topic] = frozenset(
+    {Topic.HOUSEHOLDS, Topic.HOUSEHOLDS_BY_ID, Topic.REPORTS_BY_HOUSEHOLD}
+)
 #: Topics the worker consumes.
 CONSUMED_TOPICS: tuple[Topic, ...] = (
     *INPUT_TOPICS,
@@ -108,6 +144,36 @@ def group_topics(group: str, settings: Settings) -> list[str]:
     if not group.startswith(settings.app_id):
         return []
     return [physical_name(t, settings) for t in GROUP_TOPICS.get(group.removeprefix(settings.app_id), ())]
+
+
+class LocalTable(StrEnum):
+    """The worker's local tables (RocksDB), each backed by a compacted changelog topic named by
+    ``changelog_name`` and partitioned like the keyed topics (co-partitioned with its sources)."""
+
+    REGISTRY = "registry"
+    HOUSEHOLD_REPORTS = "household_reports"
+    REPORT_COPIES = "report_copies"
+
+
+#: Keys of ``household_reports``: one per report (``r|<len(household_id)>|<household_id><report_id>``)
+#: and one index per household (``i|<household_id>``) listing its reports.
+REPORT_KEY_PREFIX = "r|"
+INDEX_KEY_PREFIX = "i|"
+
+# Faust names a table's changelog ``<app id>-<table>-changelog`` itself; the admin's partition
+# check, the registry import's snapshot and the key rotation find it by that name.
+_CHANGELOG_SUFFIX = "-changelog"
+
+
+def changelog_name(table: LocalTable, app_id: str) -> str:
+    """The changelog topic of local table ``table`` of app ``app_id``."""
+    return f"{app_id}-{table.value}{_CHANGELOG_SUFFIX}"
+
+
+def is_changelog(name: str, app_id: str) -> bool:
+    """Whether topic ``name`` is the changelog of one of app ``app_id``'s tables (of this version
+    or an earlier one)."""
+    return name.startswith(f"{app_id}-") and name.endswith(_CHANGELOG_SUFFIX)
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,8 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from streams.admin import broker_answers
 from streams.errors import LocalStackError
+from streams.ops.admin import broker_answers
 from streams.settings import KafkaSettings, Settings
 
 __all__ = ["DEPLOY_LOCAL", "LocalKafka", "Node", "StackStatus"]

@@ -30,13 +30,14 @@ from typing import Any
 
 from deploy.local.broker import LocalKafka
 from sinks.analyst import query
-from streams.admin import ensure_topics, producer
-from streams.cli_output import print_rows
+from streams.commands.cli_output import print_rows
 from streams.errors import DampakError
-from streams.restore import STALE_STATE_EXIT
+from streams.ops.admin import ensure_topics, producer
+from streams.runtime.restore import STALE_STATE_EXIT
+from streams.runtime.startup import check_port_free
+from streams.runtime.worker import wait_until_ready
 from streams.settings import Settings
 from streams.topics import Topic, physical_name
-from streams.worker import check_port_free, wait_until_ready
 
 __all__ = ["CIANJUR_EVENT", "run_demo", "scenario", "start_worker"]
 
@@ -284,7 +285,7 @@ def start_worker(settings: Settings, log: Path, env: dict[str, str]) -> subproce
                 worker.kill()
                 worker.wait()
             if worker.returncode == STALE_STATE_EXIT and attempt == 1:
-                # Where streams/app.py keeps Faust's data: its tables, rebuilt from the changelogs.
+                # Where streams/runtime/app.py keeps Faust's data: its tables, rebuilt from the changelogs.
                 faust_dir = settings.data_dir / "faust"
                 print(f"the worker's tables disagree with the broker's changelogs: rebuilding {faust_dir}")
                 shutil.rmtree(faust_dir, ignore_errors=True)

@@ -1,10 +1,11 @@
-"""The engine's loop and error policy.
+"""The engine's loop and error policy: the rules, which import no Kafka client. A back-end's runner
+(``streams.engine.faust``, ``streams.engine.aiokafka``) takes each batch as the flow's ``Batching``
+says and hands it to ``Engine.handle`` (``streams.engine.backend`` is what the rules need of it).
 
-For each batch of events (cut into runs of about ``batch_size`` messages, a bundle holding many):
-call the flow's handler once per message, publish what the handlers forwarded and their table
-changes (``Changelog``), write their rows, run the after-write hooks, and only then ack; so an
-offset is never committed before its rows are in ClickHouse and its table changes in their
-changelogs. The error policy lives here and nowhere else:
+For each batch of messages: call the flow's handler once per message, publish what the handlers
+forwarded and their table changes (``Changelog``), write their rows, run the after-write hooks,
+and only then ack; so an offset is never committed before its rows are in ClickHouse and its
+table changes in their changelogs. The error policy lives here and nowhere else:
 
 - a fault that belongs to one event dead-letters that event, and the batch goes on: a message of
   an input topic over a boundary limit (``streams.engine.boundary``: bytes, JSON nesting, Kafka
@@ -16,11 +17,11 @@ changelogs. The error policy lives here and nowhere else:
   the batch, and that message is dead-lettered;
 - dead-lettering itself cannot fail on a message (``DeadLetters.add``); a dead letter the broker
   refuses is sent again without its value;
-- infrastructure faults (``INFRASTRUCTURE``: ClickHouse or Kafka unavailable, Kafka metadata not
-  settled after a broker restart, a disk full) are retried in place with capped backoff, the
-  backpressure, one log line per retry. A handler that meets one aborts its batch, which is
-  handled again from the start: handlers are replay-safe (they tell a replay from a new message
-  by its position). A retry of a delivery never re-sends what the batch already delivered;
+- infrastructure faults (ClickHouse unavailable, a disk full, and the back-end's ``Faults``: Kafka
+  unavailable, Kafka metadata not settled after a broker restart) are retried in place with
+  capped backoff, the backpressure, one log line per retry. A handler that meets one aborts its
+  batch, which is handled again from the start: handlers are replay-safe (they tell a replay from
+  a new message by its position). A retry of a delivery never re-sends what the batch already delivered;
 - the safety net: a batch that fails ``BISECT_AFTER`` times in a row for any other reason (a bug
   in the engine, a hook or a step no rule above foresaw) is halved until the message is found,
   and that message is dead-lettered. Nothing is retried forever but infrastructure.
@@ -29,8 +30,8 @@ Rebalances: once the group starts rebalancing, a batch in flight changes no tabl
 abandoned at its next await, unacked, and its messages are handled again by whoever owns their
 partitions next (the same replay-safety). Otherwise a worker would go on writing table changes for
 partitions already handed to another worker, after that worker restored them from the changelog.
-Events fetched before the rebalance (an earlier generation of the group) are dropped unhandled:
-they are fetched again.
+Events fetched before the rebalance (an earlier generation of the group) are dropped unhandled by
+the runners: they are fetched again.
 """
 
 from __future__ import annotations
@@ -38,41 +39,30 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import weakref
 from collections import Counter, deque
-from collections.abc import Awaitable, Container, Iterable, Iterator, Mapping, Sequence
-from contextvars import Token
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
-from typing import Any, Protocol, cast
-
-import aiokafka.errors as aio_errors
-import kafka.errors as kafka_errors
-from aiokafka.errors import KafkaError as AioKafkaError
-from faust.exceptions import DecodeError, FaustError
-from faust.streams import _current_event
-from kafka.errors import KafkaError as KafkaPythonError
+from typing import Any, cast
 
 from sinks.config import Backoff
 from sinks.errors import SinkUnavailable
 from sinks.tables import Row, Table
-from streams.engine.batch import Forward, Handler, Message, Outcome, Output, messages_of
+from streams.engine.backend import ChangeFlusher, EventScope, Faults, Forwarder, Group, RowWriter
+from streams.engine.batch import Forward, Handler, Message, Outcome, Output
 from streams.engine.boundary import boundary_fault
 from streams.engine.bundle import BUNDLE_HEADER, Item, pack_counted, partition_of, unpack
 from streams.engine.dead_letters import DeadLetters
 from streams.errors import InvalidMessage
-from streams.metrics import END_TO_END_SECONDS, EVENTS, SINK_BATCH_SECONDS
+from streams.ops.metrics import END_TO_END_SECONDS, EVENTS, SINK_BATCH_SECONDS
+from streams.topics import DLQ_REASON, DLQ_TRUNCATED_FROM
 
 __all__ = [
     "BISECT_AFTER",
     "FORWARD_MAX_BYTES",
-    "INFRASTRUCTURE",
-    "REFUSED_RECORD",
-    "ChangeFlusher",
+    "Batching",
     "Engine",
     "Flow",
-    "Forwarder",
-    "RowWriter",
     "bundle_forwards",
     "deliver_all",
     "observe_batch",
@@ -81,32 +71,14 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-#: Exceptions that are not a message's fault, from wherever a handler meets them (Faust tables,
-#: the producer, a read from ClickHouse): retried, never dead-lettered.
-INFRASTRUCTURE: tuple[type[BaseException], ...] = (
+#: Exceptions that are not a message's fault whatever the back-end, from wherever a handler meets
+#: them (a read from ClickHouse, the local disk): retried, never dead-lettered. Each back-end adds
+#: its clients' own (``Faults``).
+_INFRASTRUCTURE: tuple[type[BaseException], ...] = (
     SinkUnavailable,
-    FaustError,
-    AioKafkaError,
-    KafkaPythonError,
     OSError,  # connections refused or reset, disks full
     TimeoutError,
     MemoryError,
-)
-#: ... except the Faust errors about a message's own bytes.
-_MESSAGE_FAULTS: tuple[type[BaseException], ...] = (DecodeError,)
-#: What the producer or the broker says of one record (not of the cluster): too large (Kafka
-#: Streams' ``RecordTooLargeException``), or invalid. Never retried: the record's message is
-#: dead-lettered.
-REFUSED_RECORD: tuple[type[BaseException], ...] = (
-    aio_errors.MessageSizeTooLargeError,
-    aio_errors.RecordTooLargeError,
-    aio_errors.RecordListTooLargeError,
-    aio_errors.CorruptRecordException,
-    aio_errors.InvalidTimestampError,
-    kafka_errors.MessageSizeTooLargeError,
-    kafka_errors.RecordListTooLargeError,
-    kafka_errors.CorruptRecordError,
-    kafka_errors.InvalidTimestampError,
 )
 #: The largest record a handler may forward (key, value and headers, with the record's overhead):
 #: Faust's producer refuses a request over 1,000,000 bytes (``producer_max_request_size``).
@@ -118,9 +90,6 @@ BISECT_AFTER = 3
 
 _TOPIC = attrgetter("topic")
 
-#: How long a batch waits for a rebalance in progress to end before it is handled anyway.
-_REBALANCE_WAIT_S = 30.0
-
 
 class _RetryBatch(Exception):
     """A handler met an infrastructure fault: handle the whole batch again, later."""
@@ -128,18 +97,6 @@ class _RetryBatch(Exception):
 
 class _Abandoned(Exception):
     """A rebalance began while the batch was in flight: drop it, unacked."""
-
-
-class Group(Protocol):
-    """What the engine knows of its consumer group (Faust's app; a fake in unit tests)."""
-
-    #: Rebalances begun so far (counted from the consumer's revocation callback, before anything
-    #: of the rebalance runs on the event loop).
-    rebalances: int
-
-    def rebalancing(self) -> bool: ...
-
-    def generation(self) -> int | None: ...
 
 
 class _NoGroup:
@@ -152,99 +109,113 @@ class _NoGroup:
         return None
 
 
-class RowWriter(Protocol):
-    """Stores rows: retries unavailability in place, raises ``RowsRejected`` for refused data."""
-
-    async def insert(self, table: Table, rows: Sequence[Row]) -> None: ...
-
-
-class ChangeFlusher(Protocol):
-    """Publishes the table changes handlers made (``Changelog``); none in unit tests."""
-
-    async def flush(self) -> None: ...
-
-
 class _NoChanges:
     async def flush(self) -> None:
         return None
 
 
-class Forwarder(Protocol):
-    """Publishes messages; returns, per message, None when delivered or the error."""
+class _NoEvents:
+    """The current-event hook of a back-end that routes nothing by the current event."""
 
-    async def deliver(self, forwards: Sequence[Forward]) -> list[BaseException | None]: ...
+    def __enter__(self) -> _NoEvents:
+        return self
+
+    def enter(self, native: Any) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+class _Watch:
+    """A batch's view of its group: abandoned once the group's rebalances move past ``start``."""
+
+    def __init__(self, group: Group, start: int | None) -> None:
+        self.group = group
+        self.start = group.rebalances if start is None else start
+
+    def check(self) -> None:
+        if self.group.rebalances != self.start:
+            raise _Abandoned
+
+
+@dataclass(frozen=True)
+class Batching:
+    """How a flow's runner gathers a batch: ``size`` messages at most (a batch taken from
+    bundles is cut to about that many), waiting at most ``seconds`` to fill it, taking at most
+    ``take`` records at once (None: ``size``; fewer where each record is a bundle of many
+    messages). Built from the settings (``SinkSettings``), which hold the defaults."""
+
+    size: int
+    seconds: float
+    take: int | None = None
+
+    @property
+    def records(self) -> int:
+        """The records a runner takes at once."""
+        return self.take or self.size
 
 
 @dataclass(frozen=True)
 class Flow:
-    """One agent: its name, its handler, the dead-letter topic of its rejects, whether its
-    message keys are personal data, how long it waits to fill a batch and how many records it
-    takes at most (None: the engine's ``batch_seconds`` and ``batch_size``), and whether it reads
-    an input topic (its messages are held to the boundary limits, ``streams.engine.boundary``)."""
+    """One agent: its name, its handler, the dead-letter topic of its rejects, how its runner
+    batches it, whether its message keys are personal data, and whether it reads an input topic
+    (its messages are held to the boundary limits, ``streams.engine.boundary``)."""
 
     name: str
     handler: Handler
     dlq: str
+    batching: Batching
     personal_key: bool = False
-    batch_seconds: float | None = None
-    take: int | None = None
     boundary: bool = False
 
 
 class Engine:
+    """The rules, driven by a back-end: its runner calls ``handle`` with each batch it took."""
+
     def __init__(
         self,
         writer: RowWriter,
         forwarder: Forwarder,
         dead_letters: DeadLetters,
         backoff: Backoff,
-        batch_size: int = 10_000,
-        batch_seconds: float = 0.1,
+        *,
+        faults: Faults,
         bundled: Mapping[str, int] | None = None,
-        group: Group | None = None,
         changelog: ChangeFlusher | None = None,
+        events: Callable[[], EventScope] | None = None,
     ) -> None:
-        """``bundled``: internal topics (name -> partitions) whose forwards travel in bundles;
-        ``group``: the consumer group's rebalances (none: a batch is never abandoned);
-        ``changelog``: where handlers' table changes wait to be published."""
+        """``faults``: how the back-end's exceptions are classified; ``bundled``: internal topics
+        (name -> partitions) whose forwards travel in bundles; ``changelog``: where handlers'
+        table changes wait to be published; ``events``: the back-end's current-event hook."""
         self._writer = writer
         self._forwarder = forwarder
         self._dead_letters = dead_letters
         self._backoff = backoff
-        self._batch_size = batch_size
-        self._batch_seconds = batch_seconds
+        self._infrastructure = _INFRASTRUCTURE + faults.infrastructure
+        self._message_faults = faults.message
+        self._not_infrastructure = faults.message + faults.refused
         self._bundled = dict(bundled or {})
-        self._group: Group = group or _NoGroup()
         self._changelog: ChangeFlusher = changelog or _NoChanges()
+        self._events: Callable[[], EventScope] = events or _NoEvents
 
-    # ------------------------------------------------------------ the Faust side
-    async def run(self, flow: Flow, stream: Any) -> None:
-        """The body of a Faust agent: take events without acking, process, then ack them."""
-        within = flow.batch_seconds or self._batch_seconds
-        async for taken in stream.noack_take(flow.take or self._batch_size, within=within):
-            events = await self._of_this_generation(taken)
-            # A bundle holds many messages: a batch is cut to about ``batch_size`` messages, so
-            # one taken from a backlog of bundles does not hold millions at once.
-            for chunk, messages in _chunks(events, self._batch_size, self._bundled):
-                if not await self._run_batch(flow, stream, chunk, messages):
-                    break  # abandoned at a rebalance: the rest is fetched again too
-
-    async def _run_batch(self, flow: Flow, stream: Any, events: list[Any], messages: list[Message]) -> bool:
-        if await self.handle(flow, messages) is None:
-            return False
-        for event in events:
-            await stream.ack(event)
-        return True
+    @property
+    def bundled(self) -> Mapping[str, int]:
+        """The internal topics (name -> partitions) whose records are bundles."""
+        return self._bundled
 
     async def handle(
-        self, flow: Flow, messages: list[Message], rebalances: int | None = None
+        self, flow: Flow, messages: list[Message], group: Group | None = None, rebalances: int | None = None
     ) -> list[Outcome] | None:
         """Process one batch to the end (retrying faults in place) and count it in the metrics;
-        returns the messages' outcomes, or None when a rebalance began (the group's count moved
-        past ``rebalances``, by default its count now) and the batch was abandoned, unwritten."""
+        returns the messages' outcomes, or None when a rebalance of ``group`` (its runner's; none:
+        never) began (the group's count moved past ``rebalances``, by default its count now) and
+        the batch was abandoned, unwritten."""
         started = time.perf_counter()
         try:
-            outcomes, wrote = await self._process_until_done(flow, messages, rebalances)
+            outcomes, wrote = await self._process_until_done(
+                flow, messages, _Watch(group or _NoGroup(), rebalances)
+            )
         except _Abandoned:
             logger.warning("%s: a rebalance began; a batch of %d is left to the partitions' next owner",
                            flow.name, len(messages))  # fmt: skip
@@ -253,62 +224,38 @@ class Engine:
         observe_batch(counts, (messages[i].timestamp for i in wrote), started)
         return outcomes
 
-    async def _of_this_generation(self, events: Sequence[Any]) -> list[Any]:
-        """``events`` less those fetched in an earlier generation of the group (waiting for a
-        rebalance in progress to end first)."""
-        waited = 0.0
-        while self._group.rebalancing():
-            if waited >= _REBALANCE_WAIT_S:  # never stall on a flag a rebalance failed to clear
-                logger.warning("still rebalancing after %.0f s; handling the batch", waited)
-                break
-            await asyncio.sleep(0.05)
-            waited += 0.05
-        now = self._group.generation()
-        if now is None:
-            return list(events)
-        kept = [e for e in events if getattr(e.message, "generation_id", now) == now]
-        if len(kept) < len(events):
-            dropped = len(events) - len(kept)
-            logger.warning("dropped %d events of an earlier group generation (fetched again)", dropped)
-        return kept
-
-    def _check(self, rebalances: int) -> None:
-        if self._group.rebalances != rebalances:
-            raise _Abandoned
-
     async def _process_until_done(
-        self, flow: Flow, messages: list[Message], rebalances: int | None = None
+        self, flow: Flow, messages: list[Message], watch: _Watch
     ) -> tuple[list[Outcome], set[int]]:
         # ``process`` isolates every fault it knows to its message and retries infrastructure in
         # place. Anything else (a bug in the engine, a hook, a step no rule foresaw) must neither
         # be acked unwritten nor stall every flow behind it: the batch is tried again, and after
         # ``BISECT_AFTER`` failures in a row it is halved until the message is found.
         delays = self._backoff.delays()
-        start = self._group.rebalances if rebalances is None else rebalances
         failures = 0
         while True:
-            self._check(start)
+            watch.check()
             try:
-                return await self._process(flow, messages, start)
+                return await self._process(flow, messages, watch)
             except (asyncio.CancelledError, _Abandoned):
                 raise
             except Exception as exc:
                 delay = next(delays)
-                if isinstance(exc, _RetryBatch) or _infrastructure(exc):
+                if isinstance(exc, _RetryBatch) or self._is_infrastructure(exc):
                     fault = str(exc) if isinstance(exc, _RetryBatch) else _where(exc)
                     logger.warning("%s: batch of %d met an infrastructure fault (%s); handling it again in "
                                    "%.1fs", flow.name, len(messages), fault, delay)  # fmt: skip
                 else:
                     failures += 1
                     if failures >= BISECT_AFTER:
-                        return await self._bisect(flow, messages, start, exc)
+                        return await self._bisect(flow, messages, watch, exc)
                     logger.error("%s: batch of %d failed (%s), %d of %d times; handling it again in %.1fs",
                                  flow.name, len(messages), _where(exc), failures, BISECT_AFTER,
                                  delay)  # fmt: skip
             await asyncio.sleep(delay)
 
     async def _bisect(
-        self, flow: Flow, messages: list[Message], rebalances: int, error: Exception
+        self, flow: Flow, messages: list[Message], watch: _Watch, error: Exception
     ) -> tuple[list[Outcome], set[int]]:
         """The safety net: handle each half of a batch that kept failing on its own (in order, so
         that a key's messages keep their order), down to the one message that fails alone, which is
@@ -317,21 +264,21 @@ class Engine:
             [msg] = messages
             logger.error("%s: %s[%d]@%d failed %d times alone (%s); dead-lettering it", flow.name,
                          msg.topic, msg.partition, msg.offset, BISECT_AFTER, _where(error))  # fmt: skip
-            await self._dead_letter_alone(flow, msg, f"internal error: {type(error).__name__}", rebalances)
+            await self._dead_letter_alone(flow, msg, f"internal error: {type(error).__name__}", watch)
             return [Outcome.DEAD_LETTER], set()
         logger.warning("%s: batch of %d failed %d times (%s); halving it to find the message",
                        flow.name, len(messages), BISECT_AFTER, _where(error))  # fmt: skip
         half = len(messages) // 2
-        first, wrote_first = await self._process_until_done(flow, messages[:half], rebalances)
-        second, wrote_second = await self._process_until_done(flow, messages[half:], rebalances)
+        first, wrote_first = await self._process_until_done(flow, messages[:half], watch)
+        second, wrote_second = await self._process_until_done(flow, messages[half:], watch)
         return first + second, wrote_first | {i + half for i in wrote_second}
 
-    async def _dead_letter_alone(self, flow: Flow, msg: Message, reason: str, rebalances: int) -> None:
+    async def _dead_letter_alone(self, flow: Flow, msg: Message, reason: str, watch: _Watch) -> None:
         """Dead-letter ``msg`` by itself; infrastructure faults are retried in place, anything
         else is logged (the source topic still holds the message at its offset)."""
         delays = self._backoff.delays()
         while True:
-            self._check(rebalances)
+            watch.check()
             letters = Output()
             self._dead_letters.add(letters, msg, reason, flow.personal_key, flow.dlq)
             try:
@@ -343,7 +290,7 @@ class Engine:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                if not _infrastructure(exc):
+                if not self._is_infrastructure(exc):
                     logger.error("%s: the dead letter of %s[%d]@%d could not be written (%s)",
                                  flow.name, msg.topic, msg.partition, msg.offset, _where(exc))  # fmt: skip
                     return
@@ -353,13 +300,15 @@ class Engine:
                 await asyncio.sleep(delay)
 
     # ------------------------------------------------------------ one batch
-    async def process(self, flow: Flow, messages: Sequence[Message]) -> list[Outcome]:
+    async def process(
+        self, flow: Flow, messages: Sequence[Message], group: Group | None = None
+    ) -> list[Outcome]:
         """Handle, forward, write and run after-write hooks for one batch; returns the outcome of
         each message. Returns only when every row is written or its message dead-lettered."""
-        return (await self._process(flow, messages, self._group.rebalances))[0]
+        return (await self._process(flow, messages, _Watch(group or _NoGroup(), None)))[0]
 
     async def _process(
-        self, flow: Flow, messages: Sequence[Message], rebalances: int
+        self, flow: Flow, messages: Sequence[Message], watch: _Watch
     ) -> tuple[list[Outcome], set[int]]:
         """``process``, and the indices of the messages whose rows were written. Raises
         ``_Abandoned`` at the first await after a rebalance began (before a later handler can
@@ -367,17 +316,17 @@ class Engine:
         out = Output()
         outcomes = []
         now = time.time()
-        with _EventContext() as current:
+        with self._events() as current:
             for i, msg in enumerate(messages):
                 current.enter(msg.native)
                 outcomes.append(await self._handle(flow, i, msg, out, now))
-                self._check(rebalances)
+                watch.check()
         # The batch's table changes reach their changelogs while its forwards are delivered; both
         # before its rows are written and it is acked.
         _, rejected = await asyncio.gather(self._changelog.flush(), self._deliver(out.forwards))
-        self._check(rebalances)
+        watch.check()
         rejected = await self._write(out, rejected)
-        self._check(rebalances)
+        watch.check()
         if rejected:
             letters = Output()
             for index, reason in sorted(rejected.items()):
@@ -409,8 +358,8 @@ class Engine:
             reason = exc.reason
         except asyncio.CancelledError:
             raise
-        except INFRASTRUCTURE as exc:
-            if isinstance(exc, _MESSAGE_FAULTS):
+        except self._infrastructure as exc:
+            if isinstance(exc, self._message_faults):
                 reason = f"internal error: {type(exc).__name__}"
             else:
                 raise _RetryBatch(_where(exc)) from exc
@@ -448,10 +397,13 @@ class Engine:
                 refused.setdefault(sources[0], reason)
             elif _is_dead_letter(f) and f.value is not None:
                 size = str(len(f.value)).encode()
-                queue.appendleft(Forward(f.topic, None, None, (*f.headers, ("dlq.truncated_from", size))))
+                queue.appendleft(Forward(f.topic, None, None, (*f.headers, (DLQ_TRUNCATED_FROM, size))))
             else:
                 logger.error("a record to %s is not sent: %s", f.topic, _where(error))
         return refused
+
+    def _is_infrastructure(self, exc: BaseException) -> bool:
+        return isinstance(exc, self._infrastructure) and not isinstance(exc, self._not_infrastructure)
 
     async def _write(self, out: Output, rejected: dict[int, str] | None = None) -> dict[int, str]:
         """Write every table's rows but those of the ``rejected`` messages; returns {message index:
@@ -489,24 +441,6 @@ class Engine:
         for part in (left, set(ids) - left):
             pick = [i for i, s in enumerate(sources) if s in part]
             await self._insert_isolating(table, [rows[i] for i in pick], [sources[i] for i in pick], rejected)
-
-
-def _chunks(
-    events: Sequence[Any], size: int, bundled: Container[str]
-) -> Iterator[tuple[list[Any], list[Message]]]:
-    """``events`` in runs of whole events holding about ``size`` messages (at least one event);
-    records of ``bundled`` topics are unpacked."""
-    chunk: list[Any] = []
-    messages: list[Message] = []
-    for event in events:
-        chunk.append(event)
-        record = event.message
-        messages.extend(messages_of(record, record.timestamp, event, record.topic in bundled))
-        if len(messages) >= size:
-            yield chunk, messages
-            chunk, messages = [], []
-    if chunk:
-        yield chunk, messages
 
 
 def observe_batch(
@@ -569,7 +503,7 @@ async def deliver_all(
     forwarder: Forwarder, forwards: Sequence[Forward], backoff: Backoff
 ) -> list[tuple[Forward, BaseException]]:
     """Publish ``forwards``; retry only those not delivered, with backoff, until all are, but
-    for those the producer or the broker refused as records (``REFUSED_RECORD``: too large,
+    for those the producer or the broker refused as records (``forwarder.refused_record``: too large,
     invalid), which are never retried: returned with their errors (and each logged)."""
     pending, delays = list(forwards), backoff.delays()
     refused: list[tuple[Forward, BaseException]] = []
@@ -580,7 +514,7 @@ async def deliver_all(
         for f, err in zip(pending, errors, strict=True):
             if err is None:
                 continue
-            if isinstance(err, REFUSED_RECORD):
+            if isinstance(err, forwarder.refused_record):
                 logger.error("a record of %d bytes to %s was refused: %s",
                              _record_bytes(f), f.topic, _where(err))  # fmt: skip
                 refused.append((f, err))
@@ -603,37 +537,7 @@ def _record_bytes(f: Forward) -> int:
 
 
 def _is_dead_letter(f: Forward) -> bool:
-    return any(k == "dlq.reason" for k, _ in f.headers)
-
-
-def _infrastructure(exc: BaseException) -> bool:
-    return isinstance(exc, INFRASTRUCTURE) and not isinstance(exc, _MESSAGE_FAULTS + REFUSED_RECORD)
-
-
-class _EventContext:
-    """Faust writes a table change to the changelog partition of the *current event*; noack_take
-    hands events over outside that context, so the engine re-establishes it for each message's
-    handler (co-partitioning depends on it): set when the event changes (the messages of a bundle
-    share theirs), restored when the batch ends."""
-
-    def __init__(self) -> None:
-        self._native: Any = None
-        self._first: Token[Any] | None = None
-
-    def __enter__(self) -> _EventContext:
-        return self
-
-    def enter(self, native: Any) -> None:
-        if native is None or native is self._native:
-            return
-        self._native = native
-        token = _current_event.set(weakref.ref(native))
-        if self._first is None:
-            self._first = token
-
-    def __exit__(self, *exc: object) -> None:
-        if self._first is not None:
-            _current_event.reset(self._first)
+    return any(k == DLQ_REASON for k, _ in f.headers)
 
 
 def _where(exc: BaseException) -> str:

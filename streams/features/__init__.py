@@ -1,5 +1,5 @@
 """The features: one module per domain flow, each a set of module-level handlers with their
-dependencies passed in. ``streams.app`` wires them onto the engine as Faust agents and timers."""
+dependencies passed in. ``streams.runtime.app`` wires them onto the engine as Faust agents and timers."""
 
 from __future__ import annotations
 

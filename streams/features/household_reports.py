@@ -12,6 +12,7 @@ from collections.abc import MutableMapping
 from typing import Any
 
 from streams.domain.reports import ReportDoc
+from streams.topics import INDEX_KEY_PREFIX, REPORT_KEY_PREFIX
 
 __all__ = ["MAX_REPORTS", "HouseholdReports"]
 
@@ -22,12 +23,12 @@ MAX_REPORTS = 1000
 
 
 def _index_key(household_id: str) -> str:
-    return f"i|{household_id}"
+    return f"{INDEX_KEY_PREFIX}{household_id}"
 
 
 def _doc_key(household_id: str, report_id: str) -> str:
     # Length-prefixed, so no pair of ids can make the same key.
-    return f"r|{len(household_id)}|{household_id}{report_id}"
+    return f"{REPORT_KEY_PREFIX}{len(household_id)}|{household_id}{report_id}"
 
 
 class HouseholdReports:

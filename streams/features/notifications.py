@@ -17,9 +17,9 @@ from typing import Protocol
 import orjson
 
 from sinks.config import Backoff
-from sinks.tables import CONSUMER_LAG, NOTIFICATION_STATE, Row, Table
+from sinks.tables import CONSUMER_LAG, NOTIFICATION_STATE
 from streams.domain.notifications import Notice, displaced_notices
-from streams.engine import Forward, Forwarder, deliver_all
+from streams.engine import Forward, Forwarder, RowWriter, deliver_all
 from streams.rows import notification_row
 
 __all__ = ["Notifier", "NotifierReads"]
@@ -38,15 +38,11 @@ class NotifierReads(Protocol):
     async def displaced_by_regency(self, at_least: int) -> list[tuple[str, str, str, int]]: ...
 
 
-class _Insert(Protocol):
-    async def insert(self, table: Table, rows: Sequence[Row]) -> None: ...
-
-
 class Notifier:
     def __init__(
         self,
         reader: NotifierReads,
-        writer: _Insert,
+        writer: RowWriter,
         forwarder: Forwarder,
         topic: str,
         backoff: Backoff,

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
-from sinks.tables import CONSUMER_LAG, Row, Table
+from sinks.tables import CONSUMER_LAG
 from streams.domain.lag import GroupLag
-from streams.metrics import GROUP_LAG, GROUP_LAG_SECONDS, GROUP_STATUS, TABLE_RECOVERY_SECONDS
+from streams.engine import RowWriter
+from streams.ops.metrics import GROUP_LAG, GROUP_LAG_SECONDS, GROUP_STATUS, TABLE_RECOVERY_SECONDS
 from streams.rows import lag_rows
 
 __all__ = ["publish_lag", "time_table_recovery"]
@@ -21,11 +22,7 @@ logger = logging.getLogger(__name__)
 _GROUP_CODES = {"OK": 0, "WARN": 1, "ERR": 2}
 
 
-class _Insert(Protocol):
-    async def insert(self, table: Table, rows: Sequence[Row]) -> None: ...
-
-
-async def publish_lag(groups: list[GroupLag], writer: _Insert, now: datetime | None = None) -> None:
+async def publish_lag(groups: list[GroupLag], writer: RowWriter, now: datetime | None = None) -> None:
     """Export one lag sample as Prometheus gauges and ``consumer_lag`` rows."""
     for g in groups:
         GROUP_STATUS.labels(g.group).set(_GROUP_CODES[g.status])

@@ -30,7 +30,7 @@ def phase(size: int, villages: int) -> dict[str, Any]:
     """One tree's turn, run inside that tree (its ``tests.bench.run`` and its worker): load
     ``size`` households, then time ``size`` field reports on a restarted worker."""
     import tests.bench.run as bench
-    from streams.admin import ensure_topics
+    from streams.ops.admin import ensure_topics
     from tests.bench.workload import generate
 
     bench.MODES["baseline"] = {

@@ -18,7 +18,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from streams.admin import ensure_topics
+from streams.ops.admin import ensure_topics
 from tests.bench.run import ROOT, Run
 from tests.bench.workload import generate
 

@@ -31,11 +31,10 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
-from streams.admin import ensure_topics, producer
-from streams.app import TABLES
+from streams.ops.admin import ensure_topics, producer
+from streams.runtime.worker import wait_until_ready
 from streams.settings import Settings
-from streams.topics import Topic, reading_group
-from streams.worker import wait_until_ready
+from streams.topics import LocalTable, Topic, changelog_name, reading_group
 from tests.bench.workload import Workload, generate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -693,8 +692,8 @@ def _quantiles(buckets: list[tuple[float, float]]) -> dict[str, float]:
 def _changelog_records(bootstrap: str, app_id: str) -> int:
     consumer = KafkaConsumer(bootstrap_servers=bootstrap)
     total = 0
-    for table in TABLES:
-        topic = f"{app_id}-{table}-changelog"
+    for table in LocalTable:
+        topic = changelog_name(table, app_id)
         parts = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in parts]
         ends = consumer.end_offsets(tps)

@@ -24,8 +24,8 @@ import faust
 from faust.streams import _current_event
 
 from sinks.config import Backoff
-from streams.engine.changelog import AioBatchSender, Changelog
-from streams.engine.state import TableState, encode
+from streams.engine.faust.changelog import AioBatchSender, Changelog
+from streams.engine.faust.state import TableState, encode
 
 #: A report's stored copy, as decide_report writes it.
 VALUE = {

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.admin import broker_answers
+from streams.ops.admin import broker_answers
 from streams.settings import Settings
 from tests.conftest import require
 from tests.integration.harness import Deployment

@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from sinks.analyst import query
-from streams.admin import producer
 from streams.domain.lag import GroupStatus
 from streams.errors import DampakError
+from streams.ops.admin import producer
+from streams.runtime.worker import wait_until_ready
 from streams.settings import KafkaSettings, Settings
 from streams.topics import inputs_group
-from streams.worker import wait_until_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 

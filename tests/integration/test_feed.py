@@ -16,7 +16,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from streams.admin import ensure_topics, producer, read_topic
+from streams.ops.admin import ensure_topics, producer, read_topic
 from tests.bmkg_http import BILLION_LAUGHS, BmkgServer, Route, drip, endless, header_drip, redirect
 from tests.integration.harness import ROOT, Deployment
 
@@ -194,7 +194,9 @@ def test_hostile_bodies_are_one_warning_each_and_good_bulletins_still_land(
     assert f"bmkg: {len(keys) - 1} published, 0 unchanged, 9 feeds failed" in stdout
     lines = stderr.splitlines()
     warnings = [
-        line.split(" WARNING streams.feeds: ", 1)[1] for line in lines if " WARNING streams.feeds: " in line
+        line.split(" WARNING streams.commands.feeds: ", 1)[1]
+        for line in lines
+        if " WARNING streams.commands.feeds: " in line
     ]
     u = bmkg.url
     expected = [

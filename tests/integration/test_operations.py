@@ -214,7 +214,7 @@ def test_an_upgraded_worker_starts_its_input_group_where_the_app_group_left_the_
     from kafka import KafkaConsumer, TopicPartition
     from kafka.structs import OffsetAndMetadata
 
-    from streams.admin import carry_over_input_offsets, ensure_topics
+    from streams.ops.admin import carry_over_input_offsets, ensure_topics
 
     dep = deployment
     ensure_topics(dep.settings)

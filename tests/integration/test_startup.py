@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from deploy.local.demo import start_worker
-from streams.restore import STALE_STATE_EXIT
+from streams.runtime.restore import STALE_STATE_EXIT
 from tests.conftest import require
 from tests.faults.run import fill
 from tests.integration.harness import Deployment

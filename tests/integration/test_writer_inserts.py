@@ -1,5 +1,5 @@
 """The writer's inserts on the real embedded engine: a batch of bundles read straight into columns
-(``streams.writer_process.write_at_once``) stores exactly what the engine's row-by-row path stores,
+(``streams.runtime.writer.write_at_once``) stores exactly what the engine's row-by-row path stores,
 for every declared table and awkward values; and a batch ClickHouse refuses is left to that path,
 which finds the refused row and dead-letters it."""
 
@@ -21,8 +21,8 @@ from sinks.migrations import migrate
 from sinks.tables import REGISTRY_STATE, TABLES, Row, Table
 from sinks.writer import ClickHouseWriter
 from streams.engine import Forward, bundle_forwards, messages_of
-from streams.handoff import decode_row, row_record
-from streams.writer_process import write_at_once
+from streams.runtime.handoff import decode_row, row_record
+from streams.runtime.writer import write_at_once
 
 pytestmark = pytest.mark.clickhouse
 
@@ -125,7 +125,7 @@ def test_the_writer_dead_letters_the_one_row_clickhouse_refuses_and_writes_the_r
 ) -> None:
     """End to end through ``dampak writer``: a bundle holding a refused row is written again row by
     row, the row goes to the dead letters (at its position in the bundle), the others are stored."""
-    from streams.admin import producer
+    from streams.ops.admin import producer
     from streams.topics import Topic, physical_name
     from tests.integration.conftest import _ports
     from tests.integration.harness import Deployment

@@ -71,7 +71,7 @@ def test_compute_workers_started_together_on_a_backlog_commit_every_partition(
     """Two workers starting together: the group's first rebalance comes while one of them is
     already working on partitions nobody has committed yet. Their records must be handled by
     whoever owns them next, and committed: the figures are exact and the group's lag reaches 0.
-    (Before streams/engine/resume.py sought such partitions to their start, records fetched during
+    (Before streams/engine/faust/resume.py sought such partitions to their start, records fetched during
     that rebalance could be dropped unhandled: this test failed in 1 of 6 runs, its figures never
     reaching the expected ones.)"""
     name = uuid.uuid4().hex[:10]

@@ -1,25 +1,50 @@
-"""Fakes of the engine's edges for unit tests: a stream, a writer, a forwarder and a reader
-(in the spirit of quix-streams' ``DummySink`` and arroyo's ``LocalBroker``)."""
+"""The fake back-end that drives the engine in unit tests, behind the same interface as the real
+ones (``streams.engine.backend``): a writer, a forwarder, a consumer group, how its exceptions are
+classified, a Faust-like stream and a plain consumer; and a fake reader for the features (in the
+spirit of quix-streams' ``DummySink`` and arroyo's ``LocalBroker``)."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from aiokafka import TopicPartition
+from aiokafka.errors import CommitFailedError
 
 from sinks.config import Backoff
 from sinks.errors import RowsRejected, SinkUnavailable
 from sinks.tables import Row, Table
 from sinks.writer import retrying
-from streams.engine import Engine, Flow, Forward, Message, Outcome
+from streams.engine import Batching, Engine, Faults, Flow, Forward, Message, Outcome
 from streams.engine.dead_letters import DeadLetters
 from streams.privacy import Pseudonymizer
-from streams.settings import PrivacySettings
+from streams.rows import dead_letter_row
+from streams.settings import PrivacySettings, SinkSettings
 
 PSEUDO = Pseudonymizer(PrivacySettings())
 FAST = Backoff(initial_s=0.001, max_s=0.002)
+#: How flows batch in unit tests: as the settings' defaults say.
+_SINK = SinkSettings()
+BATCHING = Batching(_SINK.batch_size, _SINK.batch_seconds)
+
+
+class FakeUnavailable(Exception):
+    """The fake back-end's client or broker is unavailable: retried in place."""
+
+
+class FakeUndecodable(FakeUnavailable):
+    """The fake back-end cannot decode a message: the message's own fault."""
+
+
+class FakeRefused(FakeUnavailable):
+    """The fake broker refuses a record: never retried, its message is dead-lettered."""
+
+
+#: How the fake back-end's exceptions are classified.
+FAULTS = Faults(infrastructure=(FakeUnavailable,), message=(FakeUndecodable,), refused=(FakeRefused,))
 
 
 class FakeWriter:
@@ -55,6 +80,8 @@ class FakeWriter:
 
 class FakeForwarder:
     """Records delivered messages; the first ``failures`` deliveries of matching messages fail."""
+
+    refused_record = FAULTS.refused
 
     def __init__(self, failures: int = 0, fail_if: Callable[[Forward], bool] = lambda f: True) -> None:
         self.delivered: list[Forward] = []
@@ -111,7 +138,7 @@ class FakeStream:
 
     batches: list[list[Message | FakeRecord]]
     acked: list[FakeRecord] = field(default_factory=list)
-    #: The ``max_`` and ``within`` the engine took batches with.
+    #: The ``max_`` and ``within`` the runner took batches with.
     take: int | None = None
     within: float | None = None
 
@@ -132,7 +159,7 @@ def _record(m: Message | FakeRecord) -> FakeRecord:
 
 @dataclass
 class FakeGroup:
-    """A consumer group whose rebalances the test starts (``Engine(group=...)``)."""
+    """A consumer group whose rebalances the test starts (``backend.Group``)."""
 
     rebalances: int = 0
     now: int | None = 1
@@ -169,8 +196,68 @@ class FakeReader:
         return tuple(m for m in self.marks if m[0] not in excluding)
 
 
-def engine(writer: FakeWriter | None = None, forwarder: FakeForwarder | None = None) -> Engine:
-    return Engine(writer or FakeWriter(), forwarder or FakeForwarder(), DeadLetters(PSEUDO, 4096), FAST)
+class FakeConsumer:
+    """A plain consumer (``AIOKafkaConsumer``'s methods the consumer loop calls): hands out
+    ``fetches`` one per ``getmany`` (then nothing, and the test ends the loop); records commits. A
+    fetch may be a coroutine function, to act (revoke) while fetching, or None for a fetch that
+    finds nothing."""
+
+    def __init__(self, fetches: list[list[FakeRecord] | Fetch | None], refuse_commits: int = 0) -> None:
+        self.fetches = fetches
+        self.commits: list[dict[TopicPartition, int]] = []
+        self.commits_while_running: list[dict[TopicPartition, int]] = []
+        self.refuse_commits = refuse_commits
+        self.listener: Any = None
+        self.stopped = False
+        self.idle = asyncio.Event()
+
+    def subscribe(self, topics: list[str], listener: Any) -> None:
+        self.listener = listener
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+    async def getmany(self, timeout_ms: int, max_records: int) -> dict[TopicPartition, list[FakeRecord]]:
+        if not self.fetches:
+            self.idle.set()
+            await asyncio.sleep(timeout_ms / 1000)
+            return {}
+        fetch = self.fetches.pop(0)
+        if fetch is None:  # nothing this time: the batch gathered so far ends
+            await asyncio.sleep(timeout_ms / 1000)
+            return {}
+        if callable(fetch):
+            return await fetch(self)
+        return by_partition(fetch)
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        if self.refuse_commits:
+            self.refuse_commits -= 1
+            raise CommitFailedError("rebalanced")
+        self.commits.append(dict(offsets))
+
+
+Fetch = Callable[[FakeConsumer], Awaitable[dict[TopicPartition, list[FakeRecord]]]]
+
+
+def by_partition(records: list[FakeRecord]) -> dict[TopicPartition, list[FakeRecord]]:
+    out: dict[TopicPartition, list[FakeRecord]] = {}
+    for r in records:
+        out.setdefault(TopicPartition(r.topic, r.partition), []).append(r)
+    return out
+
+
+def dead_letters() -> DeadLetters:
+    return DeadLetters(PSEUDO, dead_letter_row, 4096)
+
+
+def engine(writer: Any = None, forwarder: Any = None, **kw: Any) -> Engine:
+    """The engine over the fake back-end (``kw``: ``Engine``'s options, its faults too)."""
+    kw.setdefault("faults", FAULTS)
+    return Engine(writer or FakeWriter(), forwarder or FakeForwarder(), dead_letters(), FAST, **kw)
 
 
 def message(topic: str, value: bytes | None, key: bytes | None = None, offset: int = 0) -> Message:
@@ -182,6 +269,6 @@ def run(handler: Callable[..., Any], deps: Any, messages: list[Message], **kw: A
 ]:  # fmt: skip
     """Drive ``handler`` (with ``deps``) through a real engine over fakes; one batch."""
     writer, forwarder = FakeWriter(), FakeForwarder()
-    flow = Flow("test", functools.partial(handler, deps), kw.pop("dlq", "dlq"), **kw)
+    flow = Flow("test", functools.partial(handler, deps), kw.pop("dlq", "dlq"), BATCHING, **kw)
     outcomes = asyncio.run(engine(writer, forwarder).process(flow, messages))
     return outcomes, writer, forwarder

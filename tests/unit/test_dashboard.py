@@ -1,6 +1,6 @@
 """The Grafana dashboard (deploy/grafana/) is well formed and queries only what the project defines.
 
-Prometheus expressions may name only metrics declared in ``streams.metrics`` (as exposed, e.g.
+Prometheus expressions may name only metrics declared in ``streams.ops.metrics`` (as exposed, e.g.
 ``_total`` for counters, ``_bucket``/``_sum``/``_count`` for histograms); ClickHouse queries may
 name only tables declared in ``sinks.tables.TABLES`` and views of ``sinks.views.VIEWS``.
 """
@@ -18,7 +18,7 @@ import pytest
 from prometheus_client.metrics import MetricWrapperBase
 
 from sinks import tables, views
-from streams import metrics
+from streams.ops import metrics
 
 REPO = Path(__file__).resolve().parents[2]
 GRAFANA = REPO / "deploy" / "grafana"
@@ -47,7 +47,7 @@ SAMPLE_SUFFIXES = {
 
 @cache
 def allowed_metrics() -> frozenset[str]:
-    """Sample names exposed by the metrics declared in ``streams.metrics`` (e.g. ``dampak_events_total``)."""
+    """Sample names exposed by the metrics declared in ``streams.ops.metrics`` (``dampak_events_total``)."""
     names: set[str] = set()
     for value in vars(metrics).values():
         if not isinstance(value, MetricWrapperBase | metrics.BatchHistogram):

@@ -50,7 +50,7 @@ def test_a_taken_http_port_stops_the_worker_before_it_starts() -> None:
     import socket
 
     from streams.errors import DampakError
-    from streams.worker import check_port_free
+    from streams.runtime.startup import check_port_free
 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

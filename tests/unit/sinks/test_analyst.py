@@ -16,7 +16,7 @@ import pytest
 
 from sinks import analyst
 from sinks.config import ClickHouseSettings, ClickHouseTarget
-from sinks.connection import Connection, ConnectionPool, engine_lock, record_holder
+from sinks.connection import Connection, ConnectionPool, clickhouse_lock, record_holder
 from sinks.errors import QueryBusy, QueryRejected
 
 # What ClickHouse 26.9 (chDB 4.4) answers to EXPLAIN AST and EXPLAIN QUERY TREE run_passes = 0,
@@ -469,6 +469,6 @@ def test_query_goes_to_the_worker_that_holds_the_engine(
     # A worker holds it (here this test holds the lock: flock locks of separate opens of one file
     # exclude each other even in one process): the query goes to the worker's /query.
     record_holder(target, 1, url)
-    with engine_lock(target, blocking=True):
+    with clickhouse_lock(target, blocking=True):
         assert analyst.query(target, "SELECT {n:UInt8} AS one", {"n": 1}) == (["one"], [(1,)])
     assert received == [{"sql": "SELECT {n:UInt8} AS one", "parameters": {"n": 1}, "scope": "analyst"}]
