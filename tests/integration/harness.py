@@ -82,8 +82,9 @@ class Deployment:
             print(f"topics of {self.name} left on the broker: {type(exc).__name__}")
 
     def dampak(
-        self, *args: str, stdin: str | None = None, check: bool = True
+        self, *args: str, stdin: str | None = None, check: bool = True, timeout_s: float | None = None
     ) -> subprocess.CompletedProcess[str]:
+        """``dampak ARGS`` in this deployment; ``timeout_s``: raises subprocess.TimeoutExpired past it."""
         proc = subprocess.run(
             [sys.executable, "-m", "streams", *args],
             env=self.env,
@@ -91,6 +92,7 @@ class Deployment:
             capture_output=True,
             text=True,
             cwd=ROOT,
+            timeout=timeout_s,
         )
         if check and proc.returncode != 0:
             raise AssertionError(f"dampak {' '.join(args)} exited {proc.returncode}: {proc.stderr[-2000:]}")

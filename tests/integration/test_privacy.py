@@ -7,7 +7,6 @@ import hashlib
 import hmac
 import json
 import subprocess
-import sys
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -18,7 +17,7 @@ import pytest
 
 from schemas.regions import villages as real_villages
 from tests.integration.conftest import _ports
-from tests.integration.harness import ROOT, Deployment
+from tests.integration.harness import Deployment
 from tests.integration.test_alerts_exposure import BULLETIN, EVENT, _mmi
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
@@ -150,14 +149,7 @@ def test_9_a_village_position_is_published_only_as_a_mean_over_enough_households
 def _refused(dep: Deployment, *args: str, timeout_s: float = 90) -> subprocess.CompletedProcess[str]:
     """``dampak ARGS``, which must exit by itself (a worker that starts is killed and fails the test)."""
     try:
-        return subprocess.run(
-            [sys.executable, "-m", "streams", *args],
-            env=dep.env,
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-            timeout=timeout_s,
-        )
+        return dep.dampak(*args, check=False, timeout_s=timeout_s)
     except subprocess.TimeoutExpired:
         pytest.fail(f"dampak {' '.join(args)} did not refuse: it ran for {timeout_s:.0f}s")
 
