@@ -279,13 +279,8 @@ class Engine:
         delays = self._backoff.delays()
         while True:
             watch.check()
-            letters = Output()
-            self._dead_letters.add(letters, msg, reason, flow.personal_key, flow.dlq)
             try:
-                await self._deliver(letters.forwards)
-                if await self._write(letters):
-                    logger.error("%s: a dead-letter row refused by ClickHouse (kept in the DLQ topic)",
-                                 flow.name)  # fmt: skip
+                await self._send_letters(flow, [(msg, reason)])
                 return
             except asyncio.CancelledError:
                 raise
@@ -328,17 +323,24 @@ class Engine:
         rejected = await self._write(out, rejected)
         watch.check()
         if rejected:
-            letters = Output()
-            for index, reason in sorted(rejected.items()):
+            for index in rejected:
                 outcomes[index] = Outcome.DEAD_LETTER
-                self._dead_letters.add(letters, messages[index], reason, flow.personal_key, flow.dlq)
-            await self._deliver(letters.forwards)
-            if await self._write(letters):
-                logger.error("%s: dead-letter rows refused by ClickHouse (kept in the DLQ topic)", flow.name)
+            await self._send_letters(flow, [(messages[i], reason) for i, reason in sorted(rejected.items())])
         for hook in out.after_write:
             await hook()
         wrote = {i for sources in out.sources.values() for i in sources} - set(rejected)
         return outcomes, wrote
+
+    async def _send_letters(self, flow: Flow, letters: Sequence[tuple[Message, str]]) -> None:
+        """Dead-letter each (message, reason) of ``letters`` outside a batch's own output: publish
+        to the flow's DLQ and write the rows; rows ClickHouse refuses are logged (the DLQ topic
+        keeps them). Infrastructure faults propagate to the caller's retry."""
+        out = Output()
+        for msg, reason in letters:
+            self._dead_letters.add(out, msg, reason, flow.personal_key, flow.dlq)
+        await self._deliver(out.forwards)
+        if await self._write(out):
+            logger.error("%s: dead-letter rows refused by ClickHouse (kept in the DLQ topic)", flow.name)
 
     async def _handle(self, flow: Flow, index: int, msg: Message, out: Output, now: float) -> Outcome:
         out.current, out.origin = index, msg.timestamp
