@@ -106,6 +106,10 @@ class Alert(Contract):
     magnitude: Annotated[float, Field(ge=0, le=10)] | None = None
     depth_km: Annotated[float, Field(ge=0, le=800)] | None = None
     tsunami: bool = False
+    #: A forecast or nowcast (a CAP warning of category ``Met``, or any ``extreme_weather``
+    #: alert): it reports no impact, so it takes no untagged field report and joins no incident
+    #: unless an operator links it (README, *Incidents*).
+    warning: bool = False
     felt: Annotated[tuple[FeltIntensity, ...], Field(max_length=MAX_AREAS)] = ()
     areas: Annotated[tuple[AreaImpact, ...], Field(max_length=MAX_AREAS)] = ()
     #: Areas named in text only (e.g. CAP areaDesc without a Kemendagri geocode).
@@ -124,6 +128,11 @@ class Alert(Contract):
     @property
     def began_at(self) -> datetime:
         return self.event_time or self.issued_at
+
+    @property
+    def is_warning(self) -> bool:
+        """Whether the alert predicts rather than reports: a warning, or a weather alert."""
+        return self.warning or self.hazard == "extreme_weather"
 
 
 # --------------------------------------------------------------------------- BMKG TEWS
@@ -273,6 +282,8 @@ def _cap_alerts(xml: bytes, context: dict[str, Any] | None) -> list[Alert]:
     alerts = []
     for i, info in enumerate(infos):
         event = text(info, "event").lower()
+        # BMKG's nowcasts are meteorological warnings (category Met): forecasts, not impact.
+        warning = text(info, "category").lower() == "met"
         hazard: Hazard = "flood" if ("banjir" in event or "flood" in event) else "extreme_weather"
         severity = _CAP_SEVERITY.get(text(info, "severity").lower(), "low")
         areas, area_text = [], []
@@ -298,6 +309,7 @@ def _cap_alerts(xml: bytes, context: dict[str, Any] | None) -> list[Alert]:
                             "headline": (text(info, "headline") or text(info, "event"))[:1000],
                             "areas": [a.model_dump(exclude_defaults=True) for a in areas],
                             "area_text": area_text,
+                            "warning": warning,
                         }
                     ),
                     context=context,

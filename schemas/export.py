@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from schemas.alerts import Alert
 from schemas.field_reports import FieldReport
 from schemas.households import Household
+from schemas.incidents import IncidentLink
 
 __all__ = ["TOPIC_MODELS", "export_json_schemas", "json_schema"]
 
@@ -21,6 +22,7 @@ TOPIC_MODELS: dict[str, type[BaseModel]] = {
     "households": Household,
     "field-reports": FieldReport,
     "disaster-alerts": Alert,  # the normalized form; BMKG and CAP payloads are converted to it
+    "incident-links": IncidentLink,
 }
 
 

@@ -9,16 +9,40 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import BeforeValidator, Field, StringConstraints, model_validator
 
+from schemas.alerts import HAZARDS, Hazard
 from schemas.common import HOUSEHOLD_PERSONS_MAX, Contract, Count, Id, OptionalId, UtcDatetime, VillageCode
 
-__all__ = ["REPORTER_ROLES", "FieldReport", "ReporterRole"]
+__all__ = ["HAZARD_NAMES", "REPORTER_ROLES", "FieldReport", "ReporterRole"]
 
 logger = logging.getLogger(__name__)
 
 ReporterRole = Literal["tagana", "tksk", "pkh", "psm", "karang_taruna", "slrt", "other"]
 REPORTER_ROLES: tuple[str, ...] = ("tagana", "tksk", "pkh", "psm", "karang_taruna", "slrt", "other")
+
+#: The hazard a report may name, in the words of the field (BNPB's hazard names) or dampak's own.
+HAZARD_NAMES: dict[str, Hazard] = {
+    **{h: h for h in HAZARDS},  # type: ignore[misc]
+    "gempa": "earthquake",
+    "gempa_bumi": "earthquake",
+    "banjir": "flood",
+    "banjir_bandang": "flood",
+    "longsor": "landslide",
+    "tanah_longsor": "landslide",
+    "erupsi": "volcano",
+    "letusan_gunung_api": "volcano",
+    "gunung_api": "volcano",
+    "cuaca_ekstrem": "extreme_weather",
+}
+
+
+def _hazard_name(value: object) -> object:
+    """A hazard named in the field's words (``gempa``, ``Tanah Longsor``) as dampak's hazard."""
+    if isinstance(value, str):
+        key = "_".join(value.strip().lower().replace("-", " ").split())
+        return HAZARD_NAMES.get(key, value)
+    return value
 
 
 class FieldReport(Contract):
@@ -27,6 +51,9 @@ class FieldReport(Contract):
     revision: Annotated[int, Field(ge=1, lt=2**23)] = 1
     retracted: bool = False
     event_id: Id | None = None
+    #: The hazard the report is about (``gempa``, ``banjir``, ``longsor``, ... or dampak's English
+    #: names): chooses between overlapping incidents for a report without ``event_id``.
+    hazard: Annotated[Hazard, BeforeValidator(_hazard_name)] | None = None
     reported_at: UtcDatetime
     reporter_id: OptionalId = ""
     reporter_role: ReporterRole = "other"

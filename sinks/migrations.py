@@ -21,6 +21,9 @@ from sinks.tables import (
     ALERTS_STATE,
     CONSUMER_LAG,
     DEAD_LETTER_STATE,
+    ESTIMATE_STATE,
+    INCIDENT_LINK_STATE,
+    INCIDENT_STATE,
     NOTIFICATION_STATE,
     PRIVACY_KEYS,
     REGIONS,
@@ -29,7 +32,7 @@ from sinks.tables import (
     SCHEMA_MIGRATIONS,
     Table,
 )
-from sinks.views import ANALYST_OBJECTS, view_statements
+from sinks.views import ANALYST_OBJECTS, incident_refresh_statement, view_statements
 
 __all__ = [
     "ANALYST_ROLE",
@@ -90,6 +93,25 @@ MIGRATIONS: tuple[Migration, ...] = (
         "the pseudonym key's fingerprint",
         statements=("ALTER TABLE {db}.privacy_keys ADD COLUMN IF NOT EXISTS `fingerprint` String",),
     ),
+    Migration(
+        8,
+        "incidents and estimates with their ranges: operator links, estimate ranges, warnings, the "
+        "hazard a report names, the intensity before the felt correction, PAGER's two alerts",
+        (ESTIMATE_STATE, INCIDENT_LINK_STATE, INCIDENT_STATE),
+        statements=(
+            "ALTER TABLE {db}.report_state ADD COLUMN IF NOT EXISTS `reported_hazard` "
+            "LowCardinality(String) AFTER `reported_event_id`",
+            "ALTER TABLE {db}.alerts_state ADD COLUMN IF NOT EXISTS `warning` Bool",
+            "ALTER TABLE {db}.alerts_state ADD COLUMN IF NOT EXISTS `felt_used` UInt16",
+            "ALTER TABLE {db}.alerts_state ADD COLUMN IF NOT EXISTS `pager_fatality_level` "
+            "LowCardinality(String)",
+            "ALTER TABLE {db}.alerts_state ADD COLUMN IF NOT EXISTS `pager_economic_level` "
+            "LowCardinality(String)",
+            "ALTER TABLE {db}.alerts_state ADD COLUMN IF NOT EXISTS `est_economic_loss_usd` Float64",
+            "ALTER TABLE {db}.alert_exposure_state ADD COLUMN IF NOT EXISTS `mmi_predicted` "
+            "Nullable(Float32) AFTER `mmi`",
+        ),
+    ),
 )
 
 
@@ -123,6 +145,8 @@ def migrate(client: Client, database: str) -> list[int]:
             client.command(view)
         # Version 0 records the views' checksum; ReplacingMergeTree keeps the latest.
         _record(client, table, 0, f"views {checksum}")
+        # A database from before incidents (or with a changed rule) is grouped at once.
+        client.command(incident_refresh_statement(database))
     return applied
 
 

@@ -18,6 +18,9 @@ __all__ = [
     "ALERT_EXPOSURE_STATE",
     "CONSUMER_LAG",
     "DEAD_LETTER_STATE",
+    "ESTIMATE_STATE",
+    "INCIDENT_LINK_STATE",
+    "INCIDENT_STATE",
     "NOTIFICATION_STATE",
     "PRIVACY_KEYS",
     "REGIONS",
@@ -139,6 +142,7 @@ REPORT_STATE = Table(
         version UInt64
         retracted Bool
         reported_event_id String
+        reported_hazard LowCardinality(String)
         reported_at {_DT}
         reporter_id String
         reporter_role LowCardinality(String)
@@ -217,6 +221,11 @@ ALERTS_STATE = Table(
         raw_payload String
         received_at {_DT}
         payload_event_id String
+        warning Bool
+        felt_used UInt16
+        pager_fatality_level LowCardinality(String)
+        pager_economic_level LowCardinality(String)
+        est_economic_loss_usd Float64
     """),
     "ReplacingMergeTree(version)",
     "event_id",
@@ -232,6 +241,7 @@ ALERT_EXPOSURE_STATE = Table(
         village_code LowCardinality(String)
         regency_code LowCardinality(String)
         mmi Nullable(Float32)
+        mmi_predicted Nullable(Float32)
         hazard_class LowCardinality(String)
         exposed_households UInt32
         exposed_persons UInt32
@@ -243,6 +253,60 @@ ALERT_EXPOSURE_STATE = Table(
     """),
     "ReplacingMergeTree",
     "(event_id, village_code, version)",
+)
+
+# An alert version's estimates with their ranges (``streams.domain.estimates``): one row per model,
+# outcome and range; the analyst view keeps the alert's latest version, like the exposure's.
+ESTIMATE_STATE = Table(
+    "estimate_state",
+    _cols("""
+        event_id String
+        version UInt64
+        model LowCardinality(String)
+        outcome LowCardinality(String)
+        range_low Float64
+        range_high Nullable(Float64)
+        probability Nullable(Float64)
+        central Float64
+        label String
+    """),
+    "ReplacingMergeTree",
+    "(event_id, model, outcome, range_low, version)",
+)
+
+# Every operator decision on the incident-links topic, kept as the audit trail; the views take
+# the latest per (event_id, other_event_id).
+INCIDENT_LINK_STATE = Table(
+    "incident_link_state",
+    _cols(f"""
+        link_id String
+        action LowCardinality(String)
+        event_id String
+        other_event_id String
+        operator String
+        reason String
+        decided_at {_DT}
+        received_at {_DT}
+    """),
+    "ReplacingMergeTree",
+    "link_id",
+)
+
+# Each event's incident, as the writer last computed it from the alerts and the operators'
+# decisions (``sinks.views.INCIDENT_GROUPING_SQL``); the latest version stands.
+INCIDENT_STATE = Table(
+    "incident_state",
+    _cols(f"""
+        event_id String
+        version UInt64
+        incident_id String
+        rule LowCardinality(String)
+        hazard LowCardinality(String)
+        event_time {_DT}
+        warning Bool
+    """),
+    "ReplacingMergeTree(version)",
+    "event_id",
 )
 
 NOTIFICATION_STATE = Table(
@@ -306,4 +370,7 @@ TABLES: tuple[Table, ...] = (
     NOTIFICATION_STATE,
     CONSUMER_LAG,
     PRIVACY_KEYS,
+    ESTIMATE_STATE,
+    INCIDENT_LINK_STATE,
+    INCIDENT_STATE,
 )

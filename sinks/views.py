@@ -11,14 +11,26 @@ from __future__ import annotations
 import logging
 import re
 
-from schemas.reference import NEEDS_PER_PERSON, PREGNANT_EXTRA_RICE_KG_WEEK
+from schemas.reference import (
+    ATTRIBUTION_DAYS,
+    GK_DISTANCE,
+    GK_TIME_LARGE,
+    GK_TIME_LARGE_FROM,
+    GK_TIME_SMALL,
+    NEEDS_PER_PERSON,
+    PREGNANT_EXTRA_RICE_KG_WEEK,
+    SECONDARY_MIN_MMI,
+)
 
 __all__ = [
     "ANALYST_OBJECTS",
+    "INCIDENT_GROUPING_INPUTS",
+    "INCIDENT_GROUPING_SQL",
     "MIN_HOUSEHOLDS_FOR_POSITION",
     "VIEWS",
     "VILLAGE_REGISTRY_SQL",
     "impact_view_sql",
+    "incident_refresh_statement",
     "view_statements",
 ]
 
@@ -36,7 +48,7 @@ _ALERT_EXPOSURE = """
 CREATE OR REPLACE VIEW {db}.alert_exposure SQL SECURITY DEFINER AS
 SELECT
     e.event_id AS event_id, e.village_code AS village_code, e.regency_code AS regency_code,
-    e.mmi AS mmi, e.hazard_class AS hazard_class,
+    e.mmi AS mmi, e.mmi_predicted AS mmi_predicted, e.hazard_class AS hazard_class,
     e.exposed_households AS exposed_households, e.exposed_persons AS exposed_persons,
     e.exposed_kpm_households AS exposed_kpm_households, e.exposed_vulnerable AS exposed_vulnerable,
     e.exposed_pregnant AS exposed_pregnant,
@@ -70,21 +82,250 @@ FROM (
 ARRAY JOIN regencies AS regency_code
 """
 
-# A report without event_id joins the most recent covering event that began at most 14 days
-# before it; computed at query time, so a late alert re-attaches earlier reports.
-_FIELD_REPORTS = """
-CREATE OR REPLACE VIEW {db}.field_reports SQL SECURITY DEFINER AS
+
+def _gk_sql(m: str) -> tuple[str, str]:
+    """Gardner-Knopoff windows of magnitude column ``m`` in SQL: (km, days) (``schemas.reference``)."""
+    km = f"pow(10, {GK_DISTANCE[0]} * {m} + {GK_DISTANCE[1]})"
+    days = (
+        f"if({m} >= {GK_TIME_LARGE_FROM}, pow(10, {GK_TIME_LARGE[0]} * {m} + {GK_TIME_LARGE[1]}), "
+        f"pow(10, {GK_TIME_SMALL[0]} * {m} + {GK_TIME_SMALL[1]}))"
+    )
+    return km, days
+
+
+def _km_sql(a: str, b: str) -> str:
+    """Great-circle (haversine) distance in km between the ``lat``/``lon`` of aliases a and b."""
+    return (
+        f"2 * 6371.0088 * asin(sqrt(least(1, pow(sin(radians({b}.lat - {a}.lat) / 2), 2) + "
+        f"cos(radians({a}.lat)) * cos(radians({b}.lat)) * pow(sin(radians({b}.lon - {a}.lon) / 2), 2))))"
+    )
+
+
+def _within_time(main: str, other: str) -> str:
+    """``other`` begins in ``main``'s aftershock time window."""
+    days = _gk_sql(f"{main}.m")[1]
+    return f"{other}.t >= {main}.t AND dateDiff('millisecond', {main}.t, {other}.t) <= {days} * 86400000"
+
+
+def _within_window(main: str, other: str) -> str:
+    """``other`` falls in ``main``'s aftershock window (time after it, and distance)."""
+    return f"{_within_time(main, other)} AND {_km_sql(main, other)} <= {_gk_sql(f'{main}.m')[0]}"
+
+
+#: A quake's village shaken enough for a secondary hazard there to be its (a constant, not a value).
+_SHOOK_TO_DAMAGE = f"x.mmi >= {float(SECONDARY_MIN_MMI)}"
+
+
+# Every event (alerts, and events named only by reports) with its incident and the rule that put
+# it there (README, *Incidents*):
+# - earthquakes are declustered by Gardner-Knopoff windows: a quake no other quake's window covers
+#   is a main shock; another joins the first-ranked main shock (larger, then earlier) covering it;
+# - an area hazard that begins in a main shock's time window and reaches a village it shook at
+#   MMI VI or more joins the main shock's incident ('secondary');
+# - a warning (CAP Met, extreme weather) and any other event stand alone;
+# - an operator's latest decision per (event_id, other_event_id) on incident-links overrides: a
+#   link puts event_id in other_event_id's incident, an unlink takes it out of an incident dampak
+#   grouped it in. A decision on a main shock moves its aftershocks with it.
+#
+# The grouping is computed when its inputs change, not at every query (it is read by every
+# figure): the writer runs INCIDENT_GROUPING_SQL into ``incident_state`` after each insert into
+# the tables in INCIDENT_GROUPING_INPUTS (``sinks.writer``), and ``event_incident`` reads the
+# latest grouping. An event with no row there (named only by reports) is an incident of its own.
+INCIDENT_GROUPING_SQL = f"""
+WITH
+    events AS (
+        SELECT event_id, toString(hazard) AS hazard, event_time, lat, lon, magnitude,
+               warning OR hazard = 'extreme_weather' AS warning
+        FROM {{db}}.alerts
+        UNION ALL
+        SELECT e, '', min(decided_at), NULL, NULL, NULL, false
+        FROM {{db}}.incident_link_state FINAL
+        ARRAY JOIN [event_id, other_event_id] AS e
+        WHERE e NOT IN (SELECT event_id FROM {{db}}.alerts_state)
+        GROUP BY e
+    ),
+    quakes AS (
+        SELECT event_id, event_time AS t, assumeNotNull(lat) AS lat, assumeNotNull(lon) AS lon,
+               assumeNotNull(magnitude) AS m
+        FROM events WHERE hazard = 'earthquake' AND NOT warning
+    ),
+    covered AS (
+        SELECT e.event_id AS event_id, s.event_id AS main_id, s.m AS main_m, s.t AS main_t
+        FROM quakes AS e CROSS JOIN quakes AS s
+        WHERE e.event_id != s.event_id
+          AND (s.m > e.m OR (s.m = e.m AND (s.t < e.t OR (s.t = e.t AND s.event_id < e.event_id))))
+          AND {_within_window("s", "e")}
+    ),
+    quake_main AS (
+        SELECT q.event_id AS event_id, if(c.chosen = '', q.event_id, c.chosen) AS incident_id,
+               if(c.chosen = '', 'main', 'aftershock') AS rule
+        FROM quakes AS q
+        LEFT JOIN (
+            SELECT event_id, argMin(main_id, (-main_m, main_t, main_id)) AS chosen
+            FROM covered
+            WHERE main_id NOT IN (SELECT event_id FROM covered)
+            GROUP BY event_id
+        ) AS c ON c.event_id = q.event_id
+    ),
+    secondary AS (
+        SELECT a.event_id AS event_id, argMin(s.event_id, (-s.m, s.t, s.event_id)) AS incident_id
+        FROM (
+            SELECT DISTINCT x.event_id AS event_id, x.village_code AS village_code, ev.event_time AS t
+            FROM {{db}}.alert_exposure AS x INNER JOIN events AS ev ON ev.event_id = x.event_id
+            WHERE ev.hazard NOT IN ('earthquake', '') AND NOT ev.warning
+        ) AS a
+        INNER JOIN (
+            SELECT x.village_code AS village_code, q.event_id AS event_id, q.t AS t, q.m AS m
+            FROM {{db}}.alert_exposure AS x
+            INNER JOIN quakes AS q ON q.event_id = x.event_id
+            WHERE {_SHOOK_TO_DAMAGE}
+              AND q.event_id IN (SELECT event_id FROM quake_main WHERE rule = 'main')
+        ) AS s ON s.village_code = a.village_code
+        WHERE {_within_time("s", "a")}
+        GROUP BY a.event_id
+    ),
+    auto AS (
+        SELECT ev.event_id AS event_id,
+               multiIf(qm.incident_id != '', qm.incident_id, sc.incident_id != '', sc.incident_id,
+                       ev.event_id) AS incident_id,
+               multiIf(ev.warning, 'warning', qm.incident_id != '', qm.rule, sc.incident_id != '',
+                       'secondary', ev.hazard = '', 'reported', 'main') AS rule,
+               ev.hazard AS hazard, ev.event_time AS event_time, ev.warning AS warning
+        FROM events AS ev
+        LEFT JOIN quake_main AS qm ON qm.event_id = ev.event_id
+        LEFT JOIN secondary AS sc ON sc.event_id = ev.event_id
+    ),
+    decisions AS (
+        SELECT event_id, other_event_id, argMax(action, (decided_at, link_id)) AS last_action,
+               max(decided_at) AS last_at
+        FROM {{db}}.incident_link_state FINAL
+        GROUP BY event_id, other_event_id
+    ),
+    links AS (
+        SELECT event_id, argMax(other_event_id, (last_at, other_event_id)) AS other
+        FROM decisions WHERE last_action = 'link' GROUP BY event_id
+    ),
+    unlinked AS (
+        SELECT DISTINCT d.event_id AS event_id
+        FROM decisions AS d
+        INNER JOIN auto AS x ON x.event_id = d.event_id
+        INNER JOIN auto AS y ON y.event_id = d.other_event_id
+        WHERE d.last_action = 'unlink' AND x.incident_id = y.incident_id
+    ),
+    base AS (
+        SELECT a.event_id AS event_id,
+               multiIf(l.other != '', if(o.incident_id != '', o.incident_id, l.other),
+                       u.event_id != '', a.event_id, a.incident_id) AS incident_id,
+               multiIf(l.other != '', 'operator_link', u.event_id != '', 'operator_unlink', a.rule) AS rule,
+               a.hazard AS hazard, a.event_time AS event_time, a.warning AS warning
+        FROM auto AS a
+        LEFT JOIN links AS l ON l.event_id = a.event_id
+        LEFT JOIN auto AS o ON o.event_id = l.other
+        LEFT JOIN unlinked AS u ON u.event_id = a.event_id
+    )
+SELECT b.event_id AS event_id,
+       if(b2.event_id != '' AND b.incident_id != b.event_id, b2.incident_id, b.incident_id) AS incident_id,
+       if(b2.event_id != '' AND b.incident_id != b.event_id AND b2.incident_id != b.incident_id,
+          'operator_link', b.rule) AS rule,
+       b.hazard AS hazard, b.event_time AS event_time, b.warning AS warning
+FROM base AS b
+LEFT JOIN base AS b2 ON b2.event_id = b.incident_id
+SETTINGS join_use_nulls = 0
+"""
+
+#: The tables whose inserts change the grouping (the writer refreshes ``incident_state`` after them).
+INCIDENT_GROUPING_INPUTS = frozenset({"alerts_state", "alert_exposure_state", "incident_link_state"})
+
+
+def incident_refresh_statement(database: str) -> str:
+    """The statement that stores the grouping of every event as of now (a new version)."""
+    return (
+        f"INSERT INTO {database}.incident_state "
+        "(event_id, version, incident_id, rule, hazard, event_time, warning) "
+        "SELECT event_id, toUInt64(toUnixTimestamp64Micro(now64(6))), incident_id, rule, hazard, "
+        f"event_time, warning FROM ({INCIDENT_GROUPING_SQL.format(db=database)})"
+    )
+
+
+_EVENT_INCIDENT = """
+CREATE OR REPLACE VIEW {db}.event_incident SQL SECURITY DEFINER AS
+SELECT event_id, incident_id, rule, hazard, event_time, warning
+FROM {db}.incident_state FINAL
+"""
+
+# Every operator decision on incident-links: the audit trail (who, when, why).
+_INCIDENT_LINKS = """
+CREATE OR REPLACE VIEW {db}.incident_links SQL SECURITY DEFINER AS
+SELECT link_id, action, event_id, other_event_id, operator, reason, decided_at, received_at
+FROM {db}.incident_link_state FINAL
+"""
+
+# The villages each incident covers (warnings excepted), since its first event there, with how
+# hard it struck them (``streams.domain.incidents.damage_level``) and by which hazards.
+_INCIDENT_COVERAGE = """
+CREATE OR REPLACE VIEW {db}.incident_coverage SQL SECURITY DEFINER AS
+SELECT i.incident_id AS incident_id, x.village_code AS village_code,
+       min(i.event_time) AS began_at, max(i.event_time) AS last_event_at,
+       max(if(i.hazard = 'earthquake',
+              greatest(0, least(3, toInt32(floor(ifNull(x.mmi, 0) + 0.5)) - 5)),
+              transform(splitByChar(':', toString(x.hazard_class))[2],
+                        ['low', 'medium', 'high'], [1, 2, 3], 0)
+       )) AS level,
+       groupUniqArray(i.hazard) AS hazards
+FROM {db}.alert_exposure AS x
+INNER JOIN {db}.event_incident AS i ON i.event_id = x.event_id
+WHERE NOT i.warning
+GROUP BY i.incident_id, x.village_code
+"""
+
+# Where a report stands (README, *Attribution of untagged reports*):
+# - a report with event_id: that event, in that event's incident ('event_id');
+# - without: the incident that covers its village at its time (from its first event there to
+#   ATTRIBUTION_DAYS after its latest), preferring one of the hazard the report names ('hazard'),
+#   then the hardest struck there, then the most recent ('coverage');
+# - else an event named by other reports in its regency within ATTRIBUTION_DAYS ('reported_area');
+# - else 'unassigned'.
+# Computed at query time: a late alert or an operator's decision re-places earlier reports.
+_PLACED_REPORTS = f"""
+CREATE OR REPLACE VIEW {{db}}.report_placement SQL SECURITY DEFINER AS
+SELECT r.report_id AS report_id,
+       argMax(c.incident_id, (r.reported_hazard != '' AND has(c.hazards, toString(r.reported_hazard)),
+                              c.level, c.began_at, c.incident_id)) AS incident_id,
+       max(r.reported_hazard != '' AND has(c.hazards, toString(r.reported_hazard))) AS by_hazard
+FROM (
+    SELECT report_id, village_code, reported_at, reported_hazard
+    FROM {{db}}.report_state FINAL
+    WHERE NOT retracted AND reported_event_id = ''
+) AS r
+INNER JOIN {{db}}.incident_coverage AS c ON c.village_code = r.village_code
+WHERE r.reported_at >= c.began_at AND r.reported_at <= c.last_event_at + INTERVAL {ATTRIBUTION_DAYS} DAY
+GROUP BY r.report_id
+"""
+
+_FIELD_REPORTS = f"""
+CREATE OR REPLACE VIEW {{db}}.field_reports SQL SECURITY DEFINER AS
 SELECT
     r.report_id AS report_id,
     r.revision AS revision,
     multiIf(
         r.reported_event_id != '', r.reported_event_id,
-        c.event_id != '' AND c.began_at >= r.reported_at - INTERVAL 14 DAY
-            AND NOT (g.event_id != '' AND g.began_at >= r.reported_at - INTERVAL 14 DAY
-                     AND g.began_at > c.began_at), c.event_id,
-        g.event_id != '' AND g.began_at >= r.reported_at - INTERVAL 14 DAY, g.event_id,
+        p.incident_id != '', p.incident_id,
+        g.event_id != '' AND g.began_at >= r.reported_at - INTERVAL {ATTRIBUTION_DAYS} DAY, g.event_id,
         'unassigned') AS event_id,
+    multiIf(
+        r.reported_event_id != '', if(ti.incident_id != '', ti.incident_id, r.reported_event_id),
+        p.incident_id != '', p.incident_id,
+        g.event_id != '' AND g.began_at >= r.reported_at - INTERVAL {ATTRIBUTION_DAYS} DAY,
+            if(gi.incident_id != '', gi.incident_id, g.event_id),
+        'unassigned') AS incident_id,
+    multiIf(
+        r.reported_event_id != '', 'event_id',
+        p.incident_id != '' AND p.by_hazard, 'hazard',
+        p.incident_id != '', 'coverage',
+        g.event_id != '' AND g.began_at >= r.reported_at - INTERVAL {ATTRIBUTION_DAYS} DAY, 'reported_area',
+        'unassigned') AS attribution,
     r.reported_event_id = '' AS event_inferred,
+    r.reported_hazard AS reported_hazard,
     r.reported_at AS reported_at,
     r.reporter_id AS reporter_id,
     r.reporter_role AS reporter_role,
@@ -113,11 +354,12 @@ SELECT
     r.kk_ref AS kk_ref,
     r.ingested_at AS updated_at,
     r.arrival AS arrival
-FROM (SELECT * FROM {db}.report_state FINAL WHERE NOT retracted) AS r
-ASOF LEFT JOIN {db}.event_coverage AS c
-    ON r.village_code = c.village_code AND r.reported_at >= c.began_at
-ASOF LEFT JOIN {db}.reported_event_coverage AS g
+FROM (SELECT * FROM {{db}}.report_state FINAL WHERE NOT retracted) AS r
+LEFT JOIN {{db}}.report_placement AS p ON p.report_id = r.report_id
+LEFT JOIN {{db}}.event_incident AS ti ON ti.event_id = r.reported_event_id
+ASOF LEFT JOIN {{db}}.reported_event_coverage AS g
     ON r.regency_code = g.regency_code AND r.reported_at >= g.began_at
+LEFT JOIN {{db}}.event_incident AS gi ON gi.event_id = g.event_id
 SETTINGS join_use_nulls = 0
 """
 
@@ -129,42 +371,45 @@ _AREA_LEVELS = {
 }
 
 
-# One row per event and household: the household's most recent current report in the event (by
-# reported_at, then by arrival), and how many current reports name it. Every figure counts a
-# household once per event, from this report: when two officers report the same house, the later
-# report stands. (argMax over a tuple also keeps a NULL desil, which plain argMax would skip.)
+# One row per incident and household: the household's most recent current report in the incident
+# (by reported_at, then by arrival), and how many current reports name it. Every figure counts a
+# household once per incident, from this report: when two officers report the same house (under
+# the main shock and under an aftershock, say), the later report stands, with its event.
+# (argMax over a tuple also keeps a NULL desil, which plain argMax would skip.)
 _LATEST = "(reported_at, arrival)"
 _HOUSEHOLD_COLUMNS = (
-    "province_code", "regency_code", "district_code", "village_code",
+    "event_id", "province_code", "regency_code", "district_code", "village_code",
     "houses_light", "houses_moderate", "houses_heavy", "displaced", "dead", "injured", "missing",
     "registered", "desil", "kpm", "vulnerable_persons", "kk_ref",
 )  # fmt: skip
 _HOUSEHOLD_IMPACT = f"""
 CREATE OR REPLACE VIEW {{db}}.household_impact SQL SECURITY DEFINER AS
 SELECT
-    event_id,
+    incident_id,
     household_ref,
     n AS reports,
     {", ".join(f"latest.{i} AS {c}" for i, c in enumerate(_HOUSEHOLD_COLUMNS, start=1))},
     last_update AS updated_at
 FROM (
-    SELECT event_id, household_ref, count() AS n,
+    SELECT incident_id, household_ref, count() AS n,
            argMax(tuple({", ".join(_HOUSEHOLD_COLUMNS)}), {_LATEST}) AS latest,
            max(updated_at) AS last_update
     FROM {{db}}.field_reports
     WHERE household_ref != ''
-    GROUP BY event_id, household_ref
+    GROUP BY incident_id, household_ref
 )
 """
 
 
 def impact_view_sql(level: str) -> str:
-    """Impact figures per event and area: each household once per event (``household_impact``),
-    plus every village summary."""
+    """Impact figures per incident, event and area: each household once per incident
+    (``household_impact``), plus every village summary. An incident's figure is the sum over its
+    events' rows."""
     code = _AREA_LEVELS[level]
     return f"""
 CREATE OR REPLACE VIEW {{db}}.impact_{level} SQL SECURITY DEFINER AS
 SELECT
+    a.incident_id AS incident_id,
     a.event_id AS event_id,
     a.{code} AS {code},
     g.name AS {level}_name,
@@ -183,7 +428,7 @@ SELECT
     a.updated_at AS updated_at
 FROM (
     SELECT
-        event_id, {code},
+        incident_id, event_id, {code},
         sum(n) AS reports,
         countIf(household) AS households_affected,
         sum(houses_light) AS houses_light, sum(houses_moderate) AS houses_moderate,
@@ -194,17 +439,18 @@ FROM (
         countIf(household AND NOT registered) AS unregistered_households_affected,
         max(updated_at) AS updated_at
     FROM (
-        SELECT event_id, {code}, reports AS n, true AS household, houses_light, houses_moderate,
+        SELECT incident_id, event_id, {code}, reports AS n, true AS household, houses_light, houses_moderate,
                houses_heavy, displaced, dead, injured, missing, kpm, vulnerable_persons, registered,
                updated_at
         FROM {{db}}.household_impact
         UNION ALL
-        SELECT event_id, {code}, 1, false, houses_light, houses_moderate, houses_heavy, displaced,
+        SELECT incident_id, event_id, {code}, 1, false, houses_light, houses_moderate, houses_heavy,
+               displaced,
                dead, injured, missing, false, 0, false, updated_at
         FROM {{db}}.field_reports
         WHERE household_ref = ''
     )
-    GROUP BY event_id, {code}
+    GROUP BY incident_id, event_id, {code}
 ) AS a
 LEFT JOIN {{db}}.regions AS g ON g.code = a.{code}
 """
@@ -216,6 +462,7 @@ LEFT JOIN {{db}}.regions AS g ON g.code = a.{code}
 _REGISTRY_CANDIDATES = """
 CREATE OR REPLACE VIEW {db}.registry_candidates SQL SECURITY DEFINER AS
 SELECT
+    incident_id,
     event_id,
     household_ref,
     village_code,
@@ -273,17 +520,69 @@ SELECT topic, partition, offset, reason, key_ref, payload, payload_bytes, messag
 FROM {db}.dead_letter_state FINAL
 """
 
-# Estimated (from the latest alert) beside reported (from field reports), per event.
+# Every estimate with its range (``streams.domain.estimates``): PAGER's fatality and economic
+# ranges with their probabilities, ITB's fatality estimate, InaSAFE's nominal displacement (an
+# upper bound) and the displacement expected from the intensity's house damage, from the alert's
+# latest version; and, once reports arrive, the displacement their damaged houses imply: persons
+# of the houses reported heavily damaged (not habitable, BNPB) up to those of the heavily and
+# moderately damaged, at the exposed villages' persons per household (the registry's where the
+# event has no exposure).
+_ESTIMATE_RANGES = """
+CREATE OR REPLACE VIEW {db}.estimate_ranges SQL SECURITY DEFINER AS
+SELECT e.event_id AS event_id, if(i.incident_id != '', i.incident_id, e.event_id) AS incident_id,
+       e.model AS model, e.outcome AS outcome, e.range_low AS range_low, e.range_high AS range_high,
+       e.probability AS probability, e.central AS central, e.label AS label
+FROM (
+    SELECT event_id, toString(model) AS model, toString(outcome) AS outcome, range_low, range_high,
+           probability, central, label
+    FROM {db}.estimate_state FINAL
+    WHERE (event_id, version) IN (SELECT event_id, version FROM {db}.alerts_state FINAL)
+    UNION ALL
+    SELECT d.event_id, 'reported_damage', 'displaced', d.heavy * d.per_household,
+           CAST((d.heavy + d.moderate) * d.per_household, 'Nullable(Float64)'), NULL,
+           d.heavy * d.per_household,
+           concat('dari rumah rusak yang dilaporkan: rusak berat hingga rusak berat dan sedang, ',
+                  toString(round(d.per_household, 2)), ' jiwa per KK')
+    FROM (
+        SELECT r.event_id AS event_id, toFloat64(r.heavy) AS heavy, toFloat64(r.moderate) AS moderate,
+               if(x.households > 0, x.persons / x.households,
+                  (SELECT sum(persons) / greatest(sum(households), 1) FROM {db}.village_stats))
+                   AS per_household
+        FROM (
+            SELECT event_id, sum(houses_heavy) AS heavy, sum(houses_moderate) AS moderate
+            FROM {db}.impact_province GROUP BY event_id
+        ) AS r
+        LEFT JOIN (
+            SELECT event_id, toFloat64(sum(exposed_persons)) AS persons,
+                   toFloat64(sum(exposed_households)) AS households
+            FROM {db}.alert_exposure GROUP BY event_id
+        ) AS x ON x.event_id = r.event_id
+        WHERE r.heavy + r.moderate > 0
+    ) AS d
+) AS e
+LEFT JOIN {db}.event_incident AS i ON i.event_id = e.event_id
+SETTINGS join_use_nulls = 0
+"""
+
+# Estimated (from the latest alert) beside reported (from field reports), per event. PAGER's
+# alert is the higher of its fatality and economic alerts; est_deaths is PAGER's median, shown
+# with its most likely range (est_deaths_low to est_deaths_high, open-ended when NULL, with its
+# probability): estimate_ranges has every range.
 _EVENT_SUMMARY = """
 CREATE OR REPLACE VIEW {db}.event_summary SQL SECURITY DEFINER AS
 SELECT
-    a.event_id AS event_id, a.hazard AS hazard, a.event_time AS event_time, a.issued_at AS issued_at,
-    a.revision AS revision, a.source AS source, a.headline AS headline,
+    a.event_id AS event_id, if(i.incident_id != '', i.incident_id, a.event_id) AS incident_id,
+    i.rule AS incident_rule,
+    a.hazard AS hazard, a.event_time AS event_time, a.issued_at AS issued_at,
+    a.revision AS revision, a.source AS source, a.headline AS headline, a.warning AS warning,
     a.magnitude AS magnitude, a.depth_km AS depth_km, a.lat AS lat, a.lon AS lon, a.tsunami AS tsunami,
-    a.areas AS areas, a.pager_level AS pager_level,
+    a.areas AS areas, a.pager_level AS pager_level, a.pager_fatality_level AS pager_fatality_level,
+    a.pager_economic_level AS pager_economic_level, a.felt_used AS felt_used,
     a.est_exposed_households AS est_exposed_households, a.est_exposed_persons AS est_exposed_persons,
     a.est_exposed_kpm_households AS est_exposed_kpm_households,
-    a.est_deaths AS est_deaths, a.est_displaced AS est_displaced,
+    a.est_deaths AS est_deaths, f.low AS est_deaths_low, f.high AS est_deaths_high,
+    f.p AS est_deaths_probability,
+    a.est_economic_loss_usd AS est_economic_loss_usd, a.est_displaced AS est_displaced,
     r.reports AS reported_reports,
     r.households_affected AS reported_households_affected,
     r.houses_light AS reported_houses_light,
@@ -295,6 +594,12 @@ SELECT
     r.missing AS reported_missing,
     r.kpm_households_affected AS reported_kpm_households_affected
 FROM {db}.alerts AS a
+LEFT JOIN {db}.event_incident AS i ON i.event_id = a.event_id
+LEFT JOIN (
+    SELECT event_id, argMax(range_low, probability) AS low, argMax(range_high, probability) AS high,
+           max(probability) AS p
+    FROM {db}.estimate_ranges WHERE model = 'pager_fatality' GROUP BY event_id
+) AS f ON f.event_id = a.event_id
 LEFT JOIN (
     SELECT event_id, sum(reports) AS reports, sum(households_affected) AS households_affected,
            sum(houses_light) AS houses_light, sum(houses_moderate) AS houses_moderate,
@@ -303,6 +608,48 @@ LEFT JOIN (
            sum(kpm_households_affected) AS kpm_households_affected
     FROM {db}.impact_province GROUP BY event_id
 ) AS r ON r.event_id = a.event_id
+"""
+
+# One row per incident: its events and hazards, its main event's estimate (with its most likely
+# fatality range) and the reported figures of all its events, each household counted once.
+_INCIDENTS = """
+CREATE OR REPLACE VIEW {db}.incidents SQL SECURITY DEFINER AS
+SELECT
+    g.incident_id AS incident_id,
+    g.began_at AS began_at, g.last_event_at AS last_event_at,
+    g.events AS events, g.event_rules AS event_rules, g.hazards AS hazards,
+    m.hazard AS hazard, m.headline AS headline, m.magnitude AS magnitude,
+    m.lat AS lat, m.lon AS lon,
+    m.pager_level AS pager_level, m.est_deaths AS est_deaths, m.est_deaths_low AS est_deaths_low,
+    m.est_deaths_high AS est_deaths_high, m.est_deaths_probability AS est_deaths_probability,
+    m.est_economic_loss_usd AS est_economic_loss_usd, m.est_displaced AS est_displaced,
+    m.est_exposed_households AS est_exposed_households,
+    r.reports AS reported_reports,
+    r.households_affected AS reported_households_affected,
+    r.houses_light AS reported_houses_light,
+    r.houses_moderate AS reported_houses_moderate,
+    r.houses_heavy AS reported_houses_heavy,
+    r.displaced AS reported_displaced,
+    r.dead AS reported_dead,
+    r.injured AS reported_injured,
+    r.missing AS reported_missing,
+    r.kpm_households_affected AS reported_kpm_households_affected
+FROM (
+    SELECT incident_id, min(event_time) AS began_at, max(event_time) AS last_event_at,
+           arrayMap(x -> x.2, arraySort(groupArray((event_time, event_id)))) AS events,
+           arrayMap(x -> x.2, arraySort(groupArray((event_time, rule)))) AS event_rules,
+           arrayFilter(h -> h != '', groupUniqArray(hazard)) AS hazards
+    FROM {db}.event_incident GROUP BY incident_id
+) AS g
+LEFT JOIN {db}.event_summary AS m ON m.event_id = g.incident_id
+LEFT JOIN (
+    SELECT incident_id, sum(reports) AS reports, sum(households_affected) AS households_affected,
+           sum(houses_light) AS houses_light, sum(houses_moderate) AS houses_moderate,
+           sum(houses_heavy) AS houses_heavy, sum(displaced) AS displaced, sum(dead) AS dead,
+           sum(injured) AS injured, sum(missing) AS missing,
+           sum(kpm_households_affected) AS kpm_households_affected
+    FROM {db}.impact_province GROUP BY incident_id
+) AS r ON r.incident_id = g.incident_id
 """
 
 
@@ -347,13 +694,19 @@ VIEWS: tuple[str, ...] = (
     _ALERT_EXPOSURE,
     _EVENT_COVERAGE,
     _REPORTED_EVENT_COVERAGE,
+    _EVENT_INCIDENT,
+    _INCIDENT_LINKS,
+    _INCIDENT_COVERAGE,
+    _PLACED_REPORTS,
     _FIELD_REPORTS,
     _HOUSEHOLD_IMPACT,
     *(impact_view_sql(level) for level in _AREA_LEVELS),
     _REGISTRY_CANDIDATES,
     _VILLAGE_STATS,
     _DEAD_LETTERS,
+    _ESTIMATE_RANGES,
     _EVENT_SUMMARY,
+    _INCIDENTS,
     _MINIMUM_NEEDS,
     _NOTIFICATIONS,
 )

@@ -23,6 +23,7 @@ from sinks.config import Backoff
 from sinks.connection import Connection
 from sinks.errors import RowsRejected, SinkError, SinkUnavailable
 from sinks.tables import Row, Table
+from sinks.views import INCIDENT_GROUPING_INPUTS, incident_refresh_statement
 
 __all__ = ["ClickHouseWriter", "WriteObserver", "classify", "retrying"]
 
@@ -133,6 +134,10 @@ class ClickHouseWriter:
                 column_names=table.column_names,
                 column_oriented=True,
             )
+            if table.name in INCIDENT_GROUPING_INPUTS:
+                # The incidents follow the alerts and the operators' decisions: regrouped now, in
+                # one statement, from what is stored (a replay regroups to the same).
+                self._conn.client.command(incident_refresh_statement(self._conn.database))
         except Exception as exc:
             raise classify(table.name, exc) from exc
         self._observer.written(table.name, len(columns[0]) if columns else 0, time.perf_counter() - started)

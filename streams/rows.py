@@ -15,7 +15,9 @@ import orjson
 
 from schemas.alerts import Alert
 from schemas.common import district_of, province_of, regency_of
+from schemas.incidents import IncidentLink
 from sinks.tables import Row
+from streams.domain.estimates import RangeEstimate
 from streams.domain.exposure import Exposure
 from streams.domain.lag import GroupLag
 from streams.domain.notifications import Notice
@@ -29,7 +31,9 @@ if TYPE_CHECKING:
 __all__ = [
     "alert_row",
     "dead_letter_row",
+    "estimate_rows",
     "exposure_rows",
+    "incident_link_row",
     "lag_rows",
     "notification_row",
     "registry_row",
@@ -80,6 +84,7 @@ def report_row(
         "version": version,
         "retracted": doc["retracted"],
         "reported_event_id": doc["event_id"] or "",
+        "reported_hazard": doc.get("hazard") or "",
         "reported_at": datetime.fromisoformat(doc["reported_at"]),
         # A reporter may be identified by NIK: masked like the notes.
         "reporter_id": mask_identifiers(doc["reporter_id"]),
@@ -139,9 +144,17 @@ def dead_letter_row(
 
 
 def alert_row(
-    alert: Alert, version: int, exp: Exposure, raw: str, received_at: datetime, payload_event_id: str = ""
+    alert: Alert,
+    version: int,
+    exp: Exposure,
+    raw: str,
+    received_at: datetime,
+    payload_event_id: str = "",
+    pager: tuple[str, str, str] = ("", "", ""),
+    economic_loss_usd: float = 0.0,
 ) -> Row:
-    """``alerts_state``: one alert (one revision) with its estimated totals. A message's raw
+    """``alerts_state``: one alert (one revision) with its estimated totals and, for an
+    earthquake, PAGER's alerts (overall, fatality, economic) and economic loss. A message's raw
     payload is stored once, with one of its alerts; the others hold ``payload_event_id``, that
     alert's event id, and an empty ``raw`` (``streams.features.alerts``)."""
     return {
@@ -161,7 +174,7 @@ def alert_row(
         "felt": orjson.dumps([f.model_dump() for f in alert.felt]).decode(),
         "areas": orjson.dumps([a.model_dump() for a in alert.areas]).decode(),
         "area_text": list(alert.area_text),
-        "pager_level": exp.pager_level if alert.hazard == "earthquake" else "",
+        "pager_level": pager[0],
         "est_exposed_households": exp.households,
         "est_exposed_persons": exp.persons,
         "est_exposed_kpm_households": exp.kpm_households,
@@ -170,6 +183,11 @@ def alert_row(
         "raw_payload": raw,
         "received_at": received_at,
         "payload_event_id": payload_event_id,
+        "warning": alert.is_warning,
+        "felt_used": exp.felt_used,
+        "pager_fatality_level": pager[1],
+        "pager_economic_level": pager[2],
+        "est_economic_loss_usd": economic_loss_usd,
     }
 
 
@@ -184,6 +202,7 @@ def exposure_rows(event_id: str, version: int, exp: Exposure) -> list[Row]:
             "village_code": code,
             "regency_code": regency_of(code),
             "mmi": mmi,
+            "mmi_predicted": mmi_predicted,
             "hazard_class": hazard_class,
             "exposed_households": households,
             "exposed_persons": persons,
@@ -193,10 +212,52 @@ def exposure_rows(event_id: str, version: int, exp: Exposure) -> list[Row]:
             "est_displaced": displaced,
             "est_deaths": deaths,
         }
-        for code, mmi, hazard_class, households, persons, kpm, vulnerable, pregnant, displaced, deaths in zip(
-            *c, strict=True
-        )
+        for (
+            code,
+            mmi,
+            mmi_predicted,
+            hazard_class,
+            households,
+            persons,
+            kpm,
+            vulnerable,
+            pregnant,
+            displaced,
+            deaths,
+        ) in zip(*c, strict=True)
     ]
+
+
+def estimate_rows(event_id: str, version: int, estimates: list[RangeEstimate]) -> list[Row]:
+    """``estimate_state``: each estimate of one alert version with its range."""
+    return [
+        {
+            "event_id": event_id,
+            "version": version,
+            "model": e.model,
+            "outcome": e.outcome,
+            "range_low": e.range_low,
+            "range_high": e.range_high,
+            "probability": e.probability,
+            "central": e.central,
+            "label": e.label,
+        }
+        for e in estimates
+    ]
+
+
+def incident_link_row(link: IncidentLink, received_at: datetime) -> Row:
+    """``incident_link_state``: one operator decision, as made."""
+    return {
+        "link_id": link.link_id,
+        "action": link.action,
+        "event_id": link.event_id,
+        "other_event_id": link.other_event_id,
+        "operator": link.operator,
+        "reason": link.reason,
+        "decided_at": link.decided_at,
+        "received_at": received_at.astimezone(UTC),
+    }
 
 
 def notification_row(notice: Notice, sent_at: datetime) -> Row:

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sinks.config import Backoff, ClickHouseSettings, ClickHouseTarget
+from streams.domain.estimates import INDONESIA_GDP_PER_CAPITA_USD
 from streams.domain.hazard import DisplacementRates
 
 __all__ = [
@@ -284,6 +285,14 @@ class NotifySettings(BaseModel):
     check_max_share: float = Field(0.2, gt=0, le=1)
 
 
+class EstimateSettings(BaseModel):
+    """The inputs of the earthquake loss estimates (``streams.domain.estimates``)."""
+
+    #: GDP per capita in current US$ of PAGER's economic model (PAGER takes the event year's; the
+    #: default is the World Bank's figure for Indonesia, 2024).
+    gdp_per_capita_usd: float = Field(INDONESIA_GDP_PER_CAPITA_USD, gt=0)
+
+
 class TableSettings(BaseModel):
     """Faust tables (the registry and each household's reports): store and RocksDB memory."""
 
@@ -391,6 +400,7 @@ class Settings(BaseSettings):
     contracts: ContractSettings = ContractSettings()
     privacy: PrivacySettings = PrivacySettings()
     displacement: DisplacementRates = DisplacementRates()
+    estimates: EstimateSettings = EstimateSettings()
     notify: NotifySettings = NotifySettings()
     lag: LagSettings = LagSettings()
     feed: FeedSettings = FeedSettings()

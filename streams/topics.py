@@ -72,6 +72,8 @@ class Topic(StrEnum):
     FIELD_REPORTS = "field-reports"
     DISASTER_ALERTS = "disaster-alerts"
     IMPACT_NOTIFICATIONS = "impact-notifications"
+    #: Operators' decisions that two events are, or are not, one incident (``schemas.incidents``).
+    INCIDENT_LINKS = "incident-links"
     #: Internal: validated households re-keyed by ``household_id`` with dampak's own partitioner,
     #: so that the registry does not depend on how a publisher partitioned ``households``.
     HOUSEHOLDS_BY_ID = "households-by-id"
@@ -91,13 +93,19 @@ class Topic(StrEnum):
 
 
 #: Topics that upstream systems publish to; each has a ``<topic>-dlq`` dead-letter topic.
-INPUT_TOPICS: tuple[Topic, ...] = (Topic.HOUSEHOLDS, Topic.FIELD_REPORTS, Topic.DISASTER_ALERTS)
+INPUT_TOPICS: tuple[Topic, ...] = (
+    Topic.HOUSEHOLDS,
+    Topic.FIELD_REPORTS,
+    Topic.DISASTER_ALERTS,
+    Topic.INCIDENT_LINKS,
+)
 #: The field whose value keys the messages of each input topic (``dampak produce`` keys by it);
 #: alerts are keyed by the worker, from the event the bulletin describes.
 KEY_FIELDS: dict[Topic, str | None] = {
     Topic.HOUSEHOLDS: "household_id",
     Topic.FIELD_REPORTS: "report_id",
     Topic.DISASTER_ALERTS: None,
+    Topic.INCIDENT_LINKS: "link_id",
 }
 #: Topics whose message keys are personal data (a household id): a dead letter's payload has every
 #: occurrence of its key replaced by the key's pseudonym. (Every dead letter's ``key_ref`` is a

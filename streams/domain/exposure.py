@@ -1,8 +1,10 @@
 """Exposure of registry villages to an alert, and its estimated consequences (pure, vectorised).
 
-Earthquakes: MMI at every village centroid (AWW 2012), PAGER bins, deaths and InaSAFE displacement;
-villages below MMI IV are left out. Area hazards: the listed areas (a code at any level covers its
-villages), displacement by hazard class.
+Earthquakes: MMI at every village centroid (AWW 2012), corrected by BMKG's felt reports when
+any name a known place (streams.domain.shakemap: ShakeMap 4's conditional field, Worden et al.
+2018), PAGER bins, deaths and InaSAFE displacement from the corrected MMI; the uncorrected MMI
+is kept beside it (``mmi_predicted``); villages below MMI IV are left out. Area hazards: the
+listed areas (a code at any level covers its villages), displacement by hazard class.
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ from streams.domain.hazard import (
     fatality_rate,
     mmi_aww2012,
     mmi_bin,
+    mmi_sigma_aww2012,
     pager_level,
 )
+from streams.domain.shakemap import condition_on_observations, felt_observations
 
 __all__ = ["ROMAN", "Exposure", "VillageColumns", "VillageExposure", "VillageStats", "exposure"]
 
@@ -33,6 +37,8 @@ logger = logging.getLogger(__name__)
 ROMAN = ("0", "I", "II", "III", "IV", "V", "VI", "VII", "VIII", "IX", "X", "XI", "XII")
 _MMI_CLASS = tuple(f"MMI {r}" for r in ROMAN)
 _MIN_BIN = 4  # villages below MMI IV are not written
+
+Floats = npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True)
@@ -73,7 +79,8 @@ class VillageExposure(NamedTuple):
     alert can reach every village of a province, made by the tens of thousands at once)."""
 
     village_code: str
-    mmi: float | None
+    mmi: float | None  # corrected by the felt reports when there are any
+    mmi_predicted: float | None  # the intensity prediction alone (None for area hazards)
     hazard_class: str
     households: int
     persons: int
@@ -95,6 +102,7 @@ class VillageColumns(NamedTuple):
 
     village_code: list[str]
     mmi: list[float | None]
+    mmi_predicted: list[float | None]
     hazard_class: list[str]
     households: list[int]
     persons: list[int]
@@ -106,7 +114,7 @@ class VillageColumns(NamedTuple):
 
 
 def _no_villages() -> VillageColumns:
-    return VillageColumns([], [], [], [], [], [], [], [], [], [])
+    return VillageColumns([], [], [], [], [], [], [], [], [], [], [])
 
 
 @dataclass
@@ -117,6 +125,7 @@ class Exposure:
     kpm_households: int = 0
     deaths: float = 0.0
     displaced: float = 0.0
+    felt_used: int = 0  # felt reports that corrected the intensity (earthquakes)
 
     @property
     def pager_level(self) -> str:
@@ -143,18 +152,34 @@ def exposure(alert: Alert, stats: VillageStats, rates: DisplacementRates) -> Exp
 def _earthquake(alert: Alert, stats: VillageStats, rates: DisplacementRates) -> Exposure:
     assert alert.lat is not None and alert.lon is not None
     assert alert.magnitude is not None and alert.depth_km is not None
+    lat, lon, magnitude, depth = alert.lat, alert.lon, alert.magnitude, alert.depth_km
     located = ~np.isnan(stats.lat)
     idx = np.flatnonzero(located)
-    distance = epicentral_distance_km(alert.lat, alert.lon, stats.lat[idx], stats.lon[idx])
-    mmi = mmi_aww2012(alert.magnitude, alert.depth_km, distance)
+    distance = epicentral_distance_km(lat, lon, stats.lat[idx], stats.lon[idx])
+    predicted = mmi_aww2012(magnitude, depth, distance)
+    observations = felt_observations(alert.felt, lat, lon)
+    mmi = predicted
+    if observations:
+
+        def predict(lats: Floats, lons: Floats) -> tuple[Floats, Floats]:
+            at = epicentral_distance_km(lat, lon, lats, lons)
+            return mmi_aww2012(magnitude, depth, at), mmi_sigma_aww2012(np.hypot(at, depth))
+
+        sigma = mmi_sigma_aww2012(np.hypot(distance, depth))
+        mmi = condition_on_observations(
+            stats.lat[idx], stats.lon[idx], predicted, sigma, observations, predict
+        )
     bins = mmi_bin(mmi)
     keep = bins >= _MIN_BIN
-    idx, mmi, bins = idx[keep], mmi[keep], bins[keep]
+    idx, mmi, predicted, bins = idx[keep], mmi[keep], predicted[keep], bins[keep]
     persons = stats.persons[idx].astype(np.float64)
     deaths = persons * fatality_rate(bins)
     displaced = np.where(bins >= rates.earthquake_min_mmi, (persons - deaths) * rates.earthquake, 0.0)
     classes = [_MMI_CLASS[b] for b in np.minimum(bins, 12).tolist()]
-    out = Exposure(_villages(stats, idx, mmi.tolist(), classes, displaced.tolist(), deaths.tolist()))
+    out = Exposure(
+        _villages(stats, idx, mmi.tolist(), predicted.tolist(), classes, displaced.tolist(), deaths.tolist()),
+        felt_used=len(observations),
+    )
     _total(out, stats, idx, float(deaths.sum()), float(displaced.sum()))
     return out
 
@@ -195,10 +220,13 @@ def _areas(alert: Alert, stats: VillageStats, rates: DisplacementRates) -> Expos
         stats.persons[idx] * np.asarray(rates_of, dtype=np.float64)[which] if len(idx) else np.zeros(0)
     )
     classes = [labels[k] for k in which.tolist()]
-    found = _villages(stats, idx, [None] * len(idx), classes, displaced.tolist(), [0.0] * len(idx))
+    none: list[float | None] = [None] * len(idx)
+    found = _villages(stats, idx, none, none.copy(), classes, displaced.tolist(), [0.0] * len(idx))
     if unknown:
         merged = list(map(VillageExposure, *found))
-        merged += [VillageExposure(c, None, label, 0, 0, 0, 0, 0, 0.0, 0.0) for c, label in unknown.items()]
+        merged += [
+            VillageExposure(c, None, None, label, 0, 0, 0, 0, 0, 0.0, 0.0) for c, label in unknown.items()
+        ]
         merged.sort(key=lambda v: v.village_code)
         found = VillageColumns(*(list(column) for column in zip(*merged, strict=True)))
     out.columns = found
@@ -235,12 +263,12 @@ def _inside(area: AreaImpact, stats: VillageStats, located: npt.NDArray[np.bool_
 
 def _villages(
     stats: VillageStats, idx: npt.NDArray[np.int64], mmi: list[float | None],
-    classes: list[str], displaced: list[float], deaths: list[float],
+    mmi_predicted: list[float | None], classes: list[str], displaced: list[float], deaths: list[float],
 ) -> VillageColumns:  # fmt: skip
     """The villages at ``idx`` with their estimates (parallel lists): the registry's figures
     picked for all of them at once, not element by element."""
     return VillageColumns(
-        stats.codes[idx].tolist(), mmi, classes,
+        stats.codes[idx].tolist(), mmi, mmi_predicted, classes,
         stats.households[idx].tolist(), stats.persons[idx].tolist(), stats.kpm_households[idx].tolist(),
         stats.vulnerable[idx].tolist(), stats.pregnant[idx].tolist(),
         displaced, deaths,

@@ -3,7 +3,8 @@
 Sources:
 - Allen, T. I., Wald, D. J., Worden, C. B. (2012), "Intensity attenuation for active crustal
   regions", J. Seismology 16:409-433; the hypocentral-distance equation (coefficients as in
-  OpenQuake's ``AllenEtAl2012Rhypo``).
+  OpenQuake's ``AllenEtAl2012Rhypo``), and its standard deviation, which falls with distance:
+  sigma = s1 + s2 / (1 + (R / s3)^2), s1 0.82, s2 0.37, s3 22.9 km (the same table).
 - Jaiswal, K., Wald, D. (2010), "An empirical model for global earthquake fatality estimation",
   Earthquake Spectra 26(4) (USGS PAGER): exposure bins (MMI k covers [k-0.5, k+0.5)), the
   fatality model for Indonesia (theta 13.248768, beta 0.150846; MMI 5-9, 10+ folded into 9),
@@ -29,6 +30,7 @@ __all__ = [
     "fatality_rate",
     "mmi_aww2012",
     "mmi_bin",
+    "mmi_sigma_aww2012",
     "pager_level",
 ]
 
@@ -58,6 +60,13 @@ def mmi_aww2012(magnitude: float, depth_km: float, epicentral_km: Floats) -> Flo
     far = r > 50
     mmi = mmi + np.where(far, 0.078 * np.log(np.where(far, r, 50.0) / 50), 0.0)
     return np.clip(mmi, 1.0, 12.0)
+
+
+def mmi_sigma_aww2012(hypocentral_km: Floats) -> Floats:
+    """The standard deviation of Allen, Wald & Worden (2012)'s hypocentral IPE, in MMI units, at
+    hypocentral distance R km: 0.82 + 0.37 / (1 + (R / 22.9)^2) (1.19 at the hypocentre, 0.82 far off)."""
+    r = np.asarray(hypocentral_km, dtype=np.float64)
+    return np.asarray(0.82 + 0.37 / (1.0 + (r / 22.9) ** 2), dtype=np.float64)
 
 
 def mmi_bin(mmi: Floats) -> npt.NDArray[np.int64]:

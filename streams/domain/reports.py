@@ -29,6 +29,8 @@ class ReportDoc(TypedDict):
     revision: int
     retracted: bool
     event_id: str | None
+    #: The hazard the report names (``None``: not named; absent in docs from before it existed).
+    hazard: NotRequired[str | None]
     reported_at: str
     reporter_id: str
     reporter_role: str
@@ -56,6 +58,10 @@ class ReportDoc(TypedDict):
 
 def report_doc(report: FieldReport) -> ReportDoc:
     doc = report.model_dump(mode="json")
+    if doc["hazard"] is None:
+        # Left out when not named: a report's digest stays what it was before the field existed,
+        # so a copy re-sent across an upgrade is still a copy.
+        del doc["hazard"]
     doc["digest"] = hashlib.blake2b(
         orjson.dumps(doc, option=orjson.OPT_SORT_KEYS), digest_size=12
     ).hexdigest()

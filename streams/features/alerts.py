@@ -17,21 +17,28 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+import numpy as np
 import orjson
 from pydantic import ValidationError
 
 from schemas.alerts import Alert, InvalidAlert, parse_alerts
 from schemas.common import describe_validation_error
-from sinks.tables import ALERT_EXPOSURE_STATE, ALERTS_STATE, Row
+from sinks.tables import ALERT_EXPOSURE_STATE, ALERTS_STATE, ESTIMATE_STATE, Row
+from streams.domain.estimates import (
+    INDONESIA_GDP_PER_CAPITA_USD,
+    RangeEstimate,
+    earthquake_estimates,
+    pager_alert,
+)
 from streams.domain.exposure import Exposure, VillageStats, exposure
-from streams.domain.hazard import DisplacementRates
+from streams.domain.hazard import DisplacementRates, mmi_bin
 from streams.domain.notifications import Notice, alert_level_notice
 from streams.engine import Message, Outcome, Output
 from streams.engine.bundle import MAX_BUNDLE_BYTES
 from streams.errors import InvalidMessage
 from streams.features import utcnow
 from streams.features.notifications import Notifier
-from streams.rows import alert_row, exposure_rows
+from streams.rows import alert_row, estimate_rows, exposure_rows
 
 __all__ = [
     "ALERT_ORDER_BITS",
@@ -73,6 +80,8 @@ class AlertDeps:
     #: Validation context of the contracts (datetime bounds).
     context: dict[str, Any] = field(default_factory=dict)
     now: Callable[[], datetime] = field(default=utcnow)
+    #: GDP per capita (US$) of PAGER's economic loss model.
+    gdp_per_capita_usd: float = INDONESIA_GDP_PER_CAPITA_USD
 
 
 async def route_alert(deps: AlertDeps, msg: Message, out: Output) -> Outcome:
@@ -155,19 +164,22 @@ async def estimate_alert_impact(deps: AlertDeps, msg: Message, out: Output) -> O
     estimate = await asyncio.to_thread(_estimate, deps, msg, columns)
     alert, exp = estimate.alert, estimate.exposure
     out.add(ALERTS_STATE, estimate.alert_row)
+    for row in estimate.estimate_rows:
+        out.add(ESTIMATE_STATE, row)
     # Handing 83,762 rows to the batch takes the loop some 80 ms: in slices, letting it run between.
     rows = estimate.exposure_rows
     for start in range(0, len(rows), _ROWS_PER_TURN):
         for row in rows[start : start + _ROWS_PER_TURN]:
             out.add(ALERT_EXPOSURE_STATE, row)
         await asyncio.sleep(0)
+    level = estimate.pager[0]
     logger.info(
         "%s: %s, %d villages exposed, %.0f est. deaths, %.0f est. displaced, PAGER %s",
-        alert.event_id, alert.hazard, exp.count, exp.deaths, exp.displaced, exp.pager_level,
+        alert.event_id, alert.hazard, exp.count, exp.deaths, exp.displaced, level or "-",
     )  # fmt: skip
-    if alert.hazard == "earthquake" and exp.pager_level in deps.alert_levels:
+    if alert.hazard == "earthquake" and level in deps.alert_levels:
         notice: Notice = alert_level_notice(
-            alert.event_id, alert.headline, alert.magnitude, exp.pager_level, exp.deaths, exp.displaced
+            alert.event_id, alert.headline, alert.magnitude, level, exp.deaths, exp.displaced
         )
         out.then(functools.partial(deps.notifier.send_new, [notice]))
     return Outcome.OK
@@ -177,8 +189,11 @@ async def estimate_alert_impact(deps: AlertDeps, msg: Message, out: Output) -> O
 class _Estimate:
     alert: Alert
     exposure: Exposure
+    #: PAGER's alerts (overall, fatality, economic); empty for other hazards.
+    pager: tuple[str, str, str]
     alert_row: Row
     exposure_rows: list[Row]
+    estimate_rows: list[Row]
 
 
 def _estimate(deps: AlertDeps, msg: Message, columns: dict[str, list[Any]]) -> _Estimate:
@@ -188,5 +203,29 @@ def _estimate(deps: AlertDeps, msg: Message, columns: dict[str, list[Any]]) -> _
     alert = Alert.model_validate(body["alert"], strict=False, context=deps.context)
     version = alert_version(alert.revision, msg.position)
     exp = exposure(alert, VillageStats.from_columns(columns), deps.rates)
-    row = alert_row(alert, version, exp, body.get("raw", ""), deps.now(), body.get("payload_event_id", ""))
-    return _Estimate(alert, exp, row, exposure_rows(alert.event_id, version, exp))
+    ranges: list[RangeEstimate] = []
+    pager, economic = ("", "", ""), 0.0
+    if alert.hazard == "earthquake":
+        c = exp.columns
+        ranges = earthquake_estimates(
+            mmi_bin(np.asarray(c.mmi, dtype=np.float64)),
+            np.asarray(c.persons, dtype=np.float64),
+            np.asarray(c.households, dtype=np.float64),
+            deps.gdp_per_capita_usd,
+        )
+        economic = next(r.central for r in ranges if r.model == "pager_economic")
+        pager = pager_alert(exp.deaths, economic)
+    row = alert_row(
+        alert,
+        version,
+        exp,
+        body.get("raw", ""),
+        deps.now(),
+        body.get("payload_event_id", ""),
+        pager,
+        economic,
+    )
+    return _Estimate(
+        alert, exp, pager, row, exposure_rows(alert.event_id, version, exp),
+        estimate_rows(alert.event_id, version, ranges),
+    )  # fmt: skip

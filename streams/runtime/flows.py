@@ -15,6 +15,7 @@ from streams.engine.faust.state import TableState
 from streams.features.alerts import AlertDeps, estimate_alert_impact, route_alert
 from streams.features.field_reports import ReportDeps, decide_report, enrich_report, route_report
 from streams.features.households import RegistryDeps, apply_household_change, route_household
+from streams.features.incidents import IncidentDeps, record_incident_link
 from streams.features.notifications import Notifier
 from streams.privacy import Pseudonymizer
 from streams.settings import Settings
@@ -40,6 +41,7 @@ class FeatureDeps:
     registry: RegistryDeps
     reports: ReportDeps
     alerts: AlertDeps
+    incidents: IncidentDeps
 
 
 def feature_deps(
@@ -77,8 +79,9 @@ def feature_deps(
         notifier,
         name(Topic.ALERTS_BY_EVENT),
         context,
+        gdp_per_capita_usd=settings.estimates.gdp_per_capita_usd,
     )
-    return FeatureDeps(registry, reports, alerts)
+    return FeatureDeps(registry, reports, alerts, IncidentDeps(context))
 
 
 def topic_flows(settings: Settings, batching: Batching, deps: FeatureDeps) -> dict[Topic, Flow]:
@@ -127,6 +130,13 @@ def topic_flows(settings: Settings, batching: Batching, deps: FeatureDeps) -> di
             functools.partial(estimate_alert_impact, alerts),
             alerts_dlq,
             alert_batching,
+        ),
+        Topic.INCIDENT_LINKS: Flow(
+            "record_incident_links",
+            functools.partial(record_incident_link, deps.incidents),
+            dlq_name(Topic.INCIDENT_LINKS, settings),
+            batching,
+            boundary=True,
         ),
     }
     # Whether a flow's message keys are personal data is a fact of its topic.

@@ -13,7 +13,15 @@ from typing import Any
 import orjson
 import pytest
 
-from sinks.tables import ALERT_EXPOSURE_STATE, ALERTS_STATE, REGISTRY_STATE, REPORT_STATE, TABLES
+from sinks.tables import (
+    ALERT_EXPOSURE_STATE,
+    ALERTS_STATE,
+    ESTIMATE_STATE,
+    INCIDENT_LINK_STATE,
+    REGISTRY_STATE,
+    REPORT_STATE,
+    TABLES,
+)
 from streams.domain.hazard import DisplacementRates
 from streams.domain.lag import GroupLag, PartitionLag
 from streams.domain.notifications import Notice
@@ -23,6 +31,7 @@ from streams.features.alerts import AlertDeps, estimate_alert_impact, route_aler
 from streams.features.field_reports import ReportDeps, decide_report, enrich_report, route_report
 from streams.features.household_reports import HouseholdReports
 from streams.features.households import RegistryDeps, apply_household_change, route_household
+from streams.features.incidents import IncidentDeps, record_incident_link
 from streams.features.notifications import Notifier
 from streams.features.operations import publish_lag
 from tests.unit.fakes import (
@@ -382,11 +391,28 @@ def test_an_alert_becomes_an_estimate_and_a_notification_after_the_write() -> No
     assert asyncio.run(engine(writer, forwarder).process(flow, internal)) == [Outcome.OK]
     [alert] = writer.table(ALERTS_STATE.name)
     assert alert["event_id"] == "bmkg-20221121062110" and alert["magnitude"] == 5.6
-    assert alert["pager_level"] == "yellow" and alert["est_exposed_households"] == 20_050
+    assert alert["pager_fatality_level"] == "yellow" and alert["est_exposed_households"] == 20_050
     assert alert["version"] == (1 << 41) + (40 << 16) and alert["raw_payload"] == bulletin.decode()
     exposure = writer.table(ALERT_EXPOSURE_STATE.name)
     assert [e["village_code"] for e in exposure] == ["32.03.01.2001", "32.03.02.2002"]
     assert {e["version"] for e in exposure} == {alert["version"]}
+    # Every estimate with its range: PAGER's five fatality and five economic ranges (probabilities
+    # summing to 1), ITB's point estimate, and the two displacement estimates.
+    ranges = writer.table(ESTIMATE_STATE.name)
+    models = [r["model"] for r in ranges]
+    assert models == ["pager_fatality"] * 5 + ["pager_economic"] * 5 + [
+        "itb_fatality", "inasafe_displacement", "damage_displacement"
+    ]  # fmt: skip
+    assert {r["version"] for r in ranges} == {alert["version"]}
+    for model in ("pager_fatality", "pager_economic"):
+        assert sum(r["probability"] for r in ranges if r["model"] == model) == pytest.approx(1.0)
+    assert all(r["label"] for r in ranges)
+    assert alert["pager_level"] == max(
+        alert["pager_fatality_level"],
+        alert["pager_economic_level"],
+        key=["green", "yellow", "orange", "red"].index,
+    )
+    assert alert["felt_used"] == 6 and not alert["warning"]
     [note] = forwarder.on("impact-notifications")
     assert note.key == b"bmkg-20221121062110:pager:yellow"
     assert [r["notification_id"] for r in writer.table("notification_state")] == [
@@ -464,6 +490,42 @@ def test_a_failed_displacement_check_is_repeated() -> None:
     assert asyncio.run(notifier.check_displacement((1_000,))) == 1
 
 
+# ------------------------------------------------------------------ incident links
+def test_an_operator_decision_is_stored_as_made() -> None:
+    writer, forwarder = FakeWriter(), FakeForwarder()
+    deps = IncidentDeps(now=_now)
+    link = {
+        "link_id": "L-1", "action": "link", "event_id": "bmkg-b", "other_event_id": "bmkg-a",
+        "operator": "posko-cianjur/ratna", "reason": "one sequence", "decided_at": "2022-11-25T01:00:00+07:00",
+    }  # fmt: skip
+    msgs = [
+        message("incident-links", orjson.dumps(link), b"L-1", offset=1),
+        message("incident-links", orjson.dumps(link), b"L-2", offset=2),  # key is not link_id
+        message(
+            "incident-links",
+            orjson.dumps({**link, "link_id": "L-3", "other_event_id": "bmkg-b"}),
+            None,
+            offset=3,
+        ),
+        message("incident-links", orjson.dumps({**link, "link_id": "L-4", "reason": "  "}), None, offset=4),
+    ]
+    flow = Flow("l", functools.partial(record_incident_link, deps), "dlq", BATCHING)
+    outcomes = asyncio.run(engine(writer, forwarder).process(flow, msgs))
+    assert outcomes == [Outcome.OK] + [Outcome.DEAD_LETTER] * 3
+    [row] = writer.table(INCIDENT_LINK_STATE.name)
+    assert (row["action"], row["event_id"], row["other_event_id"], row["operator"]) == (
+        "link",
+        "bmkg-b",
+        "bmkg-a",
+        "posko-cianjur/ratna",
+    )
+    assert row["decided_at"] == datetime(2022, 11, 24, 18, 0, tzinfo=UTC)
+    reasons = [r["reason"] for r in writer.table("dead_letter_state")]
+    assert reasons[0] == "message key does not match link_id"
+    assert "linked to itself" in reasons[1] and reasons[2].startswith("reason")
+    _assert_declared(writer)
+
+
 # ------------------------------------------------------------------ operations
 def test_lag_samples_become_rows() -> None:
     writer = FakeWriter()
@@ -475,7 +537,14 @@ def test_lag_samples_become_rows() -> None:
 
 
 @pytest.mark.parametrize(
-    "table", [t.name for t in TABLES if t.name not in ("schema_migrations", "regions", "privacy_keys")]
+    # incident_state is written by the store itself, after the alerts and decisions it groups
+    # (sinks.writer; tests/integration/test_incidents.py).
+    "table",
+    [
+        t.name
+        for t in TABLES
+        if t.name not in ("schema_migrations", "regions", "privacy_keys", "incident_state")
+    ],
 )
 def test_every_written_table_has_a_handler_test(table: str) -> None:
     # Guards this module: each storage table the pipeline writes is checked against its declaration.
