@@ -2,8 +2,9 @@
 
 ``figures(ask, event_id)`` takes any analyst-scope query runner (the worker's query pool, or
 ``sinks.analyst.query``) and returns plain JSON-able data: the events list, and for one event the
-villages on the map, the reported totals over time beside the estimate, minimum needs per
-regency, and the households to re-assess counted by reason and village. No personal data: the
+villages on the map, the reported totals over time beside the estimate, every estimate with its
+range or label, minimum needs per regency, and the households to re-assess counted by reason and
+village. No personal data: the
 views it reads hold pseudonyms at most, and it reads none of them.
 """
 
@@ -18,8 +19,9 @@ __all__ = ["Ask", "figures"]
 Ask = Callable[[str, Mapping[str, Any]], tuple[Sequence[str], Sequence[Sequence[Any]]]]
 
 EVENTS = """
-SELECT event_id, hazard, event_time, magnitude, depth_km, headline, pager_level,
+SELECT event_id, incident_id, hazard, event_time, magnitude, depth_km, headline, warning, pager_level,
        round(est_displaced) AS est_displaced, round(est_deaths, 1) AS est_deaths,
+       est_deaths_low, est_deaths_high, round(est_deaths_probability, 3) AS est_deaths_probability,
        est_exposed_households, reported_reports, reported_households_affected, reported_displaced,
        reported_dead, reported_injured, reported_missing, reported_houses_heavy,
        reported_houses_moderate, reported_houses_light, reported_kpm_households_affected
@@ -97,6 +99,14 @@ ORDER BY households DESC
 LIMIT 15
 """
 
+# Every estimate of the event with its range or label (the page never shows a bare estimate).
+RANGES = """
+SELECT model, outcome, range_low, range_high, round(probability, 4) AS probability, central, label
+FROM dampak.estimate_ranges
+WHERE event_id = {event:String}
+ORDER BY model, range_low
+"""
+
 DEAD_LETTERS_LAST_HOUR = """
 SELECT count() AS n FROM dampak.dead_letters WHERE received_at >= now() - INTERVAL 1 HOUR
 """
@@ -119,12 +129,14 @@ def figures(ask: Ask, event_id: str | None = None) -> dict[str, Any]:
         "dead_letters_last_hour": _records(ask, DEAD_LETTERS_LAST_HOUR)[0]["n"],
     }
     if chosen is None:
-        out.update(villages=[], timeline=[], needs=[], reassess={"by_reason": [], "by_village": []})
+        empty: dict[str, list[Any]] = {"by_reason": [], "by_village": []}
+        out.update(villages=[], timeline=[], needs=[], ranges=[], reassess=empty)
         return out
     event = chosen["event_id"]
     out["villages"] = _records(ask, VILLAGES, event=event)
     out["timeline"] = _records(ask, TIMELINE, event=event)
     out["needs"] = _records(ask, NEEDS, event=event)
+    out["ranges"] = _records(ask, RANGES, event=event)
     out["reassess"] = {
         "by_reason": _records(ask, REASSESS_BY_REASON, event=event),
         "by_village": _records(ask, REASSESS_BY_VILLAGE, event=event),

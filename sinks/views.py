@@ -310,19 +310,19 @@ SELECT
     multiIf(
         r.reported_event_id != '', r.reported_event_id,
         p.incident_id != '', p.incident_id,
-        g.event_id != '' AND g.began_at >= r.reported_at - INTERVAL {ATTRIBUTION_DAYS} DAY, g.event_id,
+        rc.event_id != '' AND rc.began_at >= r.reported_at - INTERVAL {ATTRIBUTION_DAYS} DAY, rc.event_id,
         'unassigned') AS event_id,
     multiIf(
         r.reported_event_id != '', if(ti.incident_id != '', ti.incident_id, r.reported_event_id),
         p.incident_id != '', p.incident_id,
-        g.event_id != '' AND g.began_at >= r.reported_at - INTERVAL {ATTRIBUTION_DAYS} DAY,
-            if(gi.incident_id != '', gi.incident_id, g.event_id),
+        rc.event_id != '' AND rc.began_at >= r.reported_at - INTERVAL {ATTRIBUTION_DAYS} DAY,
+            if(rci.incident_id != '', rci.incident_id, rc.event_id),
         'unassigned') AS incident_id,
     multiIf(
         r.reported_event_id != '', 'event_id',
         p.incident_id != '' AND p.by_hazard, 'hazard',
         p.incident_id != '', 'coverage',
-        g.event_id != '' AND g.began_at >= r.reported_at - INTERVAL {ATTRIBUTION_DAYS} DAY, 'reported_area',
+        rc.event_id != '' AND rc.began_at >= r.reported_at - INTERVAL {ATTRIBUTION_DAYS} DAY, 'reported_area',
         'unassigned') AS attribution,
     r.reported_event_id = '' AS event_inferred,
     r.reported_hazard AS reported_hazard,
@@ -357,9 +357,9 @@ SELECT
 FROM (SELECT * FROM {{db}}.report_state FINAL WHERE NOT retracted) AS r
 LEFT JOIN {{db}}.report_placement AS p ON p.report_id = r.report_id
 LEFT JOIN {{db}}.event_incident AS ti ON ti.event_id = r.reported_event_id
-ASOF LEFT JOIN {{db}}.reported_event_coverage AS g
-    ON r.regency_code = g.regency_code AND r.reported_at >= g.began_at
-LEFT JOIN {{db}}.event_incident AS gi ON gi.event_id = g.event_id
+ASOF LEFT JOIN {{db}}.reported_event_coverage AS rc
+    ON r.regency_code = rc.regency_code AND r.reported_at >= rc.began_at
+LEFT JOIN {{db}}.event_incident AS rci ON rci.event_id = rc.event_id
 SETTINGS join_use_nulls = 0
 """
 

@@ -62,6 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--encoding", help="CSV encoding (default: detected; utf-8, cp1252, latin-1, utf-16, ...)")
     p.add_argument("--restart", action="store_true", help="ignore the checkpoint of an interrupted import")
     p.add_argument("--as-of", help="updated_at for rows without one (default: the file's modification time)")
+    p = sub.add_parser("incident", help="link two events into one incident, unlink them, or list incidents")
+    p.add_argument("action", choices=("link", "unlink", "list"))
+    p.add_argument("event", nargs="?", help="link/unlink: the event that joins or leaves an incident")
+    p.add_argument("other", nargs="?", help="link/unlink: an event of that incident")
+    p.add_argument("--operator", help="who decides (the operator's account); required to link or unlink")
+    p.add_argument("--reason", help="why; required to link or unlink (kept in dampak.incident_links)")
+    p.add_argument("--link-id", help="the decision's id (default: a new one)")
     p = sub.add_parser("report", help="write an event's command-center page as one self-contained HTML file")
     p.add_argument("event", help="event id (see dampak query 'SELECT event_id FROM dampak.event_summary')")
     p.add_argument("--out", type=Path, required=True, help="the HTML file to write")
@@ -113,6 +120,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import-registry": ("registry_import", "cmd_import_registry"),
     "feed": ("feeds", "cmd_feed"),
     "report": ("report", "cmd_report"),
+    "incident": ("incidents", "cmd_incident"),
     "query": ("clickhouse", "cmd_query"),
     "lag": ("lag", "cmd_lag"),
     "rotate-key": ("rotation", "cmd_rotate_key"),

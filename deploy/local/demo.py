@@ -8,6 +8,11 @@ missing, 7,729 injured, 73,693 displaced, houses 25,186 heavy, 12,496 moderate a
 in 146 villages), with the revisions, re-sends, retractions and malformed messages of real field
 work, go through Kafka and a real worker; the impact is then read back from ClickHouse, beside
 the estimate from the bulletin.
+
+As in the field, the earthquake is not the only event: an M4.1 aftershock on the night of the 24th
+and a BMKG rain nowcast over Cugenang that day reach the same villages, and from the 25th half of
+the TKSK summaries carry no event id (some name the hazard, "gempa"). They still count under the
+earthquake's incident, whose totals are BNPB's.
 """
 
 from __future__ import annotations
@@ -46,6 +51,10 @@ logger = logging.getLogger(__name__)
 #: BMKG event id of the Cianjur earthquake, 2022-11-21 06:21:10 UTC (M5.6, 10 km).
 CIANJUR_EVENT = "bmkg-20221121062110"
 _QUAKE = datetime(2022, 11, 21, 6, 21, 10, tzinfo=UTC)
+#: The M4.1 aftershock of 25 Nov 2022, 01:44 WIB (the demo places it beside the main shock).
+AFTERSHOCK_EVENT = "bmkg-20221124184400"
+#: Reports from this day on (the aftershock's) may carry no event id.
+_UNTAGGED_FROM = datetime(2022, 11, 25, tzinfo=UTC)
 
 
 #: The 16 districts BNPB counted damage in by 26 Nov 2022 (Kemendagri names).
@@ -200,6 +209,11 @@ def scenario(
                 versions.append([report])
             counts["houses_heavy"] -= len(singles)
             summary = _report(f"CJR-V-{village}-{day + 21}", when, village, "tksk", **counts)
+            if when >= _UNTAGGED_FROM and rng.random() < 0.5:
+                # "the earthquake", not a BMKG event id: placed by the incident covering the village.
+                del summary["event_id"]
+                if rng.random() < 0.5:
+                    summary["hazard"] = "gempa"
             chain = [summary]
             roll = rng.random()
             if roll < 0.25:  # first count off, corrected the next hours
@@ -330,13 +344,18 @@ def run_demo(settings: Settings, keep_running: bool = False) -> int:
         registered = "SELECT sum(households) FROM dampak.village_stats"
         _wait_until(lambda: ask(registered)[1][0][0] >= len(households), 120)
         # The BMKG bulletin comes first: an estimate minutes after the quake, before any report.
-        prod.send(physical_name(Topic.DISASTER_ALERTS, settings), key=CIANJUR_EVENT.encode(), value=_BULLETIN)
+        alerts = physical_name(Topic.DISASTER_ALERTS, settings)
+        prod.send(alerts, key=CIANJUR_EVENT.encode(), value=_BULLETIN)
         prod.flush()
-        estimate = _SUMMARY[0][1]
-        _wait_until(lambda: bool(ask(estimate)[1]), 60)
-        print("\n== The estimate from the BMKG bulletin alone, before any field report")
-        print_rows(*ask(estimate), "table", sys.stdout)
+        _wait_until(lambda: bool(ask(_ESTIMATE)[1]), 60)
+        print("\n== The estimate from the BMKG bulletin alone, before any field report, with its ranges")
+        print_rows(*ask(_ESTIMATE), "table", sys.stdout)
+        print_rows(*ask(_RANGES), "table", sys.stdout)
         print()
+        # The aftershock and the nowcast: events of their own, over the same villages.
+        prod.send(alerts, key=AFTERSHOCK_EVENT.encode(), value=_AFTERSHOCK)
+        prod.send(alerts, key=b"cap-CJR20221124", value=_nowcast())
+        prod.flush()
         for logical, key, value in messages:
             prod.send(physical_name(Topic(logical), settings), key=key, value=value)
         prod.flush()
@@ -349,6 +368,9 @@ def run_demo(settings: Settings, keep_running: bool = False) -> int:
             print(f"== {title}")
             print_rows(*ask(sql), "table", sys.stdout)
             print()
+        print("== Where the reports without an event id went (field_reports.attribution)")
+        print_rows(*ask(_ATTRIBUTION), "table", sys.stdout)
+        print()
         columns, [row] = ask(_BESIDE_BNPB)
         final = {**BNPB[max(BNPB)], "villages": AFFECTED_VILLAGES, "districts": len(DISTRICTS)}
         print("== Reported through dampak beside BNPB's update of 26 Nov 2022")
@@ -379,26 +401,79 @@ _BULLETIN = json.dumps(
     }
 ).encode()  # fmt: skip
 
+#: The M4.1 aftershock as BMKG's autogempa feed publishes a bulletin.
+_AFTERSHOCK = json.dumps(
+    {
+        "Infogempa": {
+            "gempa": {
+                "Tanggal": "25 Nov 2022", "Jam": "01:44:00 WIB", "DateTime": "2022-11-24T18:44:00+00:00",
+                "Coordinates": "-6.85,107.06", "Lintang": "6.85 LS", "Bujur": "107.06 BT", "Magnitude": "4.1",
+                "Kedalaman": "10 km", "Wilayah": "Pusat gempa berada di darat 9 km BaratDaya Kab. Cianjur",
+                "Dirasakan": "III Cianjur",
+            }
+        }
+    }
+).encode()  # fmt: skip
+
+
+def _nowcast() -> bytes:
+    """BMKG's CAP rain nowcast over Cugenang on 24 Nov 2022 (a warning: it takes no report)."""
+    from schemas.regions import region_by_name, villages
+
+    district = region_by_name("Cugenang, Kabupaten Cianjur") or ""
+    areas = "".join(
+        f"<area><areaDesc>{code}</areaDesc><geocode><valueName>adm4</valueName><value>{code}</value>"
+        "</geocode></area>"
+        for code in villages(district + ".")
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?><alert xmlns="urn:oasis:names:tc:emergency:cap:1.2">'
+        "<identifier>CJR20221124</identifier><sender>BMKG</sender><sent>2022-11-24T14:00:00+07:00</sent>"
+        "<status>Actual</status><msgType>Alert</msgType><scope>Public</scope><info><language>id</language>"
+        "<category>Met</category><event>Hujan Lebat</event><urgency>Immediate</urgency>"
+        "<severity>Moderate</severity><certainty>Likely</certainty><onset>2022-11-24T14:00:00+07:00</onset>"
+        f"<headline>Peringatan Dini Cuaca Cianjur</headline>{areas}</info></alert>"
+    ).encode()
+
+
 _BESIDE_BNPB = (
     "SELECT reported_dead AS dead, reported_missing AS missing, reported_injured AS injured, "
     "reported_displaced AS displaced, reported_houses_heavy AS houses_heavy, "
     "reported_houses_moderate AS houses_moderate, reported_houses_light AS houses_light, "
     "(SELECT uniqExact(village_code) FROM dampak.impact_village "
-    "WHERE event_id = {event:String}) AS villages, "
+    "WHERE incident_id = {event:String}) AS villages, "
     "(SELECT uniqExact(substring(village_code, 1, 8)) FROM dampak.impact_village "
-    "WHERE event_id = {event:String}) AS districts "
+    "WHERE incident_id = {event:String}) AS districts "
+    "FROM dampak.incidents WHERE incident_id = {event:String}"
+)
+
+_ESTIMATE = (
+    "SELECT event_id, magnitude, felt_used, pager_level, pager_fatality_level, pager_economic_level, "
+    "est_exposed_households, round(est_deaths, 1) AS est_deaths_median, est_deaths_low, est_deaths_high, "
+    "round(est_deaths_probability, 2) AS p, round(est_displaced) AS est_displaced_upper_bound "
     "FROM dampak.event_summary WHERE event_id = {event:String}"
+)
+_RANGES = (
+    "SELECT model, outcome, range_low, range_high, round(probability, 3) AS probability, label "
+    "FROM dampak.estimate_ranges WHERE event_id = {event:String} ORDER BY model, range_low"
+)
+_ATTRIBUTION = (
+    "SELECT attribution, event_id, incident_id, count() AS reports FROM dampak.field_reports "
+    "WHERE report_id LIKE 'CJR-%' GROUP BY attribution, event_id, incident_id ORDER BY attribution"
 )
 
 _SUMMARY = [
     (
-        "Event summary: estimated beside reported",
-        "SELECT event_id, magnitude, pager_level, est_exposed_households, "
-        "round(est_deaths, 1) AS est_deaths, round(est_displaced) AS est_displaced, "
-        "reported_households_affected, reported_houses_heavy, reported_houses_moderate, "
-        "reported_houses_light, reported_displaced, reported_dead, reported_injured, "
-        "reported_missing, reported_kpm_households_affected "
-        "FROM dampak.event_summary WHERE event_id = {event:String}",
+        "The incident: its events, estimated (with the most likely range) beside reported",
+        "SELECT incident_id, events, event_rules, pager_level, est_deaths_low, est_deaths_high, "
+        "round(est_deaths_probability, 2) AS p, reported_households_affected, reported_houses_heavy, "
+        "reported_displaced, reported_dead, reported_injured, reported_missing, "
+        "reported_kpm_households_affected FROM dampak.incidents WHERE incident_id = {event:String}",
+    ),
+    (
+        "Displacement: the estimates beside what the reported damage implies",
+        "SELECT model, round(range_low) AS low, round(range_high) AS high, label FROM dampak.estimate_ranges "
+        "WHERE incident_id = {event:String} AND outcome = 'displaced' ORDER BY model",
     ),
     (
         "Minimum needs per regency (BNPB, per week; toilets one-off), estimated and reported",

@@ -9,8 +9,12 @@ Sources:
   Earthquake Spectra 26(4) (USGS PAGER): exposure bins (MMI k covers [k-0.5, k+0.5)), the
   fatality model for Indonesia (theta 13.248768, beta 0.150846; MMI 5-9, 10+ folded into 9),
   and the PAGER alert levels.
-- InaSAFE (BNPB, Geoscience Australia, World Bank/GFDRR): default displacement rates per hazard
-  class.
+- InaSAFE (BNPB, Geoscience Australia, World Bank/GFDRR), ``safe/definitions/
+  hazard_classifications.py`` (github.com/inasafe/inasafe): default displacement rates per hazard
+  class: ``earthquake_mmi_scale`` (1.0 from MMI VI), ``flood_petabencana_hazard_classes`` (depth:
+  0-10 cm "use caution" 0.0, 10-70 cm 0.01, 71-150 cm 0.03, over 150 cm 0.05), ``volcano_hazard_
+  classes`` (KRB III and II 1.0, KRB I 0.0), ``generic_hazard_classes`` (high and medium 1.0, low
+  0.0), which InaSAFE applies to landslides, and ``tsunami_hazard_classes``.
 """
 
 from __future__ import annotations
@@ -102,20 +106,22 @@ def pager_level(estimated_deaths: float) -> str:
 
 
 class DisplacementRates(BaseModel):
-    """InaSAFE defaults; configurable through settings (``DAMPAK_DISPLACEMENT__<FIELD>``)."""
+    """InaSAFE's defaults (module docstring); configurable through settings
+    (``DAMPAK_DISPLACEMENT__<FIELD>``)."""
 
     model_config = ConfigDict(frozen=True)
 
-    earthquake_min_mmi: int = 6
+    earthquake_min_mmi: int = 6  # earthquake_mmi_scale: 1.0 from VI, 0.0 below
     earthquake: float = 1.0
-    flood_shallow: float = 0.01  # < 70 cm
-    flood_medium: float = 0.03  # 70-150 cm
-    flood_deep: float = 0.05  # > 150 cm
+    flood_caution: float = 0.0  # < 10 cm (petabencana "use caution")
+    flood_shallow: float = 0.01  # 10-70 cm (petabencana low)
+    flood_medium: float = 0.03  # 71-150 cm (petabencana medium)
+    flood_deep: float = 0.05  # > 150 cm (petabencana high)
     tsunami: float = 1.0  # >= 1 m inundation
     volcano_high: float = 1.0  # KRB III
     volcano_medium: float = 1.0  # KRB II
-    landslide_high: float = 1.0
-    landslide_medium: float = 0.5
+    landslide_high: float = 1.0  # generic_hazard_classes high
+    landslide_medium: float = 1.0  # generic_hazard_classes medium
 
 
 def area_displacement_rate(
@@ -125,6 +131,8 @@ def area_displacement_rate(
     if hazard == "flood":
         if depth_cm is None:
             depth_cm = {"low": 50.0, "medium": 100.0, "high": 200.0}[severity]
+        if depth_cm < 10:
+            return rates.flood_caution
         if depth_cm < 70:
             return rates.flood_shallow
         return rates.flood_medium if depth_cm <= 150 else rates.flood_deep

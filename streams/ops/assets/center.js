@@ -13,8 +13,15 @@ function table(head, rows) {
 }
 function kpi(label, reported, estimate, id) {
   return `<div><small>${esc(label)}</small><b id="${id}">${fmt(reported)}</b>` +
-    (estimate === undefined ? "" : `<span class="est">${esc(L.estimate)}: ${fmt(estimate)}</span>`) + "</div>";
+    (estimate === undefined ? "" : `<span class="est">${esc(estimate)}</span>`) + "</div>";
 }
+// An estimate is never a bare number: its range (with the range's probability) or its label.
+function deathsRange(e) {
+  if (e.est_deaths_probability === null || e.est_deaths_probability === undefined) return "–";
+  const hi = e.est_deaths_high === null ? "+" : "–" + fmt(e.est_deaths_high - 1);
+  return `${L.estimate}, ${L.range} ${fmt(e.est_deaths_low)}${hi} (${L.chance} ${Math.round(100 * e.est_deaths_probability)}%)`;
+}
+const upperBound = v => `${L.estimate}, ${L.upper_bound} ${fmt(v)}`;
 function map(villages) {
   const pts = villages.filter(v => v.lat !== null && v.lon !== null && !isNaN(v.lat));
   const missing = villages.length - pts.length;
@@ -51,10 +58,10 @@ function timeline(points, event) {
   out += `<text x="${pad}" y="${pad - 8}" font-size="11">${fmt(top)}</text>`;
   if (est && est <= top) {
     out += `<line x1="${pad}" x2="${W - pad}" y1="${Y(est)}" y2="${Y(est)}" stroke="#e46c0a" stroke-dasharray="5 4"/>` +
-      `<text x="${W - pad}" y="${Y(est) - 4}" font-size="11" text-anchor="end">${esc(L.estimate)} ${esc(L.displaced)}</text>`;
+      `<text x="${W - pad}" y="${Y(est) - 4}" font-size="11" text-anchor="end">${esc(L.displaced)}: ${esc(upperBound(est))}</text>`;
   } else if (est) {
     out += `<text x="${W - pad}" y="${pad - 8}" font-size="11" text-anchor="end" fill="#e46c0a">` +
-      `${esc(L.estimate)} ${esc(L.displaced)}: ${fmt(est)} ▲</text>`;
+      `${esc(L.displaced)}: ${esc(upperBound(est))} ▲</text>`;
   }
   for (const [key, , color] of series) {
     out += `<polyline fill="none" stroke="${color}" stroke-width="2" points="` +
@@ -70,21 +77,24 @@ function render(data) {
   const events = table([L.event, L.time, L.level, L.size, L.displaced + " (" + L.estimate + ")", L.displaced + " (" + L.reported + ")", L.dead],
     data.events.map(e => [esc(e.event_id), esc(e.event_time), `<span class="lvl ${esc(e.pager_level || "none")}">${esc(e.pager_level || "–")}</span>`,
       e.magnitude !== null ? "M" + Number(e.magnitude).toFixed(1) : esc((e.headline || "").slice(0, 40)),
-      fmt(e.est_displaced), fmt(e.reported_displaced), fmt(e.reported_dead)]));
+      esc(upperBound(e.est_displaced)), fmt(e.reported_displaced), fmt(e.reported_dead)]));
   let html = `<section class="wide"><h2>${esc(L.events)}</h2>${events}</section>`;
   if (!ev) { root.innerHTML = html + `<section class="wide"><p>${esc(L.none)}</p></section>` + pipeline(data); return; }
   html += `<section class="wide"><h2>${esc(ev.event_id)} · ${esc(ev.headline || "")}</h2><div class="kpi">` +
-    kpi(L.households, ev.reported_households_affected, ev.est_exposed_households, "kpi-households") +
-    kpi(L.displaced, ev.reported_displaced, ev.est_displaced, "kpi-displaced") +
-    kpi(L.dead, ev.reported_dead, ev.est_deaths, "kpi-dead") + kpi(L.injured, ev.reported_injured, undefined, "kpi-injured") +
+    kpi(L.households, ev.reported_households_affected, `${L.exposed}: ${fmt(ev.est_exposed_households)}`, "kpi-households") +
+    kpi(L.displaced, ev.reported_displaced, upperBound(ev.est_displaced), "kpi-displaced") +
+    kpi(L.dead, ev.reported_dead, deathsRange(ev), "kpi-dead") + kpi(L.injured, ev.reported_injured, undefined, "kpi-injured") +
     kpi(L.missing, ev.reported_missing, undefined, "kpi-missing") + kpi(L.heavy, ev.reported_houses_heavy, undefined, "kpi-heavy") +
     "</div></section>";
+  html += `<section class="wide"><h2>${esc(L.ranges)}</h2>` + table([L.model, L.range, L.chance],
+    (data.ranges || []).map(r => [esc(r.model), esc(r.label),
+      r.probability === null ? "–" : `${(100 * r.probability).toFixed(1)}%`])) + "</section>";
   html += `<section><h2>${esc(L.map)}</h2>${map(data.villages)}</section>`;
   html += `<section><h2>${esc(L.timeline)}</h2>${timeline(data.timeline, ev)}</section>`;
   html += `<section class="wide"><h2>${esc(L.needs)}</h2>` + table([L.regency, L.displaced, L.rice, L.water, L.kits, L.toilets],
     data.needs.map(n => [esc(n.regency_name || n.regency_code),
       ...[["displaced"], ["rice_kg_week"], ["drinking_water_l_week"], ["family_kits_week"], ["toilets"]].map(([k]) =>
-        `${fmt(n["reported_" + k])} <span class="est">(${esc(L.estimate)} ${fmt(n["est_" + k])})</span>`)])) + "</section>";
+        `${fmt(n["reported_" + k])} <span class="est">(${esc(upperBound(n["est_" + k]))})</span>`)])) + "</section>";
   html += `<section><h2>${esc(L.reassess)}</h2>` + table([L.reason, L.households],
     data.reassess.by_reason.map(r => [esc(L[r.reason] || r.reason), fmt(r.households)])) + "</section>";
   html += `<section><h2>${esc(L.reassess)}: ${esc(L.village)}</h2>` + table([L.village, L.households, L.heavy, L.displaced],

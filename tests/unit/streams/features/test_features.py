@@ -496,7 +496,8 @@ def test_an_operator_decision_is_stored_as_made() -> None:
     deps = IncidentDeps(now=_now)
     link = {
         "link_id": "L-1", "action": "link", "event_id": "bmkg-b", "other_event_id": "bmkg-a",
-        "operator": "posko-cianjur/ratna", "reason": "one sequence", "decided_at": "2022-11-25T01:00:00+07:00",
+        "operator": "posko-cianjur/ratna", "reason": "one sequence",
+        "decided_at": "2022-11-25T01:00:00+07:00",
     }  # fmt: skip
     msgs = [
         message("incident-links", orjson.dumps(link), b"L-1", offset=1),
