@@ -347,7 +347,8 @@ def run_demo(settings: Settings, keep_running: bool = False) -> int:
         alerts = physical_name(Topic.DISASTER_ALERTS, settings)
         prod.send(alerts, key=CIANJUR_EVENT.encode(), value=_BULLETIN)
         prod.flush()
-        _wait_until(lambda: bool(ask(_ESTIMATE)[1]), 60)
+        # The alert's row, then its ranges: the tables of one batch are written one after another.
+        _wait_until(lambda: bool(ask(_ESTIMATE)[1]) and bool(ask(_RANGES)[1]), 60)
         print("\n== The estimate from the BMKG bulletin alone, before any field report, with its ranges")
         print_rows(*ask(_ESTIMATE), "table", sys.stdout)
         print_rows(*ask(_RANGES), "table", sys.stdout)
@@ -368,6 +369,9 @@ def run_demo(settings: Settings, keep_running: bool = False) -> int:
             print(f"== {title}")
             print_rows(*ask(sql), "table", sys.stdout)
             print()
+        print("== The events and their incidents: the aftershock joins the quake, the nowcast stands alone")
+        print_rows(*ask(_EVENTS), "table", sys.stdout)
+        print()
         print("== Where the reports without an event id went (field_reports.attribution)")
         print_rows(*ask(_ATTRIBUTION), "table", sys.stdout)
         print()
@@ -457,6 +461,9 @@ _RANGES = (
     "SELECT model, outcome, range_low, range_high, round(probability, 3) AS probability, label "
     "FROM dampak.estimate_ranges WHERE event_id = {event:String} ORDER BY model, range_low"
 )
+_EVENTS = (
+    "SELECT event_id, hazard, event_time, incident_id, rule FROM dampak.event_incident ORDER BY event_time"
+)
 _ATTRIBUTION = (
     "SELECT attribution, event_id, incident_id, count() AS reports FROM dampak.field_reports "
     "WHERE report_id LIKE 'CJR-%' GROUP BY attribution, event_id, incident_id ORDER BY attribution"
@@ -472,8 +479,9 @@ _SUMMARY = [
     ),
     (
         "Displacement: the estimates beside what the reported damage implies",
-        "SELECT model, round(range_low) AS low, round(range_high) AS high, label FROM dampak.estimate_ranges "
-        "WHERE incident_id = {event:String} AND outcome = 'displaced' ORDER BY model",
+        "SELECT event_id, model, round(range_low) AS low, round(range_high) AS high, label "
+        "FROM dampak.estimate_ranges WHERE incident_id = {event:String} AND outcome = 'displaced' "
+        "ORDER BY event_id, model",
     ),
     (
         "Minimum needs per regency (BNPB, per week; toilets one-off), estimated and reported",

@@ -32,7 +32,7 @@ FIGURES = (
     "displaced, dead, injured, missing, kpm_households_affected, vulnerable_persons_affected, "
     "unregistered_households_affected"
 )
-INPUTS = ("households", "field-reports", "disaster-alerts")
+INPUTS = ("households", "field-reports", "disaster-alerts", "incident-links")
 
 
 def run_fuzz(

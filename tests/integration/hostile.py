@@ -95,13 +95,28 @@ _ALERTS: list[Any] = [
     {"hazard": "meteor", "issued_at": "2022-11-21T06:21:10Z"},
 ]
 
+_GOOD_LINK = {"action": "link", "event_id": "bmkg-a", "other_event_id": "bmkg-b", "operator": "posko",
+              "reason": "one sequence", "decided_at": "2022-11-25T00:00:00Z"}  # fmt: skip
+_LINKS: list[Any] = [
+    {"action": "merge"},
+    {"other_event_id": "bmkg-a"},  # an event linked to itself
+    {"reason": "   "},
+    {"operator": ""},
+    {"decided_at": "2999-01-01T00:00:00Z"},
+    "KEY_MISMATCH",
+    "NO_ID",
+    "RLO_ID",
+    b"{not json",
+    None,
+]
+
 
 def hostile_messages(n: int, seed: int = 7, tag: str = "X") -> list[Message]:
-    """``n`` messages over the three input topics, each of which breaks its contract."""
+    """``n`` messages over the four input topics, each of which breaks its contract."""
     rng = random.Random(seed)
     kinds = [("field-reports", k) for k in _REPORTS] + [("households", k) for k in _HOUSEHOLDS]
     kinds += [("disaster-alerts", k) for k in _ALERTS] + [("field-reports", "RANDOM_BYTES")] * 4
-    kinds += [("households", "RANDOM_JSON")] * 4
+    kinds += [("households", "RANDOM_JSON")] * 4 + [("incident-links", k) for k in _LINKS]
     out = []
     for i in range(n):
         topic, kind = kinds[i % len(kinds)]
@@ -124,8 +139,11 @@ def _message(topic: str, kind: Any, ident: str, rng: random.Random) -> Message:
         if "bmkg" in kind:
             return (topic, key, json.dumps({"Infogempa": {"gempa": {**_BMKG, **kind["bmkg"]}}}).encode())
         return (topic, key, json.dumps({"event_id": ident, **kind}).encode())
-    id_field = "report_id" if topic == "field-reports" else "household_id"
-    base = dict(_GOOD_REPORT if topic == "field-reports" else _GOOD_HOUSEHOLD)
+    id_field, base = {
+        "field-reports": ("report_id", _GOOD_REPORT),
+        "incident-links": ("link_id", _GOOD_LINK),
+    }.get(topic, ("household_id", _GOOD_HOUSEHOLD))
+    base = dict(base)
     if kind in ("RLO_ID", "NUL_ID"):  # the key says the same id: only the characters are wrong
         odd = ident + ("\u202e" if kind == "RLO_ID" else "\u0000") + "x"
         return (topic, odd.encode(), json.dumps({**base, id_field: odd}).encode())

@@ -23,7 +23,8 @@ def test_logical_and_physical_names_resolve_through_the_prefix(monkeypatch: pyte
     assert resolve_input("households", settings) is Topic.HOUSEHOLDS
     assert resolve_input("prod-field-reports", settings) is Topic.FIELD_REPORTS
     for wrong in ("household", "prod-households-dlq", "impact-notifications", "sink-rows"):
-        with pytest.raises(DampakError, match="input topics are households, field-reports, disaster-alerts"):
+        expected = "input topics are households, field-reports, disaster-alerts, incident-links"
+        with pytest.raises(DampakError, match=expected):
             resolve_input(wrong, settings)
 
 
