@@ -44,15 +44,17 @@ def displaced_notices(rows: list[tuple[str, str, str, int]], thresholds: tuple[i
 
 
 def alert_level_notice(
-    event_id: str, headline: str, magnitude: float | None, level: str, deaths: float, displaced: float
+    event_id: str, headline: str, magnitude: float | None, level: str, deaths: str, displaced: float
 ) -> Notice:
-    """The notice of an earthquake estimate at PAGER ``level``."""
+    """The notice of an earthquake estimate at PAGER ``level``: ``deaths`` is the most likely
+    fatality range's label, and ``displaced`` InaSAFE's nominal figure, an upper bound: no estimate
+    goes out as a bare number."""
     return Notice(
         notification_id=f"{event_id}:pager:{level}",
         event_id=event_id,
         kind="alert_level",
         regency_code="",
         level=level,
-        message=f"{headline or event_id}: M{magnitude}, PAGER {level}, est. {deaths:.0f} deaths, "
-        f"{displaced:.0f} displaced",
+        message=f"{headline or event_id}: M{magnitude}, PAGER {level}; {deaths}; "
+        f"displaced at most {displaced:,.0f} (InaSAFE's nominal rate, an upper bound)",
     )

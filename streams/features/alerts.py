@@ -28,6 +28,7 @@ from streams.domain.estimates import (
     INDONESIA_GDP_PER_CAPITA_USD,
     RangeEstimate,
     earthquake_estimates,
+    most_likely,
     pager_alert,
 )
 from streams.domain.exposure import Exposure, VillageStats, exposure
@@ -178,8 +179,9 @@ async def estimate_alert_impact(deps: AlertDeps, msg: Message, out: Output) -> O
         alert.event_id, alert.hazard, exp.count, exp.deaths, exp.displaced, level or "-",
     )  # fmt: skip
     if alert.hazard == "earthquake" and level in deps.alert_levels:
+        deaths = most_likely([r for r in estimate.ranges if r.model == "pager_fatality"]).label
         notice: Notice = alert_level_notice(
-            alert.event_id, alert.headline, alert.magnitude, level, exp.deaths, exp.displaced
+            alert.event_id, alert.headline, alert.magnitude, level, deaths, exp.displaced
         )
         out.then(functools.partial(deps.notifier.send_new, [notice]))
     return Outcome.OK
@@ -191,6 +193,8 @@ class _Estimate:
     exposure: Exposure
     #: PAGER's alerts (overall, fatality, economic); empty for other hazards.
     pager: tuple[str, str, str]
+    #: Every estimate with its range (earthquakes only).
+    ranges: list[RangeEstimate]
     alert_row: Row
     exposure_rows: list[Row]
     estimate_rows: list[Row]
@@ -226,6 +230,6 @@ def _estimate(deps: AlertDeps, msg: Message, columns: dict[str, list[Any]]) -> _
         economic,
     )
     return _Estimate(
-        alert, exp, pager, row, exposure_rows(alert.event_id, version, exp),
+        alert, exp, pager, ranges, row, exposure_rows(alert.event_id, version, exp),
         estimate_rows(alert.event_id, version, ranges),
     )  # fmt: skip
