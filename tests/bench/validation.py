@@ -90,6 +90,8 @@ _RANGE_LABELS = tuple(
     f"{low:,.0f}+" if high is None else ("0" if low == 0 else f"{low:,.0f}{_DASH}{high - 1:,.0f}")
     for low, high in FATALITY_RANGES
 )
+_P_HEADER = f"P % ({' / '.join(_RANGE_LABELS)})"
+_MINUS = "\u2212"
 _ROMAN = ("", "I", "II", "III", "IV", "V", "VI", "VII", "VIII", "IX", "X", "XI", "XII")
 
 
@@ -168,7 +170,7 @@ def read_expocat(path: Path = EXPOCAT) -> list[ExpocatRow]:
             magnitude=float(row["Magnitude"]),
             shaking_deaths=_number(row["ShakingDeaths"]),
             total_deaths=_number(row["TotalDeaths"]),
-            persons=tuple(float(row[f"MMI{k}"]) for k in range(1, 9)) + (float(row["MMI9+"]),),
+            persons=(*(float(row[f"MMI{k}"]) for k in range(1, 9)), float(row["MMI9+"])),
         )
         for row in rows
     ]
@@ -330,7 +332,7 @@ def _summary_lines(rows: Sequence[ExpocatRow], shaken: Sequence[tuple[ExpocatRow
         f"with ShakingDeaths recorded: {len(known)}.",
         "",
         "**Agreement with EXPO-CAT's shaking deaths** (events with persons at MMI ≥ V and a "
-        "ShakingDeaths value; ranges 0, 1–9, 10–99, 100–999, 1,000+):",
+        f"ShakingDeaths value; ranges {', '.join(_RANGE_LABELS)}):",
         "",
     ]
     lines += _table(
@@ -411,8 +413,9 @@ def _summary_lines(rows: Sequence[ExpocatRow], shaken: Sequence[tuple[ExpocatRow
     if floor:
         lines += [
             "",
-            f"Events above whose PAGER median (plus losspager's offset 0.00001) is below 0.001, where losspager's rule (kept by dampak) "
-            f"replaces the expected loss by 0.5, giving P % {_probabilities(floor[0][1])}: "
+            "Events above whose PAGER median (plus losspager's offset 0.00001) is below 0.001, where "
+            "losspager's rule (kept by dampak) replaces the expected loss by 0.5, giving P % "
+            f"{_probabilities(floor[0][1])}: "
             f"{len(floor)} of {len(shaken)}; of them with at least one shaking death: "
             f"{sum((a.observed or 0.0) >= 1 for _, a in floor)}.",
         ]
@@ -443,7 +446,9 @@ def _named_lines(events: Sequence[Mapping[str, Any]], rows: Sequence[ExpocatRow]
         else:
             mmi = epicentral_mmi(float(bmkg["magnitude"]), float(bmkg["depth_km"]))
             predicted = f"{mmi:.1f} ({_ROMAN[math.floor(mmi + 0.5)]})"
-            difference = "n/a" if observed_mmi is None else f"{mmi - float(observed_mmi):+.1f}"
+            difference = (
+                "n/a" if observed_mmi is None else f"{mmi - float(observed_mmi):+.1f}".replace("-", _MINUS)
+            )
         bmkg_text = (
             "n/a"
             if bmkg["magnitude"] is None
@@ -475,12 +480,11 @@ def _named_lines(events: Sequence[Mapping[str, Any]], rows: Sequence[ExpocatRow]
             times = [_parse_time(event[s]["time_utc"]) for s in ("bmkg", "usgs")]
             after = any(t is not None and t > last for t in times)
             reason = (
-                f"not in EXPO-CAT (after its last Indonesian event, {last:%Y-%m-%d}); "
-                "not available offline"
+                f"not in EXPO-CAT (after its last Indonesian event, {last:%Y-%m-%d}); not available offline"
                 if after
                 else "no EXPO-CAT event within 90 s; not available offline"
             )
-            losses.append([name, published, reason, "–", "–", "–", "–", "–", toll_text])
+            losses.append([name, published, reason, *([_DASH] * 5), toll_text])
             continue
         a = assess(exposure_of(match), match.shaking_deaths)
         losses.append(
@@ -510,7 +514,7 @@ def _named_lines(events: Sequence[Mapping[str, Any]], rows: Sequence[ExpocatRow]
             "AWW 2012 at epicentre",
             "same with USGS M, depth",
             "BMKG max",
-            "predicted (BMKG) − observed",
+            f"predicted (BMKG) {_MINUS} observed",
         ],
         intensity,
     )
@@ -526,7 +530,7 @@ def _named_lines(events: Sequence[Mapping[str, Any]], rows: Sequence[ExpocatRow]
             "PAGER published alert",
             "exposure",
             "PAGER median",
-            "P % (0 / 1–9 / 10–99 / 100–999 / 1,000+)",
+            _P_HEADER,
             "most likely",
             "fatality alert",
             "ITB",
@@ -570,7 +574,7 @@ def _event_lines(shaken: Sequence[tuple[ExpocatRow, Assessment]]) -> list[str]:
             "depth km",
             "max MMI",
             "PAGER median",
-            "P % (0 / 1–9 / 10–99 / 100–999 / 1,000+)",
+            _P_HEADER,
             "most likely",
             "alert",
             "ITB",
@@ -585,9 +589,7 @@ def _event_lines(shaken: Sequence[tuple[ExpocatRow, Assessment]]) -> list[str]:
 
 def render(rows: Sequence[ExpocatRow], events: Sequence[Mapping[str, Any]]) -> str:
     """The generated part of docs/validation.md (without the markers)."""
-    shaken = [
-        (row, assess(exposure_of(row), row.shaking_deaths)) for row in rows if sum(row.persons[4:]) > 0
-    ]
+    shaken = [(row, assess(exposure_of(row), row.shaking_deaths)) for row in rows if sum(row.persons[4:]) > 0]
     lines = [
         "<!-- written by `python -m tests.bench.validation`; edit the text outside the markers -->",
         "",
