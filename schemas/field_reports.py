@@ -14,7 +14,7 @@ from pydantic import BeforeValidator, Field, StringConstraints, model_validator
 from schemas.alerts import HAZARDS, Hazard
 from schemas.common import HOUSEHOLD_PERSONS_MAX, Contract, Count, Id, OptionalId, UtcDatetime, VillageCode
 
-__all__ = ["HAZARD_NAMES", "REPORTER_ROLES", "FieldReport", "ReporterRole"]
+__all__ = ["HAZARD_NAMES", "REPORTER_ROLES", "Facilities", "FieldReport", "ReporterRole", "Shelter"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +45,24 @@ def _hazard_name(value: object) -> object:
     return value
 
 
+class Facilities(Contract):
+    """Damaged public facilities, by BNPB's DIBI categories (kerusakan fasilitas)."""
+
+    education: Count = 0  # fasilitas pendidikan
+    health: Count = 0  # fasilitas kesehatan
+    worship: Count = 0  # fasilitas peribadatan
+    office: Count = 0  # kantor
+    bridge: Count = 0  # jembatan
+
+
+class Shelter(Contract):
+    """An evacuation site (pos pengungsian) and the displaced persons counted there."""
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    village_code: VillageCode
+    displaced: Count = 0
+
+
 class FieldReport(Contract):
     schema_version: Literal[1] = 1
     report_id: Id
@@ -64,8 +82,19 @@ class FieldReport(Contract):
     houses_heavy: Count = 0
     displaced: Count = 0
     dead: Count = 0
+    #: Lightly injured persons (luka ringan); a report from before the split counts its injured here.
     injured: Count = 0
+    #: Severely injured persons (luka berat): the basis of Kemensos's payment for severe injury.
+    injured_severe: Count = 0
     missing: Count = 0
+    #: BNPB's DIBI categories: persons affected (menderita/terdampak), families affected (KK
+    #: terdampak, a village summary's count of families), houses submerged (terendam), damaged
+    #: facilities, and an evacuation site with its displaced persons.
+    affected_persons: Count = 0
+    affected_families: Count = 0
+    houses_submerged: Count = 0
+    facilities: Facilities = Facilities()
+    shelter: Shelter | None = None
     needs: Annotated[tuple[Annotated[str, StringConstraints(max_length=64)], ...], Field(max_length=32)] = ()
     lat: Annotated[float, Field(ge=-90, le=90)] | None = None
     lon: Annotated[float, Field(ge=-180, le=180)] | None = None
@@ -81,9 +110,11 @@ class FieldReport(Contract):
             )
         too_many = [
             name
-            for name in ("displaced", "dead", "injured", "missing")
+            for name in ("displaced", "dead", "injured", "injured_severe", "missing", "affected_persons")
             if getattr(self, name) > HOUSEHOLD_PERSONS_MAX
         ]
+        if self.affected_families > 1 or self.houses_submerged > 1:
+            raise ValueError("a household-level report covers one family and one house")
         if too_many:
             raise ValueError(
                 f"a household-level report counts at most {HOUSEHOLD_PERSONS_MAX} persons "

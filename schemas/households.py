@@ -8,16 +8,31 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import BeforeValidator, Field, StringConstraints, model_validator
 
 from schemas.common import HOUSEHOLD_PERSONS_MAX, Contract, Id, UtcDatetime, VillageCode
 
-__all__ = ["PROGRAMS", "Household", "Program"]
+__all__ = ["FAMILY_PROGRAMS", "PROGRAMS", "Household", "Program"]
 
 logger = logging.getLogger(__name__)
 
-Program = Literal["PKH", "BPNT", "PBI"]
-PROGRAMS: tuple[str, ...] = ("PKH", "BPNT", "PBI")
+Program = Literal["PKH", "SEMBAKO", "PBI"]
+PROGRAMS: tuple[str, ...] = ("PKH", "SEMBAKO", "PBI")
+#: Programmes a family receives as a family (a KPM): PKH and Sembako. PBI-JK (the health-insurance
+#: premium subsidy, PP 101/2012) covers persons, and is counted by person, not as a KPM family.
+FAMILY_PROGRAMS: frozenset[str] = frozenset({"PKH", "SEMBAKO"})
+#: Earlier names: BPNT became Program Sembako in 2020.
+_PROGRAM_ALIASES = {"BPNT": "SEMBAKO"}
+
+
+def _program_names(value: object) -> object:
+    """A programme list with BPNT named Sembako (older exports), any case. Anything else is left
+    for validation to refuse."""
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return frozenset(_PROGRAM_ALIASES.get(v.strip().upper(), v.strip().upper()) for v in value)
+    return value
+
+
 Digits16 = Annotated[str, StringConstraints(pattern=r"^[0-9]{16}$")]
 Persons = Annotated[int, Field(ge=0, le=HOUSEHOLD_PERSONS_MAX)]
 
@@ -33,7 +48,9 @@ class Household(Contract):
     kk_number: Digits16 | None = None
     members: Annotated[int, Field(ge=1, le=HOUSEHOLD_PERSONS_MAX)] = 1
     desil: Annotated[int, Field(ge=1, le=10)] | None = None
-    programs: frozenset[Program] = frozenset()
+    programs: Annotated[frozenset[Program], BeforeValidator(_program_names)] = frozenset()
+    #: When the family left PKH (graduasi): a family that graduated and is now hit is re-assessed.
+    pkh_graduated_at: UtcDatetime | None = None
     elderly: Persons = 0
     disabled: Persons = 0
     under5: Persons = 0
@@ -59,5 +76,5 @@ class Household(Contract):
 
     @property
     def kpm(self) -> bool:
-        """A KPM (keluarga penerima manfaat) receives at least one programme."""
-        return bool(self.programs)
+        """A KPM (keluarga penerima manfaat) receives a family programme (PKH or Sembako)."""
+        return bool(self.programs & FAMILY_PROGRAMS)

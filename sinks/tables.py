@@ -18,6 +18,7 @@ __all__ = [
     "ALERT_EXPOSURE_STATE",
     "CONSUMER_LAG",
     "DEAD_LETTER_STATE",
+    "ENTITLEMENT_RATES",
     "ESTIMATE_STATE",
     "INCIDENT_LINK_STATE",
     "INCIDENT_STATE",
@@ -129,6 +130,7 @@ REGISTRY_STATE = Table(
         lon Nullable(Float64)
         nik_ref String
         kk_ref String
+        pkh_graduated_at Nullable({_DT})
     """),
     "ReplacingMergeTree(version)",
     "household_ref",
@@ -171,6 +173,19 @@ REPORT_STATE = Table(
         kk_ref String
         ingested_at {_DT}
         arrival UInt64
+        injured_severe UInt32
+        affected_persons UInt32
+        affected_families UInt32
+        houses_submerged UInt32
+        facilities_education UInt32
+        facilities_health UInt32
+        facilities_worship UInt32
+        facilities_office UInt32
+        facilities_bridge UInt32
+        shelter_name String
+        shelter_village_code LowCardinality(String)
+        shelter_displaced UInt32
+        graduated Bool
     """),
     "ReplacingMergeTree(version)",
     "report_id",
@@ -358,6 +373,22 @@ PRIVACY_KEYS = Table(
     "tuple()",
 )
 
+# The rates of Kemensos's cash assistance in force (``DAMPAK_ENTITLEMENTS__*``), recorded by each
+# worker at start; the latest per kind stands (``entitlements``).
+ENTITLEMENT_RATES = Table(
+    "entitlement_rates",
+    _cols(f"""
+        kind LowCardinality(String)
+        unit_amount_idr UInt64
+        days UInt32
+        basis String
+        legal_basis String
+        recorded_at {_DT}
+    """),
+    "ReplacingMergeTree(recorded_at)",
+    "kind",
+)
+
 #: Every storage table, in creation order.
 TABLES: tuple[Table, ...] = (
     SCHEMA_MIGRATIONS,
@@ -373,4 +404,5 @@ TABLES: tuple[Table, ...] = (
     ESTIMATE_STATE,
     INCIDENT_LINK_STATE,
     INCIDENT_STATE,
+    ENTITLEMENT_RATES,
 )

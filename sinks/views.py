@@ -302,6 +302,10 @@ WHERE r.reported_at >= c.began_at AND r.reported_at <= c.last_event_at + INTERVA
 GROUP BY r.report_id
 """
 
+#: Family programmes (a KPM family): PKH and Sembako, with BPNT, Sembako's name before 2020, as older
+#: rows hold it (a constant: ``schemas.households.FAMILY_PROGRAMS``). PBI-JK covers persons.
+_FAMILY_PROGRAMS = "['PKH', 'SEMBAKO', 'BPNT']"
+
 _FIELD_REPORTS = f"""
 CREATE OR REPLACE VIEW {{db}}.field_reports SQL SECURITY DEFINER AS
 SELECT
@@ -340,7 +344,19 @@ SELECT
     r.displaced AS displaced,
     r.dead AS dead,
     r.injured AS injured,
+    r.injured_severe AS injured_severe,
     r.missing AS missing,
+    r.affected_persons AS affected_persons,
+    r.affected_families AS affected_families,
+    r.houses_submerged AS houses_submerged,
+    r.facilities_education AS facilities_education,
+    r.facilities_health AS facilities_health,
+    r.facilities_worship AS facilities_worship,
+    r.facilities_office AS facilities_office,
+    r.facilities_bridge AS facilities_bridge,
+    r.shelter_name AS shelter_name,
+    r.shelter_village_code AS shelter_village_code,
+    r.shelter_displaced AS shelter_displaced,
     r.needs AS needs,
     r.lat AS lat,
     r.lon AS lon,
@@ -348,10 +364,12 @@ SELECT
     r.registered AS registered,
     r.desil AS desil,
     r.programs AS programs,
-    r.kpm AS kpm,
+    hasAny(r.programs, {_FAMILY_PROGRAMS}) AS kpm,
     r.members AS members,
+    if(has(r.programs, 'PBI'), r.members, 0) AS pbi_persons,
     r.vulnerable_persons AS vulnerable_persons,
     r.kk_ref AS kk_ref,
+    r.graduated AS graduated,
     r.ingested_at AS updated_at,
     r.arrival AS arrival
 FROM (SELECT * FROM {{db}}.report_state FINAL WHERE NOT retracted) AS r
@@ -381,6 +399,8 @@ _HOUSEHOLD_COLUMNS = (
     "event_id", "province_code", "regency_code", "district_code", "village_code",
     "houses_light", "houses_moderate", "houses_heavy", "displaced", "dead", "injured", "missing",
     "registered", "desil", "kpm", "vulnerable_persons", "kk_ref",
+    "injured_severe", "affected_persons", "houses_submerged", "programs", "members", "pbi_persons",
+    "graduated",
 )  # fmt: skip
 _HOUSEHOLD_IMPACT = f"""
 CREATE OR REPLACE VIEW {{db}}.household_impact SQL SECURITY DEFINER AS
@@ -425,6 +445,16 @@ SELECT
     a.kpm_households_affected AS kpm_households_affected,
     a.vulnerable_persons_affected AS vulnerable_persons_affected,
     a.unregistered_households_affected AS unregistered_households_affected,
+    a.injured_severe AS injured_severe,
+    a.affected_persons AS affected_persons,
+    a.families_affected AS families_affected,
+    a.houses_submerged AS houses_submerged,
+    a.pbi_persons_affected AS pbi_persons_affected,
+    a.facilities_education AS facilities_education,
+    a.facilities_health AS facilities_health,
+    a.facilities_worship AS facilities_worship,
+    a.facilities_office AS facilities_office,
+    a.facilities_bridge AS facilities_bridge,
     a.updated_at AS updated_at
 FROM (
     SELECT
@@ -437,16 +467,30 @@ FROM (
         countIf(household AND kpm) AS kpm_households_affected,
         sumIf(vulnerable_persons, household) AS vulnerable_persons_affected,
         countIf(household AND NOT registered) AS unregistered_households_affected,
+        sum(injured_severe) AS injured_severe,
+        sum(affected_persons) AS affected_persons,
+        countIf(household) + sum(affected_families) AS families_affected,
+        sum(houses_submerged) AS houses_submerged,
+        sumIf(pbi_persons, household) AS pbi_persons_affected,
+        sum(facilities_education) AS facilities_education,
+        sum(facilities_health) AS facilities_health,
+        sum(facilities_worship) AS facilities_worship,
+        sum(facilities_office) AS facilities_office,
+        sum(facilities_bridge) AS facilities_bridge,
         max(updated_at) AS updated_at
     FROM (
         SELECT incident_id, event_id, {code}, reports AS n, true AS household, houses_light, houses_moderate,
                houses_heavy, displaced, dead, injured, missing, kpm, vulnerable_persons, registered,
-               updated_at
+               injured_severe, affected_persons, toUInt32(0) AS affected_families, houses_submerged,
+               pbi_persons, toUInt32(0) AS facilities_education, toUInt32(0) AS facilities_health,
+               toUInt32(0) AS facilities_worship, toUInt32(0) AS facilities_office,
+               toUInt32(0) AS facilities_bridge, updated_at
         FROM {{db}}.household_impact
         UNION ALL
         SELECT incident_id, event_id, {code}, 1, false, houses_light, houses_moderate, houses_heavy,
-               displaced,
-               dead, injured, missing, false, 0, false, updated_at
+               displaced, dead, injured, missing, false, 0, false, injured_severe, affected_persons,
+               affected_families, houses_submerged, 0, facilities_education, facilities_health,
+               facilities_worship, facilities_office, facilities_bridge, updated_at
         FROM {{db}}.field_reports
         WHERE household_ref = ''
     )
@@ -456,9 +500,11 @@ LEFT JOIN {{db}}.regions AS g ON g.code = a.{code}
 """
 
 
-# Households that a disaster may have pushed into poverty: hit hard (heavy damage or displaced) and
-# not known to be poor (unregistered, unranked, or above desil 5), judged on the same report that
-# counts the household in the impact figures. Welfare staff re-assess them.
+# Households that a disaster may have pushed into poverty, or whom the registry misses: hit hard
+# (heavy damage or displaced) and unregistered, graduated from PKH (and not back in it), unranked,
+# above desil 5, or in desil 1-5 with no programme at all (an exclusion error the disaster makes
+# urgent); judged on the same report that counts the household in the impact figures. Welfare
+# staff re-assess them (``dampak export reassessment`` names them, from the office's own file).
 _REGISTRY_CANDIDATES = """
 CREATE OR REPLACE VIEW {db}.registry_candidates SQL SECURITY DEFINER AS
 SELECT
@@ -468,12 +514,14 @@ SELECT
     village_code,
     desil,
     kk_ref,
-    multiIf(NOT registered, 'unregistered', desil IS NULL, 'unranked', 'above_desil_5') AS reason,
+    multiIf(NOT registered, 'unregistered', graduated, 'graduated', desil IS NULL, 'unranked',
+            desil > 5, 'above_desil_5', 'no_programme') AS reason,
     houses_heavy > 0 AS heavy_damage,
     displaced > 0 AS displacement,
     updated_at
 FROM {db}.household_impact
-WHERE (houses_heavy > 0 OR displaced > 0) AND (NOT registered OR desil IS NULL OR desil > 5)
+WHERE (houses_heavy > 0 OR displaced > 0)
+  AND (NOT registered OR graduated OR desil IS NULL OR desil > 5 OR empty(programs))
 """
 
 #: A village's published position (``village_stats``, the command-center map) is the mean over at
@@ -491,7 +539,8 @@ SELECT
     h.village_code AS village_code,
     count() AS households,
     sum(h.members) AS persons,
-    countIf(h.kpm) AS kpm_households,
+    countIf(hasAny(h.programs, ['PKH', 'SEMBAKO', 'BPNT'])) AS kpm_households,
+    sumIf(h.members, has(h.programs, 'PBI')) AS pbi_persons,
     sum(h.elderly + h.disabled + h.under5 + h.pregnant) AS vulnerable_persons,
     sum(h.pregnant) AS pregnant,
     countIf(h.lat IS NOT NULL AND h.lon IS NOT NULL) AS located,
@@ -508,7 +557,7 @@ _POSITION_SHOWN = f"located >= {int(MIN_HOUSEHOLDS_FOR_POSITION)}"
 _VILLAGE_STATS = f"""
 CREATE OR REPLACE VIEW {{db}}.village_stats SQL SECURITY DEFINER AS
 SELECT
-    village_code, households, persons, kpm_households, vulnerable_persons, pregnant,
+    village_code, households, persons, kpm_households, pbi_persons, vulnerable_persons, pregnant,
     if({_POSITION_SHOWN}, lat, NULL) AS lat,
     if({_POSITION_SHOWN}, lon, NULL) AS lon
 FROM ({VILLAGE_REGISTRY_SQL})
@@ -592,7 +641,12 @@ SELECT
     r.dead AS reported_dead,
     r.injured AS reported_injured,
     r.missing AS reported_missing,
-    r.kpm_households_affected AS reported_kpm_households_affected
+    r.kpm_households_affected AS reported_kpm_households_affected,
+    r.injured_severe AS reported_injured_severe,
+    r.families_affected AS reported_families_affected,
+    r.affected_persons AS reported_affected_persons,
+    r.houses_submerged AS reported_houses_submerged,
+    r.pbi_persons_affected AS reported_pbi_persons_affected
 FROM {db}.alerts AS a
 LEFT JOIN {db}.event_incident AS i ON i.event_id = a.event_id
 LEFT JOIN (
@@ -605,7 +659,10 @@ LEFT JOIN (
            sum(houses_light) AS houses_light, sum(houses_moderate) AS houses_moderate,
            sum(houses_heavy) AS houses_heavy, sum(displaced) AS displaced, sum(dead) AS dead,
            sum(injured) AS injured, sum(missing) AS missing,
-           sum(kpm_households_affected) AS kpm_households_affected
+           sum(kpm_households_affected) AS kpm_households_affected,
+           sum(injured_severe) AS injured_severe, sum(families_affected) AS families_affected,
+           sum(affected_persons) AS affected_persons, sum(houses_submerged) AS houses_submerged,
+           sum(pbi_persons_affected) AS pbi_persons_affected
     FROM {db}.impact_province GROUP BY event_id
 ) AS r ON r.event_id = a.event_id
 """
@@ -633,7 +690,12 @@ SELECT
     r.dead AS reported_dead,
     r.injured AS reported_injured,
     r.missing AS reported_missing,
-    r.kpm_households_affected AS reported_kpm_households_affected
+    r.kpm_households_affected AS reported_kpm_households_affected,
+    r.injured_severe AS reported_injured_severe,
+    r.families_affected AS reported_families_affected,
+    r.affected_persons AS reported_affected_persons,
+    r.houses_submerged AS reported_houses_submerged,
+    r.pbi_persons_affected AS reported_pbi_persons_affected
 FROM (
     SELECT incident_id, min(event_time) AS began_at, max(event_time) AS last_event_at,
            arrayMap(x -> x.2, arraySort(groupArray((event_time, event_id)))) AS events,
@@ -647,7 +709,10 @@ LEFT JOIN (
            sum(houses_light) AS houses_light, sum(houses_moderate) AS houses_moderate,
            sum(houses_heavy) AS houses_heavy, sum(displaced) AS displaced, sum(dead) AS dead,
            sum(injured) AS injured, sum(missing) AS missing,
-           sum(kpm_households_affected) AS kpm_households_affected
+           sum(kpm_households_affected) AS kpm_households_affected,
+           sum(injured_severe) AS injured_severe, sum(families_affected) AS families_affected,
+           sum(affected_persons) AS affected_persons, sum(houses_submerged) AS houses_submerged,
+           sum(pbi_persons_affected) AS pbi_persons_affected
     FROM {db}.impact_province GROUP BY incident_id
 ) AS r ON r.incident_id = g.incident_id
 """
@@ -682,6 +747,100 @@ LEFT JOIN {{db}}.regions AS g ON g.code = n.regency_code
 GROUP BY event_id, regency_code
 """
 
+# What Kemensos owes under Permensos No. 4 of 2015 (direct cash assistance to disaster victims),
+# per incident, event, regency and village, from the reported figures and the rates in force
+# (``entitlement_rates``, written from DAMPAK_ENTITLEMENTS__* when a worker starts):
+# - santunan to the heirs of each person who died;
+# - a payment for each severely injured person;
+# - jaminan hidup, per displaced person per day for the days set for the event (person-days);
+# - isi hunian, per family whose house was heavily damaged (one family per house).
+_ENTITLEMENTS = """
+CREATE OR REPLACE VIEW {db}.entitlements SQL SECURITY DEFINER AS
+SELECT incident_id, event_id, regency_code, village_code, kind, basis_count, unit_amount_idr,
+       basis_count * unit_amount_idr AS amount_idr, basis, legal_basis
+FROM (
+    SELECT v.incident_id AS incident_id, v.event_id AS event_id,
+           substring(v.village_code, 1, 5) AS regency_code, v.village_code AS village_code,
+           r.kind AS kind,
+           toUInt64(multiIf(r.kind = 'santunan_ahli_waris', v.dead,
+                            r.kind = 'bantuan_luka_berat', v.injured_severe,
+                            r.kind = 'jaminan_hidup', v.displaced * r.days,
+                            r.kind = 'isi_hunian', v.houses_heavy, 0)) AS basis_count,
+           r.unit_amount_idr AS unit_amount_idr, r.basis AS basis, r.legal_basis AS legal_basis
+    FROM {db}.impact_village AS v
+    CROSS JOIN (
+        SELECT kind, argMax(unit_amount_idr, recorded_at) AS unit_amount_idr,
+               argMax(days, recorded_at) AS days, argMax(basis, recorded_at) AS basis,
+               argMax(legal_basis, recorded_at) AS legal_basis
+        FROM {db}.entitlement_rates GROUP BY kind
+    ) AS r
+)
+WHERE basis_count > 0
+"""
+
+# Evacuation sites (pos pengungsian) as reports name them: per incident and site, the displaced
+# persons of the latest report of each reporter there, summed.
+_SHELTERS = """
+CREATE OR REPLACE VIEW {db}.shelters SQL SECURITY DEFINER AS
+SELECT incident_id, shelter_village_code AS village_code, shelter_name AS name,
+       sum(site_displaced) AS displaced, count() AS reports, max(last_at) AS last_report_at
+FROM (
+    SELECT incident_id, shelter_village_code, shelter_name, reporter_id,
+           argMax(shelter_displaced, (reported_at, arrival)) AS site_displaced, max(reported_at) AS last_at
+    FROM {db}.field_reports
+    WHERE shelter_name != ''
+    GROUP BY incident_id, shelter_village_code, shelter_name, reporter_id
+)
+GROUP BY incident_id, shelter_village_code, shelter_name
+"""
+
+# The villages each incident exposed (estimated MMI VI or more, or an area hazard's medium or high
+# class; warnings excepted) and what has been reported from each: for dispatching TKSK and Tagana
+# to the villages no one has reported from yet.
+_EXPOSED_VILLAGES = """
+CREATE OR REPLACE VIEW {db}.exposed_villages SQL SECURITY DEFINER AS
+SELECT c.incident_id AS incident_id, c.village_code AS village_code,
+       substring(c.village_code, 1, 8) AS district_code, c.level AS level, c.began_at AS exposed_since,
+       ifNull(x.households, 0) AS exposed_households,
+       ifNull(r.reports, 0) AS reports, r.last_report_at AS last_report_at,
+       ifNull(r.tagana, 0) AS reports_tagana, ifNull(r.tksk, 0) AS reports_tksk,
+       ifNull(r.pkh, 0) AS reports_pkh, ifNull(r.others, 0) AS reports_other
+FROM {db}.incident_coverage AS c
+LEFT JOIN (
+    SELECT i.incident_id AS incident_id, e.village_code AS village_code,
+           max(e.exposed_households) AS households
+    FROM {db}.alert_exposure AS e INNER JOIN {db}.event_incident AS i ON i.event_id = e.event_id
+    GROUP BY i.incident_id, e.village_code
+) AS x ON x.incident_id = c.incident_id AND x.village_code = c.village_code
+LEFT JOIN (
+    SELECT incident_id, village_code, count() AS reports, max(reported_at) AS last_report_at,
+           countIf(reporter_role = 'tagana') AS tagana, countIf(reporter_role = 'tksk') AS tksk,
+           countIf(reporter_role = 'pkh') AS pkh,
+           countIf(reporter_role NOT IN ('tagana', 'tksk', 'pkh')) AS others
+    FROM {db}.field_reports GROUP BY incident_id, village_code
+) AS r ON r.incident_id = c.incident_id AND r.village_code = c.village_code
+WHERE c.level >= 1
+SETTINGS join_use_nulls = 1
+"""
+
+# Per incident and district (kecamatan): exposed villages, those with no report yet (and which),
+# the time since the district's last report, and reports by pillar role.
+_COVERAGE = """
+CREATE OR REPLACE VIEW {db}.coverage SQL SECURITY DEFINER AS
+SELECT v.incident_id AS incident_id, v.district_code AS district_code, any(d.name) AS district_name,
+       count() AS exposed_villages, countIf(v.reports > 0) AS reported_villages,
+       countIf(v.reports = 0) AS unreported_villages,
+       arraySort(groupArrayIf(v.village_code, v.reports = 0)) AS unreported,
+       max(v.last_report_at) AS last_report_at,
+       if(max(v.last_report_at) IS NULL, NULL, dateDiff('hour', max(v.last_report_at), now64(3)))
+           AS hours_since_last_report,
+       sum(v.reports_tagana) AS reports_tagana, sum(v.reports_tksk) AS reports_tksk,
+       sum(v.reports_pkh) AS reports_pkh, sum(v.reports_other) AS reports_other
+FROM {db}.exposed_villages AS v
+LEFT JOIN {db}.regions AS d ON d.code = v.district_code
+GROUP BY v.incident_id, v.district_code
+"""
+
 _NOTIFICATIONS = """
 CREATE OR REPLACE VIEW {db}.notifications SQL SECURITY DEFINER AS
 SELECT notification_id, event_id, kind, regency_code, level, message, sent_at
@@ -708,6 +867,10 @@ VIEWS: tuple[str, ...] = (
     _EVENT_SUMMARY,
     _INCIDENTS,
     _MINIMUM_NEEDS,
+    _ENTITLEMENTS,
+    _SHELTERS,
+    _EXPOSED_VILLAGES,
+    _COVERAGE,
     _NOTIFICATIONS,
 )
 

@@ -69,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--operator", help="who decides (the operator's account); required to link or unlink")
     p.add_argument("--reason", help="why; required to link or unlink (kept in dampak.incident_links)")
     p.add_argument("--link-id", help="the decision's id (default: a new one)")
+    p = sub.add_parser("coverage", help="per kecamatan, the struck villages no one has reported from yet")
+    p.add_argument("incident", help="incident id (its main event: dampak incident list)")
+    p.add_argument("--format", choices=("table", "json", "tsv"), default="table")
+    p = sub.add_parser("entitlements", help="what Kemensos owes under Permensos 4/2015, per regency and kind")
+    p.add_argument("incident", help="incident id (its main event: dampak incident list)")
+    p.add_argument("--format", choices=("table", "json", "tsv"), default="table")
     p = sub.add_parser("report", help="write an event's command-center page as one self-contained HTML file")
     p.add_argument("event", help="event id (see dampak query 'SELECT event_id FROM dampak.event_summary')")
     p.add_argument("--out", type=Path, required=True, help="the HTML file to write")
@@ -121,6 +127,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "feed": ("feeds", "cmd_feed"),
     "report": ("report", "cmd_report"),
     "incident": ("incidents", "cmd_incident"),
+    "coverage": ("ministry", "cmd_coverage"),
+    "entitlements": ("ministry", "cmd_entitlements"),
     "query": ("clickhouse", "cmd_query"),
     "lag": ("lag", "cmd_lag"),
     "rotate-key": ("rotation", "cmd_rotate_key"),

@@ -22,7 +22,7 @@ from streams.domain.exposure import Exposure
 from streams.domain.lag import GroupLag
 from streams.domain.notifications import Notice
 from streams.domain.registry import HouseholdState
-from streams.domain.reports import Enrichment, ReportDoc
+from streams.domain.reports import Enrichment, ReportDoc, enrich
 from streams.privacy import Pseudonymizer, mask_identifiers
 
 if TYPE_CHECKING:
@@ -43,6 +43,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
+_NO_FACILITIES = {"education": 0, "health": 0, "worship": 0, "office": 0, "bridge": 0}
+
+
 def registry_row(household_id: str, state: HouseholdState, pseudo: Pseudonymizer) -> Row:
     """``registry_state``: one household (tombstones become ``deleted`` rows)."""
     return {
@@ -54,7 +57,7 @@ def registry_row(household_id: str, state: HouseholdState, pseudo: Pseudonymizer
         "members": state["members"],
         "desil": state["desil"],
         "programs": state["programs"],
-        "kpm": bool(state["programs"]),
+        "kpm": enrich(state).kpm,
         "elderly": state["elderly"],
         "disabled": state["disabled"],
         "under5": state["under5"],
@@ -63,6 +66,11 @@ def registry_row(household_id: str, state: HouseholdState, pseudo: Pseudonymizer
         "lon": state["lon"],
         "nik_ref": pseudo.ref("nik_head", state["nik_head"]),
         "kk_ref": pseudo.ref("kk_number", state["kk_number"]),
+        "pkh_graduated_at": (
+            datetime.fromtimestamp(graduated / 1000, UTC)
+            if (graduated := state.get("graduated_ms"))
+            else None
+        ),
     }
 
 
@@ -100,7 +108,15 @@ def report_row(
         "displaced": doc["displaced"],
         "dead": doc["dead"],
         "injured": doc["injured"],
+        "injured_severe": doc.get("injured_severe", 0),
         "missing": doc["missing"],
+        "affected_persons": doc.get("affected_persons", 0),
+        "affected_families": doc.get("affected_families", 0),
+        "houses_submerged": doc.get("houses_submerged", 0),
+        **{f"facilities_{k}": v for k, v in (doc.get("facilities") or _NO_FACILITIES).items()},
+        "shelter_name": (shelter := doc.get("shelter") or {}).get("name", ""),
+        "shelter_village_code": shelter.get("village_code", ""),
+        "shelter_displaced": shelter.get("displaced", 0),
         "needs": doc["needs"],
         "lat": doc["lat"],
         "lon": doc["lon"],
@@ -113,6 +129,7 @@ def report_row(
         "members": e.members,
         "vulnerable_persons": e.vulnerable_persons,
         "kk_ref": pseudo.ref("kk_number", e.kk_number),
+        "graduated": e.graduated,
         "ingested_at": ingested_at.astimezone(UTC),
         "arrival": arrival,
     }

@@ -283,6 +283,13 @@ class NotifySettings(BaseModel):
     #: The largest share of the leader's time the displacement check may take: it reads every
     #: report, and on a large table a check every ``check_interval_s`` would run back to back.
     check_max_share: float = Field(0.2, gt=0, le=1)
+    #: A village struck at this level or more (2: MMI VII, or an area hazard's medium class) with no
+    #: report this many hours after its exposure notifies once, for incidents of the last
+    #: ``unreported_window_days``; checked every ``unreported_check_interval_s``. 0 hours: never.
+    unreported_level: int = Field(2, ge=1, le=3)
+    unreported_after_h: float = Field(6.0, ge=0)
+    unreported_window_days: int = Field(14, ge=1)
+    unreported_check_interval_s: float = Field(60.0, gt=0)
 
 
 class EstimateSettings(BaseModel):
@@ -291,6 +298,46 @@ class EstimateSettings(BaseModel):
     #: GDP per capita in current US$ of PAGER's economic model (PAGER takes the event year's; the
     #: default is the World Bank's figure for Indonesia, 2024).
     gdp_per_capita_usd: float = Field(INDONESIA_GDP_PER_CAPITA_USD, gt=0)
+
+
+#: The regulation the cash assistance rests on (its articles are not quoted: the text of the
+#: regulation was not available to the project; the amounts are those Kemensos has paid under it).
+_PERMENSOS_4_2015 = (
+    "Permensos No. 4 Tahun 2015 tentang Bantuan Langsung Berupa Uang Tunai bagi Korban Bencana"
+)
+
+
+class EntitlementSettings(BaseModel):
+    """Kemensos's cash assistance to disaster victims (``entitlements``): amounts change by
+    regulation and decision, so each is a setting; the defaults are those paid 2015-2025 under
+    Permensos 4/2015 (README, *What the ministry owes*)."""
+
+    #: Santunan to the heirs, per person who died.
+    death_idr: int = Field(15_000_000, ge=0)
+    #: Per severely injured person (luka berat), at most.
+    severe_injury_idr: int = Field(5_000_000, ge=0)
+    #: Jaminan hidup, per displaced person per day ...
+    living_allowance_idr_per_day: int = Field(10_000, ge=0)
+    #: ... for this many days (set per event: 90 for Pidie Jaya 2016 and Lombok 2018, 60 for
+    #: Central Sulawesi 2018, 30 for Bogor 2020).
+    living_allowance_days: int = Field(90, ge=0, le=366)
+    #: Isi hunian (household goods), per family whose house was heavily damaged, at most.
+    household_goods_idr: int = Field(3_000_000, ge=0)
+
+    def rates(self) -> list[dict[str, Any]]:
+        """The rows of ``entitlement_rates`` these settings give."""
+        basis = _PERMENSOS_4_2015
+        return [
+            {"kind": "santunan_ahli_waris", "unit_amount_idr": self.death_idr, "days": 0,
+             "basis": "per orang meninggal (ahli waris)", "legal_basis": basis},
+            {"kind": "bantuan_luka_berat", "unit_amount_idr": self.severe_injury_idr, "days": 0,
+             "basis": "per orang luka berat", "legal_basis": basis},
+            {"kind": "jaminan_hidup", "unit_amount_idr": self.living_allowance_idr_per_day,
+             "days": self.living_allowance_days,
+             "basis": f"per pengungsi per hari, {self.living_allowance_days} hari", "legal_basis": basis},
+            {"kind": "isi_hunian", "unit_amount_idr": self.household_goods_idr, "days": 0,
+             "basis": "per KK dengan rumah rusak berat", "legal_basis": basis},
+        ]  # fmt: skip
 
 
 class TableSettings(BaseModel):
@@ -401,6 +448,7 @@ class Settings(BaseSettings):
     privacy: PrivacySettings = PrivacySettings()
     displacement: DisplacementRates = DisplacementRates()
     estimates: EstimateSettings = EstimateSettings()
+    entitlements: EntitlementSettings = EntitlementSettings()
     notify: NotifySettings = NotifySettings()
     lag: LagSettings = LagSettings()
     feed: FeedSettings = FeedSettings()

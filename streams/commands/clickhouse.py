@@ -27,7 +27,9 @@ def cmd_init_db(settings: Settings, args: argparse.Namespace) -> int:
             return 0
         client = connect(target)
         try:
-            applied = init_db(client, target.database, server=not target.embedded)
+            applied = init_db(
+                client, target.database, server=not target.embedded, rates=settings.entitlements.rates()
+            )
         finally:
             client.close()
     print(f"migrations applied: {applied}" if applied else "database is up to date")

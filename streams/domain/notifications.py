@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-__all__ = ["Notice", "alert_level_notice", "displaced_notices"]
+__all__ = ["Notice", "alert_level_notice", "displaced_notices", "unreported_notices"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,3 +58,21 @@ def alert_level_notice(
         message=f"{headline or event_id}: M{magnitude}, PAGER {level}; {deaths}; "
         f"displaced at most {displaced:,.0f} (InaSAFE's nominal rate, an upper bound)",
     )
+
+
+def unreported_notices(rows: list[tuple[str, str, str, str, int, int]], after_h: float) -> list[Notice]:
+    """One notice per highly exposed village still unreported ``after_h`` hours after its
+    exposure, for dispatching TKSK and Tagana there. ``rows`` are (incident_id, village_code,
+    village name, district name, level, hours exposed)."""
+    return [
+        Notice(
+            notification_id=f"{incident}:{village}:unreported>={after_h:g}h",
+            event_id=incident,
+            kind="unreported_village",
+            regency_code=village[:5],
+            level=str(level),
+            message=f"{name or village}, {district or village[:8]}: struck (level {level} of 3), "
+            f"no report for {hours} h",
+        )
+        for incident, village, name, district, level, hours in rows
+    ]

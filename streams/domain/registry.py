@@ -14,7 +14,7 @@ partitioning), whose arrival order Kafka does not keep.
 from __future__ import annotations
 
 import logging
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 from schemas.households import Household
 from streams.domain.revision import Revision
@@ -49,6 +49,8 @@ class HouseholdState(TypedDict):
     deleted: bool
     seq: int
     published_ms: int
+    #: When the family left PKH (ms since the epoch), if it did; absent in states from before.
+    graduated_ms: NotRequired[int | None]
 
 
 def household_state(household: Household, position: int, seq: int, published_ms: int = 0) -> HouseholdState:
@@ -71,6 +73,7 @@ def household_state(household: Household, position: int, seq: int, published_ms:
         "deleted": False,
         "seq": seq,
         "published_ms": published_ms,
+        "graduated_ms": int(h.pkh_graduated_at.timestamp() * 1000) if h.pkh_graduated_at else None,
     }
 
 

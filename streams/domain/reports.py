@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
-from typing import NotRequired, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 import orjson
 
@@ -43,6 +43,13 @@ class ReportDoc(TypedDict):
     dead: int
     injured: int
     missing: int
+    #: The fields below came later: absent at their defaults (``_LATER_FIELDS``).
+    injured_severe: NotRequired[int]
+    affected_persons: NotRequired[int]
+    affected_families: NotRequired[int]
+    houses_submerged: NotRequired[int]
+    facilities: NotRequired[dict[str, int]]
+    shelter: NotRequired[dict[str, Any] | None]
     needs: list[str]
     lat: float | None
     lon: float | None
@@ -56,12 +63,25 @@ class ReportDoc(TypedDict):
     arrival: NotRequired[int]
 
 
+#: Fields added to the contract after its first version, with their defaults.
+_LATER_FIELDS: dict[str, object] = {
+    "hazard": None,
+    "injured_severe": 0,
+    "affected_persons": 0,
+    "affected_families": 0,
+    "houses_submerged": 0,
+    "facilities": {"education": 0, "health": 0, "worship": 0, "office": 0, "bridge": 0},
+    "shelter": None,
+}
+
+
 def report_doc(report: FieldReport) -> ReportDoc:
     doc = report.model_dump(mode="json")
-    if doc["hazard"] is None:
-        # Left out when not named: a report's digest stays what it was before the field existed,
-        # so a copy re-sent across an upgrade is still a copy.
-        del doc["hazard"]
+    for name, default in _LATER_FIELDS.items():
+        if doc[name] == default:
+            # Left out at their defaults: a report's digest stays what it was before these fields
+            # existed, so a copy re-sent across an upgrade is still a copy.
+            del doc[name]
     doc["digest"] = hashlib.blake2b(
         orjson.dumps(doc, option=orjson.OPT_SORT_KEYS), digest_size=12
     ).hexdigest()
@@ -81,10 +101,17 @@ class Enrichment:
     kk_number: str | None = None
     #: The household's registry change counter (versions re-enriched rows).
     seq: int = 0
+    #: The family left PKH (graduasi) and receives it no more.
+    graduated: bool = False
 
     @property
     def kpm(self) -> bool:
-        return bool(self.programs)
+        """A KPM family receives a family programme: PKH or Sembako (BPNT, its earlier name)."""
+        return bool(_FAMILY_PROGRAMS.intersection(self.programs))
+
+
+#: Family programmes (``schemas.households.FAMILY_PROGRAMS``), with BPNT as older states name Sembako.
+_FAMILY_PROGRAMS = frozenset({"PKH", "SEMBAKO", "BPNT"})
 
 
 def enrich(household: HouseholdState | None) -> Enrichment:
@@ -102,4 +129,5 @@ def enrich(household: HouseholdState | None) -> Enrichment:
         vulnerable_persons=vulnerable_persons(household),
         kk_number=household["kk_number"],
         seq=seq,
+        graduated=household.get("graduated_ms") is not None and "PKH" not in household["programs"],
     )

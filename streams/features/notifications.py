@@ -18,7 +18,7 @@ import orjson
 
 from sinks.config import Backoff
 from sinks.tables import CONSUMER_LAG, NOTIFICATION_STATE
-from streams.domain.notifications import Notice, displaced_notices
+from streams.domain.notifications import Notice, displaced_notices, unreported_notices
 from streams.engine import Forward, Forwarder, RowWriter, deliver_all
 from streams.rows import notification_row
 
@@ -36,6 +36,10 @@ class NotifierReads(Protocol):
     async def data_marks(self, excluding: Sequence[str] = ()) -> tuple[tuple[str, str, int], ...]: ...
 
     async def displaced_by_regency(self, at_least: int) -> list[tuple[str, str, str, int]]: ...
+
+    async def unreported_villages(
+        self, at_least_level: int, after_h: float, window_days: int
+    ) -> list[tuple[str, str, str, str, int, int]]: ...
 
 
 class Notifier:
@@ -88,6 +92,13 @@ class Notifier:
             logger.info("notified: %s", n.message)
         await self._writer.insert(NOTIFICATION_STATE, [notification_row(n, now) for n in new])
         return len(new)
+
+    async def check_unreported(self, at_least_level: int, after_h: float, window_days: int) -> int:
+        """Notify every village an incident struck hard (``at_least_level``) that no report has
+        come from ``after_h`` hours after; each village once. Time passing is what changes the
+        answer, so this check runs on its own timer, not on new rows."""
+        rows = await self._reader.unreported_villages(at_least_level, after_h, window_days)
+        return await self.send_new(unreported_notices(rows, after_h))
 
     async def check_displacement(self, thresholds: tuple[int, ...]) -> int:
         """Notify every (event, regency) whose reported displaced persons crossed a threshold.

@@ -5,6 +5,12 @@
 One HTML document, its CSS and script inline, with no request beyond the worker: the map is an
 SVG drawn from the registry's village centroids (no tiles, so it works offline), the timeline an
 SVG chart. Labels are Indonesian by default (``DAMPAK_WEB__LANGUAGE=en`` for English).
+
+Times are stored in UTC and shown on the clock of each event's place: its province's zone, WIB
+(UTC+7), WITA (UTC+8) or WIT (UTC+9) per Keputusan Presiden No. 41 Tahun 1987, which
+``sinks.center`` sets on every event (``time_zone``, ``utc_offset_h``); the label ``time`` names it
+("Waktu (WIB)", "Time (WITA)"). The events table names one zone in its heading, or each row's own
+when the events lie in several; the timeline and the "updated" stamp use the shown event's zone.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ LABELS: dict[str, dict[str, str]] = {
         "title": "Pusat Komando: Dampak Sosial Bencana",
         "events": "Kejadian",
         "event": "Kejadian",
-        "time": "Waktu (UTC)",
+        "time": "Waktu ({zone})",
         "level": "Tingkat PAGER",
         "size": "Magnitudo / wilayah",
         "estimate": "Perkiraan",
@@ -74,7 +80,7 @@ LABELS: dict[str, dict[str, str]] = {
         "title": "Command center: social impact of disasters",
         "events": "Events",
         "event": "Event",
-        "time": "Time (UTC)",
+        "time": "Time ({zone})",
         "level": "PAGER level",
         "size": "Magnitude / area",
         "estimate": "Estimate",

@@ -287,6 +287,19 @@ def _timers(app: faust.App, settings: Settings, writer: RowWriter, notifier: Not
         except Exception:
             logger.exception("checking reported displacement for notifications failed")
 
+    notify = settings.notify
+
+    @app.timer(notify.unreported_check_interval_s, on_leader=True, name="notify_unreported_villages")
+    async def notify_unreported_villages() -> None:
+        if not notify.unreported_after_h:
+            return
+        try:
+            await notifier.check_unreported(
+                notify.unreported_level, notify.unreported_after_h, notify.unreported_window_days
+            )
+        except Exception:
+            logger.exception("checking unreported villages for notifications failed")
+
     @app.timer(settings.lag.sample_interval_s, on_leader=True, name="sample_consumer_lag")
     async def sample_consumer_lag() -> None:
         # Blocking kafka-python calls run in a thread.

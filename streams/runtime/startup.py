@@ -116,7 +116,7 @@ def open_clickhouse(settings: Settings, target: Any) -> Any:
         try:
             if client is None:
                 client = connect(target)
-            init_db(client, target.database, server=not target.embedded)
+            init_db(client, target.database, server=not target.embedded, rates=settings.entitlements.rates())
             check_no_rotation_pending(client, target.database, settings.privacy)
             return client
         except (ClickHouseError, OSError) as exc:

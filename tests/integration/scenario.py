@@ -15,12 +15,14 @@ The truth follows the published contracts only:
 from __future__ import annotations
 
 import json
+import math
 import random
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from schemas.geo import village_positions
 from schemas.regions import villages
 
 Message = tuple[str, bytes | None, bytes | None]
@@ -342,3 +344,19 @@ def expected_candidates(sc: Scenario) -> list[tuple[str, str, str, int | None]]:
             continue
         out.append((event, hid, reason, desil))
     return sorted(out, key=lambda t: (t[0], t[1]))
+
+
+def km(a: tuple[float, float], b: tuple[float, float]) -> float:
+    """Great-circle distance in km (haversine), written out independently of the pipeline."""
+    p1, p2 = math.radians(a[0]), math.radians(b[0])
+    h = (
+        math.sin((p2 - p1) / 2) ** 2
+        + math.cos(p1) * math.cos(p2) * math.sin(math.radians(b[1] - a[1]) / 2) ** 2
+    )
+    return 2 * 6371.0088 * math.asin(math.sqrt(h))
+
+
+def nearest_villages(prefix: str, centre: tuple[float, float], n: int) -> list[str]:
+    """The ``n`` villages under ``prefix`` whose shipped centroids are nearest ``centre``."""
+    places = {c: p for c, p in village_positions().items() if c.startswith(prefix)}
+    return sorted(places, key=lambda c: km(places[c], centre))[:n]

@@ -6,7 +6,6 @@ gives the same figures."""
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ import pytest
 
 from schemas.geo import village_positions
 from tests.integration.harness import ROOT, Deployment
+from tests.integration.scenario import nearest_villages
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
@@ -32,20 +32,6 @@ INCIDENTS_SQL = (
 PLACED_SQL = (
     "SELECT report_id, event_id, incident_id, attribution FROM dampak.field_reports ORDER BY report_id"
 )
-
-
-def _km(a: tuple[float, float], b: tuple[float, float]) -> float:
-    p1, p2 = math.radians(a[0]), math.radians(b[0])
-    h = (
-        math.sin((p2 - p1) / 2) ** 2
-        + math.cos(p1) * math.cos(p2) * math.sin(math.radians(b[1] - a[1]) / 2) ** 2
-    )
-    return 2 * 6371.0088 * math.asin(math.sqrt(h))
-
-
-def _nearest(prefix: str, centre: tuple[float, float], n: int) -> list[str]:
-    places = {c: p for c, p in village_positions().items() if c.startswith(prefix)}
-    return sorted(places, key=lambda c: _km(places[c], centre))[:n]
 
 
 def _alert(event_id: str, hazard: str, at: str, **fields: Any) -> tuple[str, bytes, bytes]:
@@ -77,8 +63,8 @@ def _link(link_id: str, action: str, at: str) -> tuple[str, bytes, bytes]:
 
 
 def _scenario() -> tuple[list[tuple[str, bytes, bytes]], list[dict[str, Any]]]:
-    near = _nearest("32.03.", EPI, 12)
-    far = _nearest("32.02.", OTHER_EPI, 4)
+    near = nearest_villages("32.03.", EPI, 12)
+    far = nearest_villages("32.02.", OTHER_EPI, 4)
     positions = village_positions()
     households = [
         {"household_id": f"IH-{code}-{i}", "village_code": code, "updated_at": "2022-11-01T00:00:00Z",

@@ -177,6 +177,7 @@ class FakeReader:
         self.stats = stats or {}
         self.sent: set[str] = set()
         self.displaced: list[tuple[str, str, str, int]] = []
+        self.unreported: list[tuple[str, str, str, str, int, int]] = []
         self.checks = 0
         self.marks: tuple[tuple[str, str, int], ...] | Exception = ()
 
@@ -189,6 +190,11 @@ class FakeReader:
     async def displaced_by_regency(self, at_least: int) -> list[tuple[str, str, str, int]]:
         self.checks += 1
         return [r for r in self.displaced if r[3] >= at_least]
+
+    async def unreported_villages(
+        self, at_least_level: int, after_h: float, window_days: int
+    ) -> list[tuple[str, str, str, str, int, int]]:
+        return [r for r in self.unreported if r[4] >= at_least_level and r[5] >= after_h]
 
     async def data_marks(self, excluding: Sequence[str] = ()) -> tuple[tuple[str, str, int], ...]:
         if isinstance(self.marks, Exception):

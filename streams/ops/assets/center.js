@@ -2,6 +2,14 @@
 // on the worker's live page, fetches them again every REFRESH_MS.
 const L = LABELS, fmt = n => (n === null || n === undefined) ? "–" : Number(n).toLocaleString(L._locale);
 const esc = s => String(s ?? "").replace(/[&<>"']/g, c => ({"&":"&amp;","<":"&lt;",">":"&gt;",'"':"&quot;","'":"&#39;"}[c]));
+// Times arrive in UTC ("2022-11-21 06:21:10", "2022-11-21T06:21:10", with or without "Z" or "+00:00");
+// each is shown on the clock of its event's place: the zone (WIB, WITA or WIT, Keppres 41/1987) and
+// its hours ahead of UTC that sinks/center.py sets on every event (UTC for an event with no place).
+const utcMs = s => { const t = String(s).trim().replace(" ", "T"); return Date.parse(/(Z|[+-]\d\d:?\d\d)$/.test(t) ? t : t + "Z"); };
+const zoneOf = e => ({name: (e && e.time_zone) || "UTC", hours: (e && e.utc_offset_h) || 0});
+const clock = (ms, zone) => isNaN(ms) ? "–" : new Date(ms + zone.hours * 3600e3).toISOString().slice(0, 16).replace("T", " ");
+const at = (s, zone, named) => (s === null || s === undefined) ? "–" : clock(utcMs(s), zone) + (named ? " " + zone.name : "");
+const timeHead = names => L.time.replace("{zone}", names.join(" / "));
 const DAMAGE = [["#b71c1c", L.heavy], ["#e46c0a", L.moderate], ["#f2c14e", L.light], ["#90a4ae", L.no_damage]];
 function damage(v) {
   if (v.houses_heavy > 0) return 0; if (v.houses_moderate > 0) return 1;
@@ -48,7 +56,7 @@ function timeline(points, event) {
   if (!points.length) return "<p>–</p>";
   const series = [["households_affected", L.households, "#1565c0"], ["displaced", L.displaced, "#e46c0a"],
                   ["dead", L.dead, "#b71c1c"], ["injured", L.injured, "#6a1b9a"], ["missing", L.missing, "#455a64"]];
-  const W = 640, H = 220, pad = 34, ts = points.map(p => Date.parse(p.t.replace(" ", "T") + "Z"));
+  const W = 640, H = 220, pad = 34, ts = points.map(p => utcMs(p.t)), zone = zoneOf(event);
   const t0 = Math.min(...ts), t1 = Math.max(...ts) || t0 + 1;
   const reported = Math.max(1, ...points.map(p => Math.max(p.households_affected, p.displaced, p.dead, p.injured, p.missing)));
   // The estimate shares the scale only when it is of the same order; otherwise it is written out.
@@ -67,20 +75,24 @@ function timeline(points, event) {
     out += `<polyline fill="none" stroke="${color}" stroke-width="2" points="` +
       points.map((p, i) => `${X(ts[i]).toFixed(1)},${Y(p[key]).toFixed(1)}`).join(" ") + `"/>`;
   }
-  out += `<text x="${pad}" y="${H - 10}" font-size="11">${esc(points[0].t)}</text>` +
-         `<text x="${W - pad}" y="${H - 10}" font-size="11" text-anchor="end">${esc(points[points.length - 1].t)}</text></svg>`;
+  out += `<text x="${pad}" y="${H - 10}" font-size="11">${esc(at(points[0].t, zone))}</text>` +
+         `<text x="${W / 2}" y="${H - 10}" font-size="11" text-anchor="middle" fill="#555">${esc(timeHead([zone.name]))}</text>` +
+         `<text x="${W - pad}" y="${H - 10}" font-size="11" text-anchor="end">${esc(at(points[points.length - 1].t, zone))}</text></svg>`;
   return out + `<div class="legend">` + series.map(([, t, c]) => `<span><i style="background:${c}"></i>${esc(t)}</span>`).join("") + "</div>";
 }
 function render(data) {
   const ev = data.event, root = document.getElementById("root");
-  document.getElementById("updated").textContent = `${L.updated}: ${new Date().toISOString().slice(0, 19).replace("T", " ")} UTC`;
-  const events = table([L.event, L.time, L.level, L.size, L.displaced + " (" + L.estimate + ")", L.displaced + " (" + L.reported + ")", L.dead],
-    data.events.map(e => [esc(e.event_id), esc(e.event_time), `<span class="lvl ${esc(e.pager_level || "none")}">${esc(e.pager_level || "–")}</span>`,
+  const zone = zoneOf(ev), zones = [...new Set(data.events.map(e => zoneOf(e).name))];
+  document.getElementById("updated").textContent = `${L.updated}: ${clock(Date.now(), zone)} ${zone.name}`;
+  // One zone for all the listed events: named in the heading; several: each row names its own.
+  const events = table([L.event, timeHead(zones.length ? zones : [zone.name]), L.level, L.size, L.displaced + " (" + L.estimate + ")", L.displaced + " (" + L.reported + ")", L.dead],
+    data.events.map(e => [esc(e.event_id), esc(at(e.event_time, zoneOf(e), zones.length > 1)), `<span class="lvl ${esc(e.pager_level || "none")}">${esc(e.pager_level || "–")}</span>`,
       e.magnitude !== null ? "M" + Number(e.magnitude).toFixed(1) : esc((e.headline || "").slice(0, 40)),
       esc(upperBound(e.est_displaced)), fmt(e.reported_displaced), fmt(e.reported_dead)]));
   let html = `<section class="wide"><h2>${esc(L.events)}</h2>${events}</section>`;
   if (!ev) { root.innerHTML = html + `<section class="wide"><p>${esc(L.none)}</p></section>` + pipeline(data); return; }
-  html += `<section class="wide"><h2>${esc(ev.event_id)} · ${esc(ev.headline || "")}</h2><div class="kpi">` +
+  html += `<section class="wide"><h2>${esc(ev.event_id)} · ${esc(ev.headline || "")}</h2>` +
+    `<p>${esc(timeHead([zone.name]))}: ${esc(at(ev.event_time, zone))}</p><div class="kpi">` +
     kpi(L.households, ev.reported_households_affected, `${L.exposed}: ${fmt(ev.est_exposed_households)}`, "kpi-households") +
     kpi(L.displaced, ev.reported_displaced, upperBound(ev.est_displaced), "kpi-displaced") +
     kpi(L.dead, ev.reported_dead, deathsRange(ev), "kpi-dead") + kpi(L.injured, ev.reported_injured, undefined, "kpi-injured") +
