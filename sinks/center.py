@@ -138,6 +138,28 @@ WHERE event_id = {event:String}
 ORDER BY model, range_low
 """
 
+# What Kemensos owes for the event's incident, per regency and kind (Permensos 4/2015).
+ENTITLEMENTS = """
+SELECT e.regency_code AS regency_code, any(g.name) AS regency_name, e.kind AS kind,
+       sum(e.basis_count) AS basis_count, any(e.unit_amount_idr) AS unit_amount_idr,
+       sum(e.amount_idr) AS amount_idr
+FROM dampak.entitlements AS e
+LEFT JOIN dampak.regions AS g ON g.code = e.regency_code
+WHERE e.incident_id = {incident:String}
+GROUP BY e.regency_code, e.kind
+ORDER BY e.regency_code, e.kind
+"""
+
+# The kecamatan of the event's incident with struck villages no one has reported from yet.
+COVERAGE = """
+SELECT district_code, district_name, exposed_villages, unreported_villages,
+       arraySlice(unreported, 1, 10) AS unreported, last_report_at, hours_since_last_report
+FROM dampak.coverage
+WHERE incident_id = {incident:String}
+ORDER BY unreported_villages DESC, district_code
+LIMIT 20
+"""
+
 DEAD_LETTERS_LAST_HOUR = """
 SELECT count() AS n FROM dampak.dead_letters WHERE received_at >= now() - INTERVAL 1 HOUR
 """
@@ -185,13 +207,18 @@ def figures(ask: Ask, event_id: str | None = None) -> dict[str, Any]:
     }
     if chosen is None:
         empty: dict[str, list[Any]] = {"by_reason": [], "by_village": []}
-        out.update(villages=[], timeline=[], needs=[], ranges=[], reassess=empty)
+        out.update(
+            villages=[], timeline=[], needs=[], ranges=[], entitlements=[], coverage=[], reassess=empty
+        )
         return out
     event = chosen["event_id"]
     out["villages"] = _records(ask, VILLAGES, event=event)
     out["timeline"] = _records(ask, TIMELINE, event=event)
     out["needs"] = _records(ask, NEEDS, event=event)
     out["ranges"] = _records(ask, RANGES, event=event)
+    incident = chosen.get("incident_id") or event
+    out["entitlements"] = _records(ask, ENTITLEMENTS, incident=incident)
+    out["coverage"] = _records(ask, COVERAGE, incident=incident)
     out["reassess"] = {
         "by_reason": _records(ask, REASSESS_BY_REASON, event=event),
         "by_village": _records(ask, REASSESS_BY_VILLAGE, event=event),

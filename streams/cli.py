@@ -62,6 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--encoding", help="CSV encoding (default: detected; utf-8, cp1252, latin-1, utf-16, ...)")
     p.add_argument("--restart", action="store_true", help="ignore the checkpoint of an interrupted import")
     p.add_argument("--as-of", help="updated_at for rows without one (default: the file's modification time)")
+    p.add_argument(
+        "--codes",
+        choices=("kemendagri", "bps"),
+        help="village codes: kemendagri (10 undotted digits read 2-2-2-4) or bps (rejected: no bridge "
+        "is shipped); default: dotted codes are Kemendagri, undotted 10 digits are rejected as BPS",
+    )
     p = sub.add_parser("incident", help="link two events into one incident, unlink them, or list incidents")
     p.add_argument("action", choices=("link", "unlink", "list"))
     p.add_argument("event", nargs="?", help="link/unlink: the event that joins or leaves an incident")
@@ -75,6 +81,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("entitlements", help="what Kemensos owes under Permensos 4/2015, per regency and kind")
     p.add_argument("incident", help="incident id (its main event: dampak incident list)")
     p.add_argument("--format", choices=("table", "json", "tsv"), default="table")
+    p = sub.add_parser("export", help="write the households of an incident to re-assess, by name (officers)")
+    p.add_argument("what", choices=("reassessment",))
+    p.add_argument("incident", help="the incident id (see dampak incident list)")
+    p.add_argument(
+        "--registry", type=Path, required=True, help="the welfare office's registry export (CSV or Parquet)"
+    )
+    p.add_argument(
+        "--format", choices=("csv", "parquet"), help="the registry's (default: from its extension)"
+    )
+    p.add_argument(
+        "--mapping", type=Path, help="JSON: dampak field -> the export's column (as import-registry)"
+    )
+    p.add_argument("--delimiter", default=",", help="CSV delimiter (default ,)")
+    p.add_argument("--encoding", help="CSV encoding (default: detected; utf-8, cp1252, latin-1, utf-16, ...)")
+    p.add_argument("--out", type=Path, required=True, help="the list to write (CSV; personal data)")
+    p.add_argument("--force", action="store_true", help="overwrite --out")
     p = sub.add_parser("report", help="write an event's command-center page as one self-contained HTML file")
     p.add_argument("event", help="event id (see dampak query 'SELECT event_id FROM dampak.event_summary')")
     p.add_argument("--out", type=Path, required=True, help="the HTML file to write")
@@ -128,6 +150,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("report", "cmd_report"),
     "incident": ("incidents", "cmd_incident"),
     "coverage": ("ministry", "cmd_coverage"),
+    "export": ("export", "cmd_export"),
     "entitlements": ("ministry", "cmd_entitlements"),
     "query": ("clickhouse", "cmd_query"),
     "lag": ("lag", "cmd_lag"),

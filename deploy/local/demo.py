@@ -505,6 +505,18 @@ _SUMMARY = [
         "WHERE event_id = {event:String} ORDER BY houses_heavy DESC LIMIT 10",
     ),
     (
+        "What Kemensos owes under Permensos 4/2015 (DAMPAK_ENTITLEMENTS__*), per kind",
+        "SELECT kind, sum(basis_count) AS basis, any(unit_amount_idr) AS unit_idr, "
+        "sum(amount_idr) AS amount_idr FROM dampak.entitlements WHERE incident_id = {event:String} "
+        "GROUP BY kind ORDER BY kind",
+    ),
+    (
+        "Coverage: struck villages no one has reported from yet, per kecamatan (dampak coverage)",
+        "SELECT district_name, exposed_villages, reported_villages, unreported_villages, "
+        "hours_since_last_report FROM dampak.coverage WHERE incident_id = {event:String} "
+        "ORDER BY unreported_villages DESC, district_name LIMIT 10",
+    ),
+    (
         "Households to re-assess in the welfare registry",
         "SELECT reason, count() AS households FROM dampak.registry_candidates "
         "GROUP BY reason ORDER BY reason",

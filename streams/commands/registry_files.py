@@ -1,17 +1,20 @@
-"""Reading a registry export for ``dampak import-registry``: CSV records checked against the
-physical lines they came from, in an encoding detected or given, and Parquet row by row. A record
-that cannot be read comes out as a ``Broken`` with its line and reason, never lost with the rows
-after it; a file that cannot be read at all stops the import with a ``DampakError`` naming why.
+"""Reading a registry export for ``dampak import-registry`` and ``dampak export reassessment``:
+CSV records checked against the physical lines they came from, in an encoding detected or given,
+and Parquet row by row. A record that cannot be read comes out as a ``Broken`` with its line and
+reason, never lost with the rows after it; a file that cannot be read at all stops the command
+with a ``DampakError`` naming why.
 """
 
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import io
 import logging
+import os
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -25,7 +28,10 @@ __all__ = [
     "Broken",
     "CsvFile",
     "Rows",
+    "Source",
     "detect_encoding",
+    "file_format",
+    "open_source",
     "parquet_rows",
 ]
 
@@ -277,6 +283,47 @@ class CsvFile:
                 yield number, Broken(f"{len(cells)} fields where the header has {width}", row=row)
             else:
                 yield number, dict(zip(self.columns, cells, strict=True))
+
+
+def file_format(path: Path, fmt: str | None = None) -> str:
+    """``fmt`` when given, else the format the file's extension names: ``parquet`` for ``.parquet``
+    and ``.pq``, ``csv`` for anything else."""
+    return fmt or ("parquet" if path.suffix.lower() in (".parquet", ".pq") else "csv")
+
+
+@dataclass
+class Source:
+    """An opened export: its header, its rows, and its size and read position (bytes of a CSV
+    file; a Parquet file counts rows and has no position)."""
+
+    columns: list[str]
+    rows: Rows
+    total: int
+    position: Callable[[], int] | None
+    csv_file: CsvFile | None
+
+
+@contextlib.contextmanager
+def open_source(
+    path: Path, fmt: str, delimiter: str, encoding: str | None, notes: list[str]
+) -> Iterator[Source]:
+    """The export, open (``fmt``: ``csv`` or ``parquet``); ``notes`` gets what the caller should
+    tell the user (an encoding guessed). Raises DampakError for an unknown format and for a file
+    whose header or encoding cannot be read."""
+    if fmt == "csv":
+        with open(path, "rb") as fh:
+            csv_file = CsvFile(fh, delimiter, encoding)
+            if csv_file.guessed and csv_file.encoding not in ("utf-8", "ascii"):
+                notes.append(
+                    f"encoding taken for {csv_file.encoding} (the file is not UTF-8); if names read "
+                    "wrong, give --encoding"
+                )
+            yield Source(csv_file.columns, csv_file.rows(), os.fstat(fh.fileno()).st_size, fh.tell, csv_file)
+    elif fmt == "parquet":
+        columns, total, rows = parquet_rows(path)
+        yield Source(columns, rows, total, None, None)
+    else:
+        raise DampakError(f"format {fmt!r}: csv or parquet")
 
 
 def parquet_rows(path: Path, batch_rows: int = 10_000) -> tuple[list[str], int, Rows]:

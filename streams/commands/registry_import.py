@@ -6,6 +6,12 @@ The file is streamed (CSV row by row, Parquet batch by batch), each row mapped o
 for Parquet), the field and the reason, never its values (they hold personal data). A CSV record
 that breaks the format (``streams.commands.registry_files``) is a reject too, never lost with the rows after.
 
+Village codes must be Kemendagri's. A BPS code (2-2-3-3 digits) is rejected with the reason
+``BPS code, not Kemendagri``, never mapped; 10 digits without dots could be either, and are read
+as Kemendagri's only with ``--codes kemendagri`` (``Codes``). No BPS-Kemendagri bridge is
+shipped: BPS publishes it only as a web service (``sig.bps.go.id/bridging-kode``), with no
+licence to copy it.
+
 Resume: every ``CHECKPOINT_ROWS`` rows the producer is flushed and the row reached is recorded in
 ``<data dir>/imports/<file fingerprint>.json``. Run the same command again after an interruption
 and the rows before the checkpoint are read but not published again (Ctrl-C checkpoints the row it
@@ -28,30 +34,39 @@ import json
 import logging
 import math
 import os
+import re
 import sys
 from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
 
 import orjson
 from pydantic import ValidationError
 
 from schemas.households import PROGRAMS, Household
-from streams.commands.registry_files import Broken, CsvFile, Rows, parquet_rows
+from streams.commands.registry_files import Broken, file_format, open_source
 from streams.errors import DampakError
 from streams.ops.progress import Progress
 from streams.settings import Settings
 from streams.topics import LocalTable, Topic, changelog_name, physical_name
 
 __all__ = [
+    "BPS_CODE",
+    "BPS_NO_BRIDGE",
+    "BPS_UNDOTTED",
+    "CODES",
     "DEFAULT_MAPPING",
+    "VISIT_COLUMNS",
+    "Codes",
     "ColumnMapping",
     "ImportStats",
     "cmd_import_registry",
+    "household_id_of",
     "import_registry",
+    "read_mapping",
     "row_to_household",
 ]
 
@@ -76,33 +91,86 @@ DEFAULT_MAPPING: dict[str, Any] = {
     "pregnant": "JUMLAH_IBU_HAMIL",
     "lat": "LINTANG",
     "lon": "BUJUR",
+    # When the family left PKH (graduasi); empty for a family that never did.
+    "pkh_graduated_at": "TANGGAL_GRADUASI_PKH",
 }
 WIB = timezone(timedelta(hours=7))
+
+#: How the village codes of a file are read (``--codes``). Kemendagri's village codes are 2-2-2-4
+#: digits (``32.03.11.2003``: province, regency, district, village; Permendagri 72/2019), BPS's
+#: 2-2-3-3 (``3203210014``, the same village, Cijedil in Cugenang, Cianjur; Peraturan Kepala BPS
+#: 151/2014). Written without separators both are 10 digits, so the shape cannot tell them apart,
+#: and a BPS code split as Kemendagri lands in another district (``32.03.21``, Sindangbarang, for
+#: Cijedil) and, where the BPS district code does not end in 0 (a district split off later), can
+#: name a real village elsewhere, silently. So:
+#:
+#: - ``detect`` (the default): a dotted ``PP.KK.CC.DDDD`` code is Kemendagri's; 10 digits without
+#:   separators are rejected (``BPS_UNDOTTED``), as is a 2-2-3-3 code with separators (``BPS_CODE``).
+#: - ``kemendagri``: the file's codes are Kemendagri's, and 10 undotted digits are read as
+#:   2-2-2-4; a 2-2-3-3 code with separators is still BPS's, and rejected.
+#: - ``bps``: the file's codes are BPS's; every row is rejected (``BPS_NO_BRIDGE``), since dampak
+#:   ships no bridge from BPS to Kemendagri codes (see ``_village_code``).
+Codes = Literal["detect", "kemendagri", "bps"]
+CODES: tuple[Codes, ...] = ("detect", "kemendagri", "bps")
+#: The reasons in the rejects file of a village code that is, or may be, BPS's.
+BPS_CODE = "BPS code, not Kemendagri"
+BPS_UNDOTTED = f"{BPS_CODE} (write Kemendagri codes with dots, or pass --codes kemendagri)"
+BPS_NO_BRIDGE = (
+    f"{BPS_CODE} (--codes bps: dampak ships no bridge from BPS to Kemendagri codes; "
+    "convert them to Kemendagri's and import again)"
+)
+_BPS_SEPARATED = re.compile(r"[0-9]{2}[.\- ][0-9]{2}[.\- ][0-9]{3}[.\- ][0-9]{3}")
+_UNDOTTED = re.compile(r"[0-9]{10}")
 _INTS = ("members", "desil", "elderly", "disabled", "under5", "pregnant")
 _FLOATS = ("lat", "lon")
 _YES = {"1", "Y", "YA", "TRUE", "T1"}
 _NO = {"", "0", "N", "T", "TIDAK", "FALSE"}
 
 
+#: Columns ``import-registry`` never reads (no contract field holds them: the pipeline does not
+#: need them) but ``dampak export reassessment`` writes out for the officer who visits: the name of
+#: the head of the family, and the address. A mapping file may name them for both commands.
+VISIT_COLUMNS: dict[str, str] = {"head_name": "NAMA_KEPALA_KELUARGA", "address": "ALAMAT"}
+#: Programmes renamed since exports were first mapped: BPNT became Program Sembako in 2020.
+_RENAMED_PROGRAMS: dict[str, str] = {"BPNT": "SEMBAKO"}
+
+
+def read_mapping(path: Path | None) -> dict[str, Any]:
+    """dampak field -> column: the defaults (``DEFAULT_MAPPING`` and ``VISIT_COLUMNS``) with the
+    entries of a JSON file over them. Raises DampakError for a file that cannot be read, is not
+    a JSON object, or names a field dampak does not know."""
+    mapping: dict[str, Any] = {**DEFAULT_MAPPING, **VISIT_COLUMNS}
+    if path is not None:
+        try:
+            given = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise DampakError(f"--mapping {path}: {exc}") from exc
+        if not isinstance(given, dict):
+            raise DampakError(f"--mapping {path}: a JSON object of dampak field -> column")
+        unknown = set(given) - set(mapping)
+        if unknown:
+            raise DampakError(f"--mapping {path}: unknown fields {sorted(unknown)}")
+        mapping.update(given)
+    return mapping
+
+
 @dataclass(frozen=True)
 class ColumnMapping:
+    """The columns ``import-registry`` reads: each contract field's, and each programme's flag."""
+
     fields: dict[str, str]
     programs: dict[str, str]
 
     @classmethod
     def load(cls, path: Path | None) -> ColumnMapping:
         """The default mapping, with the entries of a JSON file (dampak field -> column) over it."""
-        mapping = dict(DEFAULT_MAPPING)
-        if path is not None:
-            try:
-                given = json.loads(path.read_text())
-            except (OSError, ValueError) as exc:
-                raise DampakError(f"--mapping {path}: {exc}") from exc
-            unknown = set(given) - set(DEFAULT_MAPPING)
-            if unknown:
-                raise DampakError(f"--mapping {path}: unknown fields {sorted(unknown)}")
-            mapping.update(given)
-        programs = dict(mapping.pop("programs") or {})
+        mapping = read_mapping(path)
+        for name in VISIT_COLUMNS:
+            mapping.pop(name)
+        programs: dict[str, str] = {}
+        for program, column in dict(mapping.pop("programs") or {}).items():
+            name = str(program)
+            programs[name if name in PROGRAMS else _RENAMED_PROGRAMS.get(name, name)] = str(column)
         if set(programs) - set(PROGRAMS):
             raise DampakError(f"mapping: programmes are {', '.join(PROGRAMS)}")
         return cls({k: v for k, v in mapping.items() if v}, programs)
@@ -117,10 +185,22 @@ class ColumnMapping:
                 )
 
 
-def _village_code(text: str) -> str:
-    """Kemendagri codes arrive dotted (``32.03.01.2001``) or as 10 digits (``3203012001``)."""
+def _village_code(text: str, codes: Codes = "detect") -> str:
+    """The Kemendagri village code a cell holds, dotted (``PP.KK.CC.DDDD``). Raises ValueError
+    (``village_code: <reason>``) for a code that is, or may be, a BPS code; see ``Codes``.
+
+    Nothing is converted from BPS to Kemendagri: BPS publishes its bridge between the two
+    (``sig.bps.go.id/bridging-kode``) only as a web service, with no licence to copy it, so dampak
+    ships none. Anything else goes to the contract as it is, which accepts only codes present in
+    the Kemendagri reference."""
     text = text.strip()
-    if len(text) == 10 and text.isdigit():
+    if codes == "bps":
+        raise ValueError(f"village_code: {BPS_NO_BRIDGE}")
+    if _BPS_SEPARATED.fullmatch(text):
+        raise ValueError(f"village_code: {BPS_CODE}")
+    if _UNDOTTED.fullmatch(text):
+        if codes != "kemendagri":
+            raise ValueError(f"village_code: {BPS_UNDOTTED}")
         return f"{text[:2]}.{text[2:4]}.{text[4:6]}.{text[6:]}"
     return text
 
@@ -195,9 +275,14 @@ def household_id_of(row: dict[str, Any], mapping: ColumnMapping) -> str | None:
     return None if value is None or value == "" else str(value)
 
 
-def row_to_household(row: dict[str, Any], mapping: ColumnMapping, as_of: datetime) -> dict[str, Any]:
+def row_to_household(
+    row: dict[str, Any], mapping: ColumnMapping, as_of: datetime, codes: Codes = "detect"
+) -> dict[str, Any]:
     """One export row as a ``households`` document (not validated yet). Raises ValueError naming the
-    field for a cell that cannot be read."""
+    field for a cell that cannot be read, and for a village code that is, or may be, BPS's
+    (``codes``: see ``Codes``)."""
+    if codes == "bps":  # every row, whatever its cell holds
+        raise ValueError(f"village_code: {BPS_NO_BRIDGE}")
     doc: dict[str, Any] = {}
     for name, column in mapping.fields.items():
         value = _cell(name, row.get(column))
@@ -206,8 +291,8 @@ def row_to_household(row: dict[str, Any], mapping: ColumnMapping, as_of: datetim
         if name in _INTS or name in _FLOATS:
             doc[name] = _number(name, value)
         elif name == "village_code":
-            doc[name] = _village_code(str(value))
-        elif name == "updated_at":
+            doc[name] = _village_code(str(value), codes)
+        elif name in ("updated_at", "pkh_graduated_at"):
             doc[name] = _updated_at(value)
         else:
             doc[name] = value if isinstance(value, str) else str(value)
@@ -288,13 +373,15 @@ def import_registry(
     as_of: datetime | None = None,
     delimiter: str = ",",
     encoding: str | None = None,
+    codes: Codes = "detect",
     topic: str | None = None,
     producer_factory: Callable[[Settings], Any] | None = None,
     progress_stream: TextIO | None = None,
 ) -> ImportStats:
     """Publish the export at ``path`` to ``households`` (or ``topic``), keyed by household id, and
     its rejects to ``rejects``; see the module docstring. Returns what was published, rejected,
-    skipped (before the checkpoint resumed from) and removed (``snapshot``).
+    skipped (before the checkpoint resumed from) and removed (``snapshot``). ``codes`` says how
+    village codes are read (``Codes``): a BPS code is rejected, never mapped.
 
     On failure it raises DampakError: when the file cannot be read (missing, its header, its
     encoding, a Parquet file's data), on Ctrl-C, and when ``snapshot`` would remove households
@@ -312,7 +399,9 @@ def import_registry(
     from streams.ops.admin import producer
 
     mapping = mapping or ColumnMapping.load(None)
-    fmt = fmt or ("parquet" if path.suffix.lower() in (".parquet", ".pq") else "csv")
+    fmt = file_format(path, fmt)
+    if codes not in CODES:
+        raise DampakError(f"--codes {codes!r}: {', '.join(c for c in CODES if c != 'detect')}")
     if not path.is_file():
         raise DampakError(f"no file {path}")
     rejects = rejects or path.with_name(path.name + ".rejects.csv")
@@ -321,7 +410,7 @@ def import_registry(
     stats = ImportStats(resumed_from=state.get("rows", 0))
 
     with contextlib.ExitStack() as stack:
-        source = stack.enter_context(_opened_source(path, fmt, delimiter, encoding, stats.notes))
+        source = stack.enter_context(open_source(path, fmt, delimiter, encoding, stats.notes))
         mapping.check_columns(source.columns)
         out = stack.enter_context(
             _opened_rejects(rejects, bool(stats.resumed_from), state.get("rejects_bytes", 0))
@@ -338,6 +427,7 @@ def import_registry(
             csv.writer(out),
             stats,
             array("q") if snapshot else None,
+            codes,
         )
         progress = Progress(f"import-registry {path.name}", source.total, stream=progress_stream)
         started = time.monotonic()
@@ -370,6 +460,11 @@ def import_registry(
                 f"{stats.rejected:,} rejected)"
             ) from exc
         save()
+        if codes == "bps":
+            stats.notes.append(
+                "--codes bps: every row rejected; dampak ships no bridge from BPS to Kemendagri codes "
+                "(BPS publishes it only as a web service, without a licence to copy it)"
+            )
         if source.csv_file is not None and source.csv_file.multiline:
             stats.notes.append(
                 f"{source.csv_file.multiline:,} records span more than one line (quoted line breaks)"
@@ -380,40 +475,6 @@ def import_registry(
         stats.seconds = time.monotonic() - started
     checkpoint.clear()
     return stats
-
-
-@dataclass
-class _Source:
-    """An opened export: its header, its rows, and its size and read position (bytes of a CSV
-    file; a Parquet file counts rows and has no position)."""
-
-    columns: list[str]
-    rows: Rows
-    total: int
-    position: Callable[[], int] | None
-    csv_file: CsvFile | None
-
-
-@contextlib.contextmanager
-def _opened_source(
-    path: Path, fmt: str, delimiter: str, encoding: str | None, notes: list[str]
-) -> Iterator[_Source]:
-    """The export, open. Raises DampakError for an unknown format and for a file whose header or
-    encoding cannot be read."""
-    if fmt == "csv":
-        with open(path, "rb") as fh:
-            csv_file = CsvFile(fh, delimiter, encoding)
-            if csv_file.guessed and csv_file.encoding not in ("utf-8", "ascii"):
-                notes.append(
-                    f"encoding taken for {csv_file.encoding} (the file is not UTF-8); if names read "
-                    "wrong, give --encoding"
-                )
-            yield _Source(csv_file.columns, csv_file.rows(), os.fstat(fh.fileno()).st_size, fh.tell, csv_file)
-    elif fmt == "parquet":
-        columns, total, rows = parquet_rows(path)
-        yield _Source(columns, rows, total, None, None)
-    else:
-        raise DampakError(f"format {fmt!r}: csv or parquet")
 
 
 @contextlib.contextmanager
@@ -444,6 +505,7 @@ class _Publisher:
     stats: ImportStats
     #: The hash of every household id in the file (``--snapshot``), rejected rows' included.
     ids: array[int] | None
+    codes: Codes = "detect"
 
     def handle(self, index: int, number: int, row: dict[str, Any] | Broken) -> None:
         """Handle row ``index`` of the export (``number``: its line in a CSV file, for the rejects)."""
@@ -455,7 +517,7 @@ class _Publisher:
         try:
             if isinstance(row, Broken):
                 raise _BrokenRow(row)
-            doc = row_to_household(row, self.mapping, self.as_of)
+            doc = row_to_household(row, self.mapping, self.as_of, self.codes)
             household = Household.model_validate_json(orjson.dumps(doc), context=self.context)
         except ValueError as exc:
             if index > stats.resumed_from:
@@ -562,6 +624,7 @@ def cmd_import_registry(settings: Settings, args: argparse.Namespace) -> int:
     stats = import_registry(
         settings, args.file, fmt=args.format, mapping=mapping, rejects=args.rejects, snapshot=args.snapshot,
         force=args.force, restart=args.restart, as_of=as_of, delimiter=args.delimiter, encoding=args.encoding,
+        codes=args.codes or "detect",
     )  # fmt: skip
     for note in stats.notes:
         print(f"dampak import-registry: {note}", file=sys.stderr)

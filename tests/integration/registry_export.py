@@ -42,7 +42,7 @@ def rows(n: int, seed: int = 1, bad_every: int = 0, ids: range | None = None) ->
         under5 = rng.randint(0, min(2, members - max(elderly, pregnant)))
         row: dict[str, Any] = {
             "ID_KELUARGA": f"DTSEN-{number:08d}",
-            "KODE_DESA": rng.choice(codes).replace(".", ""),
+            "KODE_DESA": rng.choice(codes),  # Kemendagri, dotted (undotted 10 digits read as BPS)
             "TANGGAL_PEMUTAKHIRAN": "2022-10-01",
             "NIK_KEPALA_KELUARGA": f"3203{rng.randrange(10**12):012d}",
             "NO_KK": f"3203{rng.randrange(10**12):012d}",

@@ -321,7 +321,8 @@ def expected_impact_village(sc: Scenario) -> list[dict[str, Any]]:
         if h is None:
             g["unregistered_households_affected"] += 1
         else:
-            g["kpm_households_affected"] += bool(h["programs"])
+            # A KPM family receives PKH or Sembako (BPNT); PBI-JK alone covers persons, not a family.
+            g["kpm_households_affected"] += bool({"PKH", "BPNT"} & set(h["programs"]))
             g["vulnerable_persons_affected"] += h["elderly"] + h["disabled"] + h["under5"] + h["pregnant"]
     return sorted(groups.values(), key=lambda g: (g["event_id"], g["village_code"]))
 
@@ -340,6 +341,8 @@ def expected_candidates(sc: Scenario) -> list[tuple[str, str, str, int | None]]:
             reason, desil = "unranked", None
         elif h["desil"] > 5:
             reason, desil = "above_desil_5", h["desil"]
+        elif not h["programs"]:
+            reason, desil = "no_programme", h["desil"]  # desil 1-5 and no programme at all
         else:
             continue
         out.append((event, hid, reason, desil))

@@ -107,6 +107,17 @@ function render(data) {
     data.needs.map(n => [esc(n.regency_name || n.regency_code),
       ...[["displaced"], ["rice_kg_week"], ["drinking_water_l_week"], ["family_kits_week"], ["toilets"]].map(([k]) =>
         `${fmt(n["reported_" + k])} <span class="est">(${esc(upperBound(n["est_" + k]))})</span>`)])) + "</section>";
+  const idr = n => "Rp" + fmt(n);
+  const owed = (data.entitlements || []).reduce((t, e) => t + Number(e.amount_idr), 0);
+  html += `<section class="wide"><h2>${esc(L.entitlements)}: <span id="entitlements-total">${esc(idr(owed))}</span></h2>` +
+    table([L.regency, L.kind, L.basis, L.unit, L.amount], (data.entitlements || []).map(e =>
+      [esc(e.regency_name || e.regency_code), esc(L[e.kind] || e.kind), fmt(e.basis_count), esc(idr(e.unit_amount_idr)),
+       esc(idr(e.amount_idr))])) + "</section>";
+  html += `<section class="wide"><h2>${esc(L.coverage)}</h2>` +
+    table([L.district, L.exposed_villages, L.unreported_villages, L.unreported, L.since_last_report],
+      (data.coverage || []).map(c => [esc(c.district_name || c.district_code), fmt(c.exposed_villages),
+        fmt(c.unreported_villages), esc((c.unreported || []).join(", ")),
+        c.hours_since_last_report === null ? "–" : fmt(c.hours_since_last_report) + " " + esc(L.hours)])) + "</section>";
   html += `<section><h2>${esc(L.reassess)}</h2>` + table([L.reason, L.households],
     data.reassess.by_reason.map(r => [esc(L[r.reason] || r.reason), fmt(r.households)])) + "</section>";
   html += `<section><h2>${esc(L.reassess)}: ${esc(L.village)}</h2>` + table([L.village, L.households, L.heavy, L.displaced],

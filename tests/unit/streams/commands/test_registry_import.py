@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 import pytest
 
-from schemas.households import Household
+from schemas.households import PROGRAMS, Household
 from streams.commands import registry_import
 from streams.commands.registry_import import ColumnMapping, import_registry
 from streams.errors import DampakError
@@ -44,6 +44,9 @@ class Recording:
 
 
 def run(tmp_path: Path, path: Path, prod: Recording, **kw: Any) -> registry_import.ImportStats:
+    """Import ``path`` through ``prod``. The generated exports may write Kemendagri codes without
+    dots, so they are imported with ``--codes kemendagri`` unless ``codes`` is given."""
+    kw.setdefault("codes", "kemendagri")
     return import_registry(
         Settings(data_dir=tmp_path / "data"), path, topic="households", producer_factory=lambda s: prod,
         progress_stream=io.StringIO(), **kw,
@@ -69,9 +72,10 @@ def test_a_csv_export_is_validated_row_by_row(tmp_path: Path) -> None:
     with open(path, newline="") as fh:
         raw = next(r for r in csv.DictReader(fh) if r["ID_KELUARGA"] == first.household_id)
     assert prod.sent[0][0] == first.household_id.encode()
-    code = raw["KODE_DESA"]
+    code = raw["KODE_DESA"].replace(".", "")
     assert first.village_code == f"{code[:2]}.{code[2:4]}.{code[4:6]}.{code[6:]}"
-    want = {p for p, col in (("PKH", "PENERIMA_PKH"), ("BPNT", "PENERIMA_BPNT")) if raw[col] == "Y"}
+    sembako = "BPNT" if "BPNT" in PROGRAMS else "SEMBAKO"  # BPNT became Program Sembako in 2020
+    want = {p for p, col in (("PKH", "PENERIMA_PKH"), (sembako, "PENERIMA_BPNT")) if raw[col] == "Y"}
     assert first.programs == want | ({"PBI"} if raw["PENERIMA_PBI"] == "1" else set())
     assert first.members == int(raw["JUMLAH_ART"])
     assert first.updated_at.isoformat() == "2022-09-30T17:00:00+00:00"  # midnight WIB
@@ -309,3 +313,115 @@ def test_hostile_parquet_files_are_rejected_with_a_reason(tmp_path: Path) -> Non
         3: "members",
         5: "lat",
     }
+
+
+# ------------------------------------------------------------------ BPS and Kemendagri codes
+#: (village code as written, the Kemendagri village it is) of one export. Cijedil in Cugenang,
+#: Cianjur is BPS 3203210014 and Kemendagri 32.03.11.2003; Sirnagalih in Cilaku is BPS 3203140007
+#: and Kemendagri 32.03.04.2003. Split as Kemendagri, the BPS codes would land in Sindangbarang
+#: (32.03.21) and Sukanagara (32.03.14).
+CODED = [
+    "32.03.11.2003",  # line 2: Kemendagri, dotted
+    "3203210014",  # line 3: BPS, Cijedil
+    "3203140007",  # line 4: BPS, Sirnagalih
+    "32.03.210.014",  # line 5: BPS with separators
+    "32-03-140-007",  # line 6: BPS with separators
+    "3203112003",  # line 7: Kemendagri without dots (ambiguous by shape)
+    " 32.03.04.2003 ",  # line 8: Kemendagri, dotted, with spaces around
+]
+
+
+def coded_export(path: Path) -> Path:
+    lines = ["ID_KELUARGA,KODE_DESA,TANGGAL_PEMUTAKHIRAN"]
+    lines += [f"H-{i},{code},2022-10-01" for i, code in enumerate(CODED, start=2)]
+    return write(path, lines)
+
+
+def villages_of(prod: Recording) -> dict[str, str]:
+    return {
+        key.decode(): orjson.loads(value)["village_code"] for key, value in prod.sent if value is not None
+    }
+
+
+def test_a_bps_code_is_rejected_never_mapped(tmp_path: Path) -> None:
+    path = coded_export(tmp_path / "dtsen.csv")
+    prod = Recording()
+    stats = run(tmp_path, path, prod, codes="detect")  # the default of import-registry
+    assert villages_of(prod) == {"H-2": "32.03.11.2003", "H-8": "32.03.04.2003"}
+    assert (stats.published, stats.rejected) == (2, 5)
+    undotted = "BPS code, not Kemendagri (write Kemendagri codes with dots, or pass --codes kemendagri)"
+    assert reasons(path) == {
+        3: undotted,
+        4: undotted,
+        5: "BPS code, not Kemendagri",
+        6: "BPS code, not Kemendagri",
+        7: undotted,
+    }
+    assert set(rejects_of(path.with_name("dtsen.csv.rejects.csv")).values()) == {"village_code"}
+    assert "3203" not in path.with_name("dtsen.csv.rejects.csv").read_text()  # no value, ever
+    # The function's default is the same.
+    default = Recording()
+    import_registry(
+        Settings(data_dir=tmp_path / "data"), path, topic="households", producer_factory=lambda s: default,
+        progress_stream=io.StringIO(), restart=True,
+    )  # fmt: skip
+    assert villages_of(default) == villages_of(prod)
+
+
+def test_codes_kemendagri_reads_undotted_codes_and_still_rejects_bps_ones(tmp_path: Path) -> None:
+    path = coded_export(tmp_path / "dtsen.csv")
+    prod = Recording()
+    stats = run(tmp_path, path, prod, codes="kemendagri")
+    # The undotted Kemendagri code is read 2-2-2-4; the BPS codes read so name no village
+    # (32.03.21.0014 and 32.03.14.0007: a Kemendagri village number starts with 1, 2 or 3), and
+    # the contract rejects them.
+    assert villages_of(prod) == {"H-2": "32.03.11.2003", "H-7": "32.03.11.2003", "H-8": "32.03.04.2003"}
+    assert stats.rejected == 4
+    pattern = r"String should match pattern '^[0-9]{2}\.[0-9]{2}\.[0-9]{2}\.[123][0-9]{3}$'"
+    assert reasons(path) == {
+        3: pattern,
+        4: pattern,
+        5: "BPS code, not Kemendagri",
+        6: "BPS code, not Kemendagri",
+    }
+    assert not any(code.startswith(("32.03.21", "32.03.14")) for code in villages_of(prod).values())
+
+
+def test_codes_bps_rejects_every_row_as_no_bridge_is_shipped(tmp_path: Path) -> None:
+    path = coded_export(tmp_path / "dtsen.csv")
+    prod = Recording()
+    stats = run(tmp_path, path, prod, codes="bps")
+    assert prod.sent == [] and (stats.rows, stats.rejected) == (7, 7)
+    assert set(reasons(path).values()) == {registry_import.BPS_NO_BRIDGE}
+    assert registry_import.BPS_NO_BRIDGE.startswith("BPS code, not Kemendagri (")
+    assert "no bridge" in registry_import.BPS_NO_BRIDGE
+    assert any(note.startswith("--codes bps: every row rejected") for note in stats.notes)
+    with pytest.raises(DampakError, match="--codes 'bpss'"):
+        run(tmp_path, path, Recording(), codes="bpss")
+
+
+def test_a_bps_code_in_a_parquet_number_column_is_rejected(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "dtsen.parquet"
+    pq.write_table(pa.table({"ID_KELUARGA": ["H-1", "H-2"], "KODE_DESA": [3203210014, 3203112003]}), path)
+    prod = Recording()
+    run(tmp_path, path, prod, codes="detect")
+    assert prod.sent == [] and set(reasons(path).values()) == {
+        "BPS code, not Kemendagri (write Kemendagri codes with dots, or pass --codes kemendagri)"
+    }
+    kemendagri = Recording()
+    run(tmp_path, path, kemendagri, restart=True)
+    assert villages_of(kemendagri) == {"H-2": "32.03.11.2003"}
+
+
+def test_a_mapping_may_name_the_visit_columns_which_the_import_ignores(tmp_path: Path) -> None:
+    mapping_file = tmp_path / "mapping.json"
+    mapping_file.write_text(json.dumps({"household_id": "IDDTKS", "head_name": "NAMA_KRT", "address": None}))
+    mapping = ColumnMapping.load(mapping_file)
+    assert mapping.fields["household_id"] == "IDDTKS"
+    assert not {"head_name", "address"} & set(mapping.fields)
+    mapping_file.write_text(json.dumps(["IDDTKS"]))
+    with pytest.raises(DampakError, match="a JSON object"):
+        ColumnMapping.load(mapping_file)
