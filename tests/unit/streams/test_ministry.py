@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from datetime import UTC, datetime
 
 import orjson
 import pytest
@@ -18,8 +19,9 @@ from streams.domain.registry import household_state
 from streams.domain.reports import enrich, report_doc
 from streams.features.notifications import Notifier
 from streams.settings import EntitlementSettings
-from tests.unit.fakes import FakeForwarder, FakeReader, FakeWriter
-from tests.unit.streams.features.test_features import FAST, _now
+from tests.unit.fakes import FAST, FakeForwarder, FakeReader, FakeWriter
+
+NOW = datetime(2022, 11, 22, tzinfo=UTC)
 
 BASE = {"report_id": "R", "reported_at": "2022-11-22T03:00:00Z", "village_code": "32.03.01.2001"}
 HOUSEHOLD = {"household_id": "H", "village_code": "32.03.01.2001", "updated_at": "2022-11-01T00:00:00Z"}
@@ -84,7 +86,7 @@ def test_entitlement_rates_follow_the_settings() -> None:
 
 def test_a_struck_village_unreported_past_the_hours_is_notified_once() -> None:
     reader, writer, forwarder = FakeReader(), FakeWriter(), FakeForwarder()
-    notifier = Notifier(reader, writer, forwarder, "impact-notifications", FAST, _now)
+    notifier = Notifier(reader, writer, forwarder, "impact-notifications", FAST, lambda: NOW)
     reader.unreported = [
         ("bmkg-1", "32.03.11.2003", "Cijedil", "Cugenang", 3, 9),
         ("bmkg-1", "32.03.11.2004", "Mangunkerta", "Cugenang", 1, 30),  # below the level
