@@ -75,3 +75,22 @@ def test_a_snapshot_with_rejected_rows_removes_nothing_until_forced(
     failed = deployment.dampak("import-registry", str(snapshot), "--encoding", "klingon", check=False)
     assert failed.returncode == 2 and "--encoding 'klingon': no such encoding" in failed.stderr
     assert "Traceback" not in failed.stderr
+
+
+def test_a_bps_coded_file_is_refused_never_mis_mapped(deployment: Deployment, tmp_path: Path) -> None:
+    """BPS codes (2-2-3-3) for Cijedil and Sirnagalih, Cianjur: read as Kemendagri's 2-2-2-4 they
+    would name district 32.03.21 or 32.03.14. Every row is refused with its reason; nothing is
+    published."""
+    deployment.dampak("up")  # the deployment's topics, without a worker
+    lines = csv_lines(2)
+    header = lines[0].split(",")
+    village = header.index("KODE_DESA")
+    rows = [line.split(",") for line in lines[1:]]
+    for row, bps in zip(rows, ("3203210014", "3203140007"), strict=True):
+        row[village] = bps
+    path = tmp_path / "bps.csv"
+    path.write_text("\n".join([lines[0], *(",".join(r) for r in rows)]) + "\n")
+    out = deployment.dampak("import-registry", str(path), check=False)
+    assert "0 published, 2 rejected" in out.stdout, out.stdout + out.stderr
+    rejects = (tmp_path / "bps.csv.rejects.csv").read_text()
+    assert rejects.count("BPS code, not Kemendagri") == 2
