@@ -364,6 +364,8 @@ def run_demo(settings: Settings, keep_running: bool = False) -> int:
         print(f"published {len(households)} households and {len(messages)} field-report messages")
         count_sql = "SELECT count() FROM dampak.field_reports WHERE report_id LIKE 'CJR-%'"
         _wait_until(lambda: ask(count_sql)[1][0][0] == current, 180)
+        # ... and the aftershock and the nowcast grouped with (or apart from) the earthquake.
+        _wait_until(lambda: len(ask(_EVENTS)[1]) >= 3, 60)
         print(f"{current} current reports visible in ClickHouse after {time.monotonic() - started:.1f}s\n")
         for title, sql in _SUMMARY:
             print(f"== {title}")

@@ -164,15 +164,18 @@ async def estimate_alert_impact(deps: AlertDeps, msg: Message, out: Output) -> O
     # are short and let go of the interpreter), so the loop goes on serving the other flows.
     estimate = await asyncio.to_thread(_estimate, deps, msg, columns)
     alert, exp = estimate.alert, estimate.exposure
-    out.add(ALERTS_STATE, estimate.alert_row)
-    for row in estimate.estimate_rows:
-        out.add(ESTIMATE_STATE, row)
+    # The views show an alert's exposure and estimates at the version of its alerts_state row: the
+    # batch writes its tables in the order their first rows came, so the alert row goes last and a
+    # reader never sees a new version without its villages.
     # Handing 83,762 rows to the batch takes the loop some 80 ms: in slices, letting it run between.
     rows = estimate.exposure_rows
     for start in range(0, len(rows), _ROWS_PER_TURN):
         for row in rows[start : start + _ROWS_PER_TURN]:
             out.add(ALERT_EXPOSURE_STATE, row)
         await asyncio.sleep(0)
+    for row in estimate.estimate_rows:
+        out.add(ESTIMATE_STATE, row)
+    out.add(ALERTS_STATE, estimate.alert_row)
     level = estimate.pager[0]
     logger.info(
         "%s: %s, %d villages exposed, %.0f est. deaths, %.0f est. displaced, PAGER %s",
