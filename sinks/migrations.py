@@ -25,6 +25,7 @@ from sinks.tables import (
     DEAD_LETTER_STATE,
     ENTITLEMENT_RATES,
     ESTIMATE_STATE,
+    INCIDENT_AUTO_STATE,
     INCIDENT_LINK_STATE,
     INCIDENT_STATE,
     NOTIFICATION_STATE,
@@ -35,7 +36,7 @@ from sinks.tables import (
     SCHEMA_MIGRATIONS,
     Table,
 )
-from sinks.views import ANALYST_OBJECTS, incident_refresh_statement, view_statements
+from sinks.views import ANALYST_OBJECTS, incident_refresh_statements, view_statements
 
 __all__ = [
     "ANALYST_ROLE",
@@ -101,7 +102,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         8,
         "incidents and estimates with their ranges: operator links, estimate ranges, warnings, the "
         "hazard a report names, the intensity before the felt correction, PAGER's two alerts",
-        (ESTIMATE_STATE, INCIDENT_LINK_STATE, INCIDENT_STATE),
+        (ESTIMATE_STATE, INCIDENT_LINK_STATE, INCIDENT_AUTO_STATE, INCIDENT_STATE),
         statements=(
             "ALTER TABLE {db}.report_state ADD COLUMN IF NOT EXISTS `reported_hazard` "
             "LowCardinality(String) AFTER `reported_event_id`",
@@ -164,7 +165,8 @@ def migrate(client: Client, database: str) -> list[int]:
         # Version 0 records the views' checksum; ReplacingMergeTree keeps the latest.
         _record(client, table, 0, f"views {checksum}")
         # A database from before incidents (or with a changed rule) is grouped at once.
-        client.command(incident_refresh_statement(database))
+        for statement in incident_refresh_statements(database):
+            client.command(statement)
     return applied
 
 

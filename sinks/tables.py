@@ -20,6 +20,7 @@ __all__ = [
     "DEAD_LETTER_STATE",
     "ENTITLEMENT_RATES",
     "ESTIMATE_STATE",
+    "INCIDENT_AUTO_STATE",
     "INCIDENT_LINK_STATE",
     "INCIDENT_STATE",
     "NOTIFICATION_STATE",
@@ -324,6 +325,10 @@ INCIDENT_STATE = Table(
     "event_id",
 )
 
+# Each event's incident by the rules alone, before the operators' decisions (the first step of
+# the grouping: ``sinks.views.incident_refresh_statements``).
+INCIDENT_AUTO_STATE = Table("incident_auto_state", INCIDENT_STATE.columns, INCIDENT_STATE.engine, "event_id")
+
 NOTIFICATION_STATE = Table(
     "notification_state",
     _cols(f"""
@@ -405,4 +410,5 @@ TABLES: tuple[Table, ...] = (
     INCIDENT_LINK_STATE,
     INCIDENT_STATE,
     ENTITLEMENT_RATES,
+    INCIDENT_AUTO_STATE,
 )

@@ -24,13 +24,14 @@ from schemas.reference import (
 
 __all__ = [
     "ANALYST_OBJECTS",
+    "INCIDENT_DECISIONS_SQL",
     "INCIDENT_GROUPING_INPUTS",
     "INCIDENT_GROUPING_SQL",
     "MIN_HOUSEHOLDS_FOR_POSITION",
     "VIEWS",
     "VILLAGE_REGISTRY_SQL",
     "impact_view_sql",
-    "incident_refresh_statement",
+    "incident_refresh_statements",
     "view_statements",
 ]
 
@@ -131,6 +132,8 @@ _SHOOK_TO_DAMAGE = f"x.mmi >= {float(SECONDARY_MIN_MMI)}"
 # figure): the writer runs INCIDENT_GROUPING_SQL into ``incident_state`` after each insert into
 # the tables in INCIDENT_GROUPING_INPUTS (``sinks.writer``), and ``event_incident`` reads the
 # latest grouping. An event with no row there (named only by reports) is an incident of its own.
+# It reads the exposure rows of each alert's version without FINAL: it needs only which villages
+# each reached, and a row written twice is the same village.
 INCIDENT_GROUPING_SQL = f"""
 WITH
     events AS (
@@ -171,15 +174,19 @@ WITH
         SELECT a.event_id AS event_id, argMin(s.event_id, (-s.m, s.t, s.event_id)) AS incident_id
         FROM (
             SELECT DISTINCT x.event_id AS event_id, x.village_code AS village_code, ev.event_time AS t
-            FROM {{db}}.alert_exposure AS x INNER JOIN events AS ev ON ev.event_id = x.event_id
-            WHERE ev.hazard NOT IN ('earthquake', '') AND NOT ev.warning
+            FROM {{db}}.alert_exposure_state AS x INNER JOIN events AS ev ON ev.event_id = x.event_id
+            WHERE x.event_id IN (
+                SELECT event_id FROM events WHERE hazard NOT IN ('earthquake', '') AND NOT warning
+            )
+              AND (x.event_id, x.version) IN (SELECT event_id, version FROM {{db}}.alerts_state FINAL)
         ) AS a
         INNER JOIN (
-            SELECT x.village_code AS village_code, q.event_id AS event_id, q.t AS t, q.m AS m
-            FROM {{db}}.alert_exposure AS x
+            SELECT DISTINCT x.village_code AS village_code, q.event_id AS event_id, q.t AS t, q.m AS m
+            FROM {{db}}.alert_exposure_state AS x
             INNER JOIN quakes AS q ON q.event_id = x.event_id
             WHERE {_SHOOK_TO_DAMAGE}
-              AND q.event_id IN (SELECT event_id FROM quake_main WHERE rule = 'main')
+              AND x.event_id IN (SELECT event_id FROM quake_main WHERE rule = 'main')
+              AND (x.event_id, x.version) IN (SELECT event_id, version FROM {{db}}.alerts_state FINAL)
         ) AS s ON s.village_code = a.village_code
         WHERE {_within_time("s", "a")}
         GROUP BY a.event_id
@@ -194,11 +201,23 @@ WITH
         FROM events AS ev
         LEFT JOIN quake_main AS qm ON qm.event_id = ev.event_id
         LEFT JOIN secondary AS sc ON sc.event_id = ev.event_id
+    )
+SELECT event_id, incident_id, rule, hazard, event_time, warning FROM auto
+SETTINGS join_use_nulls = 0
+"""
+
+# The operators' decisions over the grouping by the rules (``incident_auto_state``): a second
+# statement, over a table, so that the grouping's own query is planned once, not in every join.
+INCIDENT_DECISIONS_SQL = """
+WITH
+    auto AS (
+        SELECT event_id, incident_id, rule, hazard, event_time, warning
+        FROM {db}.incident_auto_state FINAL
     ),
     decisions AS (
         SELECT event_id, other_event_id, argMax(action, (decided_at, link_id)) AS last_action,
                max(decided_at) AS last_at
-        FROM {{db}}.incident_link_state FINAL
+        FROM {db}.incident_link_state FINAL
         GROUP BY event_id, other_event_id
     ),
     links AS (
@@ -234,17 +253,23 @@ SETTINGS join_use_nulls = 0
 """
 
 #: The tables whose inserts change the grouping (the writer refreshes ``incident_state`` after them).
-INCIDENT_GROUPING_INPUTS = frozenset({"alerts_state", "alert_exposure_state", "incident_link_state"})
+#: An alert's exposure is written before its alerts_state row (``streams.features.alerts``), so the
+#: alert's row is the one to follow.
+INCIDENT_GROUPING_INPUTS = frozenset({"alerts_state", "incident_link_state"})
 
 
-def incident_refresh_statement(database: str) -> str:
-    """The statement that stores the grouping of every event as of now (a new version)."""
-    return (
-        f"INSERT INTO {database}.incident_state "
-        "(event_id, version, incident_id, rule, hazard, event_time, warning) "
-        "SELECT event_id, toUInt64(toUnixTimestamp64Micro(now64(6))), incident_id, rule, hazard, "
-        f"event_time, warning FROM ({INCIDENT_GROUPING_SQL.format(db=database)})"
-    )
+def incident_refresh_statements(database: str) -> list[str]:
+    """The statements that store the grouping of every event as of now (a new version): by the
+    rules into ``incident_auto_state``, then with the operators' decisions into
+    ``incident_state``."""
+    columns = "(event_id, version, incident_id, rule, hazard, event_time, warning)"
+    select = "SELECT event_id, toUInt64(toUnixTimestamp64Micro(now64(6))), incident_id, rule, hazard, "
+    return [
+        f"INSERT INTO {database}.incident_auto_state {columns} {select}"
+        f"event_time, warning FROM ({INCIDENT_GROUPING_SQL.format(db=database)})",
+        f"INSERT INTO {database}.incident_state {columns} {select}"
+        f"event_time, warning FROM ({INCIDENT_DECISIONS_SQL.format(db=database)})",
+    ]
 
 
 _EVENT_INCIDENT = """

@@ -23,7 +23,7 @@ from sinks.config import Backoff
 from sinks.connection import Connection
 from sinks.errors import RowsRejected, SinkError, SinkUnavailable
 from sinks.tables import Row, Table
-from sinks.views import INCIDENT_GROUPING_INPUTS, incident_refresh_statement
+from sinks.views import INCIDENT_GROUPING_INPUTS, incident_refresh_statements
 
 __all__ = ["ClickHouseWriter", "WriteObserver", "classify", "retrying"]
 
@@ -137,7 +137,8 @@ class ClickHouseWriter:
             if table.name in INCIDENT_GROUPING_INPUTS:
                 # The incidents follow the alerts and the operators' decisions: regrouped now, in
                 # one statement, from what is stored (a replay regroups to the same).
-                self._conn.client.command(incident_refresh_statement(self._conn.database))
+                for statement in incident_refresh_statements(self._conn.database):
+                    self._conn.client.command(statement)
         except Exception as exc:
             raise classify(table.name, exc) from exc
         self._observer.written(table.name, len(columns[0]) if columns else 0, time.perf_counter() - started)

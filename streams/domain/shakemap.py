@@ -47,6 +47,7 @@ __all__ = [
     "CORRELATION_NUGGET",
     "CORRELATION_SHORT",
     "FELT_SIGMA",
+    "MAX_OBSERVATIONS",
     "Observation",
     "Predict",
     "condition_on_observations",
@@ -166,14 +167,25 @@ def _resolve(place: str, lat: float, lon: float) -> tuple[str, tuple[float, floa
     return placed[min(range(len(placed)), key=ranks.__getitem__)]
 
 
+#: Felt places used at most. BMKG names a handful (six for Cianjur 2022), strongest first; an
+#: alert may list thousands (``schemas.alerts.MAX_AREAS``), and each one used costs a pass over
+#: every village and a row of the observations' system: the rest are left out, with a warning.
+MAX_OBSERVATIONS = 32
+
+
 def felt_observations(
     felt: Sequence[FeltIntensity], epicentre_lat: float, epicentre_lon: float
 ) -> list[Observation]:
     """BMKG's felt reports as observations: each place's region centroid, the middle of its
     felt range (V-VI -> 5.5) and its standard deviation (module docstring). Places that name no
-    region, or none with a shipped centroid, are left out with a logged reason; never raises."""
+    region, or none with a shipped centroid, are left out with a logged reason, and places after
+    the first ``MAX_OBSERVATIONS`` are not read; never raises."""
     out: list[Observation] = []
-    for report in felt:
+    if len(felt) > MAX_OBSERVATIONS:
+        logger.warning(
+            "%d felt places: the first %d are used, as BMKG lists them", len(felt), MAX_OBSERVATIONS
+        )
+    for report in felt[:MAX_OBSERVATIONS]:
         place = report.place.strip()
         found = _resolve(place, epicentre_lat, epicentre_lon) if place else "no place name"
         if isinstance(found, str):

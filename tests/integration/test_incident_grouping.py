@@ -13,7 +13,7 @@ import pytest
 from sinks.config import ClickHouseTarget
 from sinks.connection import connect
 from sinks.migrations import migrate
-from sinks.views import incident_refresh_statement
+from sinks.views import incident_refresh_statements
 from streams.domain.incidents import Quake, decluster
 
 pytestmark = [pytest.mark.clickhouse]
@@ -45,7 +45,8 @@ def test_the_sql_grouping_equals_the_reference(tmp_path: Path, seed: int) -> Non
         column_names=["event_id", "version", "hazard", "issued_at", "event_time", "lat", "lon", "magnitude",
                       "depth_km", "felt", "areas", "raw_payload"],
     )  # fmt: skip
-    client.command(incident_refresh_statement("grouping"))
+    for statement in incident_refresh_statements("grouping"):
+        client.command(statement)
     got = dict(client.query("SELECT event_id, incident_id FROM grouping.event_incident").result_rows)
     expected = decluster(quakes)
     assert got == expected

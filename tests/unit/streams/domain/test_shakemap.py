@@ -235,3 +235,11 @@ def test_area_hazards_have_no_predicted_intensity() -> None:
     assert exp.count > 1 and exp.felt_used == 0
     assert set(exp.columns.mmi) == set(exp.columns.mmi_predicted) == {None}
     assert len(exp.villages[0]) == len(exp.columns) == 11
+
+
+def test_thousands_of_felt_places_use_the_first_few() -> None:
+    from schemas.alerts import FeltIntensity
+    from streams.domain.shakemap import MAX_OBSERVATIONS, felt_observations
+
+    felt = [FeltIntensity(place="Cianjur", mmi_min=5, mmi_max=6)] * 5_000
+    assert len(felt_observations(felt, -6.84, 107.05)) == MAX_OBSERVATIONS
