@@ -538,13 +538,15 @@ def test_lag_samples_become_rows() -> None:
 
 
 _NOT_WRITTEN_BY_HANDLERS = (
-    "schema_migrations", "regions", "privacy_keys", "incident_state", "entitlement_rates",
+    "schema_migrations", "regions", "privacy_keys", "incident_auto_state", "incident_state",
+    "entitlement_rates",
 )  # fmt: skip
 
 
 @pytest.mark.parametrize(
-    # incident_state is written by the store itself, after the alerts and decisions it groups
-    # (sinks.writer; tests/integration/test_incidents.py); entitlement_rates at the worker's start
+    # incident_auto_state and incident_state are written by the store itself, after the alerts
+    # and decisions it groups (sinks.writer; tests/integration/test_incidents.py);
+    # entitlement_rates at the worker's start
     # (sinks.migrations; tests/integration/test_ministry.py).
     "table",
     [t.name for t in TABLES if t.name not in _NOT_WRITTEN_BY_HANDLERS],
