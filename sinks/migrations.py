@@ -34,6 +34,7 @@ from sinks.tables import (
     REGISTRY_STATE,
     REPORT_STATE,
     SCHEMA_MIGRATIONS,
+    VILLAGE_POSITIONS,
     Table,
 )
 from sinks.views import ANALYST_OBJECTS, incident_refresh_statements, view_statements
@@ -45,6 +46,7 @@ __all__ = [
     "grant_analyst_role",
     "init_db",
     "load_regions",
+    "load_village_positions",
     "migrate",
     "record_entitlement_rates",
 ]
@@ -131,6 +133,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             "Nullable(DateTime64(3, 'UTC'))",
         ),
     ),
+    Migration(10, "village positions from the shipped centroids", (VILLAGE_POSITIONS,)),
 )
 
 
@@ -200,6 +203,28 @@ def load_regions(client: Client, database: str) -> int:
     return len(codes)
 
 
+def load_village_positions(client: Client, database: str) -> int:
+    """Load every reference village's position from ``schemas/geo/``: its centroid, or its
+    district's (``source = 'district'``). Skipped when the table already holds them all; returns
+    the number of rows inserted."""
+    from schemas.geo import region_position, village_positions
+    from schemas.regions import villages
+
+    table = VILLAGE_POSITIONS.qualified(database)
+    codes = villages()
+    if client.query(f"SELECT count() FROM {table}").result_rows[0][0] >= len(codes):
+        return 0
+    own = village_positions()
+    rows = []
+    for code in codes:
+        if code in own:
+            rows.append([code, *own[code], "village"])
+        elif (district := region_position(code[:8])) is not None:
+            rows.append([code, *district, "district"])
+    client.insert(table, rows, column_names=list(VILLAGE_POSITIONS.column_names))
+    return len(rows)
+
+
 def grant_analyst_role(client: Client, database: str) -> None:
     """On a ClickHouse server: the role ``dampak_analyst`` may read the analyst objects and nothing
     else of the database (the views run with their definer's rights). Idempotent."""
@@ -240,4 +265,7 @@ def init_db(
     loaded = load_regions(client, database)
     if loaded:
         logger.info("loaded %d region names", loaded)
+    placed = load_village_positions(client, database)
+    if placed:
+        logger.info("loaded %d village positions", placed)
     return applied

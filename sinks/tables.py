@@ -30,6 +30,7 @@ __all__ = [
     "REPORT_STATE",
     "SCHEMA_MIGRATIONS",
     "TABLES",
+    "VILLAGE_POSITIONS",
     "Row",
     "Table",
 ]
@@ -106,6 +107,20 @@ REGIONS = Table(
         level LowCardinality(String)
         name String
         parent_code String
+    """),
+    "ReplacingMergeTree",
+    "code",
+)
+
+# The position of every village of the region reference: its shipped centroid (``schemas/geo/``),
+# or its district's where the village has none (``source``). Reference data, loaded at start.
+VILLAGE_POSITIONS = Table(
+    "village_positions",
+    _cols("""
+        code String
+        lat Float64
+        lon Float64
+        source LowCardinality(String)
     """),
     "ReplacingMergeTree",
     "code",
@@ -411,4 +426,5 @@ TABLES: tuple[Table, ...] = (
     INCIDENT_STATE,
     ENTITLEMENT_RATES,
     INCIDENT_AUTO_STATE,
+    VILLAGE_POSITIONS,
 )

@@ -27,7 +27,6 @@ __all__ = [
     "INCIDENT_DECISIONS_SQL",
     "INCIDENT_GROUPING_INPUTS",
     "INCIDENT_GROUPING_SQL",
-    "MIN_HOUSEHOLDS_FOR_POSITION",
     "VIEWS",
     "VILLAGE_REGISTRY_SQL",
     "impact_view_sql",
@@ -549,44 +548,37 @@ WHERE (houses_heavy > 0 OR displaced > 0)
   AND (NOT registered OR graduated OR desil IS NULL OR desil > 5 OR empty(programs))
 """
 
-#: A village's published position (``village_stats``, the command-center map) is the mean over at
-#: least this many geolocated households, or none (NULL): a mean over fewer can be one
-#: household's home, or narrow it down (k-anonymity: L. Sweeney, "k-anonymity: a model for
-#: protecting privacy", Int. J. Uncertainty, Fuzziness and Knowledge-Based Systems 10(5), 2002).
-#: The alert estimate, which publishes no position, reads the exact mean (``VILLAGE_REGISTRY_SQL``).
-MIN_HOUSEHOLDS_FOR_POSITION = 10
-
-#: Registry statistics per village with the exact mean position of its geolocated households
-#: (``located`` of them): internal, read by the alert estimate (``ClickHouseReader``), never
-#: published as it is.
+#: Registry statistics per village with its position: the shipped centroid of the village, or of
+#: its district where the village has none (``position_source``; ``village_positions``, loaded
+#: from ``schemas/geo/`` by ``sinks.migrations``). Read by the alert estimate (``ClickHouseReader``)
+#: and published as ``village_stats``. No position comes from a household: a mean over a village's
+#: households could be one household's home.
 VILLAGE_REGISTRY_SQL = """
 SELECT
-    h.village_code AS village_code,
-    count() AS households,
-    sum(h.members) AS persons,
-    countIf(hasAny(h.programs, ['PKH', 'SEMBAKO', 'BPNT'])) AS kpm_households,
-    sumIf(h.members, has(h.programs, 'PBI')) AS pbi_persons,
-    sum(h.elderly + h.disabled + h.under5 + h.pregnant) AS vulnerable_persons,
-    sum(h.pregnant) AS pregnant,
-    countIf(h.lat IS NOT NULL AND h.lon IS NOT NULL) AS located,
-    avgIf(h.lat, h.lat IS NOT NULL AND h.lon IS NOT NULL) AS lat,
-    avgIf(h.lon, h.lat IS NOT NULL AND h.lon IS NOT NULL) AS lon
-FROM {db}.registry_state AS h FINAL
-WHERE NOT h.deleted
-GROUP BY h.village_code
+    s.village_code AS village_code, s.households AS households, s.persons AS persons,
+    s.kpm_households AS kpm_households, s.pbi_persons AS pbi_persons,
+    s.vulnerable_persons AS vulnerable_persons, s.pregnant AS pregnant,
+    p.lat AS lat, p.lon AS lon, p.source AS position_source
+FROM (
+    SELECT
+        h.village_code AS village_code,
+        count() AS households,
+        sum(h.members) AS persons,
+        countIf(hasAny(h.programs, ['PKH', 'SEMBAKO', 'BPNT'])) AS kpm_households,
+        sumIf(h.members, has(h.programs, 'PBI')) AS pbi_persons,
+        sum(h.elderly + h.disabled + h.under5 + h.pregnant) AS vulnerable_persons,
+        sum(h.pregnant) AS pregnant
+    FROM {db}.registry_state AS h FINAL
+    WHERE NOT h.deleted
+    GROUP BY h.village_code
+) AS s
+LEFT JOIN {db}.village_positions AS p ON p.code = s.village_code
+SETTINGS join_use_nulls = 1
 """
-
-# The condition under which a village's mean position is published (a constant, not a value).
-_POSITION_SHOWN = f"located >= {int(MIN_HOUSEHOLDS_FOR_POSITION)}"
 
 _VILLAGE_STATS = f"""
 CREATE OR REPLACE VIEW {{db}}.village_stats SQL SECURITY DEFINER AS
-SELECT
-    village_code, households, persons, kpm_households, pbi_persons, vulnerable_persons, pregnant,
-    if({_POSITION_SHOWN}, lat, NULL) AS lat,
-    if({_POSITION_SHOWN}, lon, NULL) AS lon
-FROM ({VILLAGE_REGISTRY_SQL})
-"""
+{VILLAGE_REGISTRY_SQL}"""
 
 _DEAD_LETTERS = """
 CREATE OR REPLACE VIEW {db}.dead_letters SQL SECURITY DEFINER AS
@@ -904,6 +896,7 @@ VIEWS: tuple[str, ...] = (
 ANALYST_OBJECTS: tuple[str, ...] = (
     *(m.group(1) for v in VIEWS if (m := re.search(r"VIEW \{db\}\.(\w+)", v))),
     "regions",
+    "village_positions",
 )
 
 

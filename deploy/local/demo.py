@@ -119,24 +119,19 @@ def _allocate(total: int, weights: list[float]) -> list[int]:
     return out
 
 
-def _geography(rng: random.Random) -> dict[str, tuple[float, float]]:
-    """Village code -> a centroid: the region reference has no coordinates, so each district sits
-    on a ring around the epicentre and its villages around the district (deterministic)."""
+def _geography() -> dict[str, tuple[float, float]]:
+    """Village code -> its centroid (``schemas/geo/``, the shipped boundaries' centroids), for
+    every village of the 16 districts that has one."""
+    from schemas.geo import village_positions
     from schemas.regions import region_by_name, villages
 
+    positions = village_positions()
     out = {}
-    for k, name in enumerate(DISTRICTS):
+    for name in DISTRICTS:
         code = region_by_name(f"{name}, Kabupaten Cianjur")
         if code is None:
             continue
-        angle, radius_km = 2 * math.pi * k / len(DISTRICTS), 2 + 18 * ((k * 7) % 16) / 15
-        lat0 = _EPICENTRE[0] + radius_km / 111.2 * math.sin(angle)
-        lon0 = _EPICENTRE[1] + radius_km / 110.4 * math.cos(angle)
-        for village in villages(code + "."):
-            out[village] = (
-                round(lat0 + rng.uniform(-0.03, 0.03), 5),
-                round(lon0 + rng.uniform(-0.03, 0.03), 5),
-            )
+        out.update({v: positions[v] for v in villages(code + ".") if v in positions})
     return out
 
 
@@ -157,7 +152,7 @@ def scenario(
     reports retracted, and three malformed messages.
     """
     rng = random.Random(seed)
-    geo = _geography(rng)
+    geo = _geography()
     codes = sorted(geo)
     households = []
     by_village: dict[str, list[dict[str, Any]]] = {c: [] for c in codes}

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from schemas.geo import village_positions
 from schemas.regions import villages as real_villages
 from tests.integration.conftest import _ports
 from tests.integration.harness import Deployment
@@ -23,8 +24,7 @@ from tests.integration.test_alerts_exposure import BULLETIN, EVENT, _mmi
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
 DEV_KEY = b"dampak-development-key-change-me"
-#: The documented minimum of geolocated households behind a published village position (README,
-#: Personal data; ``sinks.views.MIN_HOUSEHOLDS_FOR_POSITION``).
+#: Households per village below (a position was once published as their mean over at least 10).
 MIN_HOUSEHOLDS_FOR_POSITION = 10
 NIK = "3203010101809876"
 # Three Cianjur villages near the 2022 epicentre: one geolocated household, MIN (10), and one
@@ -106,19 +106,21 @@ def test_9_a_reporter_identified_by_nik_is_masked(deployment: Deployment) -> Non
     assert row["n"] == 0
 
 
-def test_9_a_village_position_is_published_only_as_a_mean_over_enough_households(
+def test_9_a_village_position_is_its_shipped_centroid_never_its_households(
     deployment: Deployment,
 ) -> None:
     dep = deployment
+    centroids = village_positions()
     stats = {r["village_code"]: r for r in dep.query("SELECT * FROM dampak.village_stats")}
-    assert stats[LONE]["households"] == 1 and stats[LONE]["lat"] is None and stats[LONE]["lon"] is None
-    assert stats[FEW]["households"] == 14 and stats[FEW]["lat"] is None and stats[FEW]["lon"] is None
-    lat, lon = POSITIONS[ENOUGH]
-    n = MIN_HOUSEHOLDS_FOR_POSITION
-    assert stats[ENOUGH]["lat"] == pytest.approx(lat + 0.001 * (n - 1) / 2, abs=1e-9)
-    assert stats[ENOUGH]["lon"] == pytest.approx(lon - 0.001 * (n - 1) / 2, abs=1e-9)
+    assert stats[LONE]["households"] == 1 and stats[FEW]["households"] == 14
+    for code in POSITIONS:
+        # The published position is the village's centroid from the shipped boundaries, whatever
+        # its households' coordinates, even for a village of one geolocated household.
+        assert (stats[code]["lat"], stats[code]["lon"]) == pytest.approx(centroids[code], abs=1e-9)
+        assert stats[code]["position_source"] == "village"
+        assert (stats[code]["lat"], stats[code]["lon"]) != pytest.approx(POSITIONS[code], abs=1e-4)
 
-    # The estimate, which publishes no position, still places the lone household's village.
+    # The estimate places every village at that centroid too.
     dep.wait_for(
         "SELECT village_code FROM dampak.alert_exposure WHERE event_id = {e:String} ORDER BY village_code",
         [{"village_code": c} for c in sorted(POSITIONS)],
@@ -131,20 +133,19 @@ def test_9_a_village_position_is_published_only_as_a_mean_over_enough_households
         e=EVENT,
         v=LONE,
     )
-    # The prediction at the household's exact position (before the felt report's correction).
-    assert lone["mmi_predicted"] == pytest.approx(_mmi(5.6, 10.0, *POSITIONS[LONE]), abs=0.005)
+    assert lone["mmi_predicted"] == pytest.approx(_mmi(5.6, 10.0, *centroids[LONE]), abs=0.005)
 
-    # The tokenless command-center page lists the villages without a published position without
-    # one (it counts them as not mapped): no household's position is there.
+    # The tokenless command-center page draws each village at its centroid: no household's
+    # position, nor a mean of them, is there.
     url = f"http://127.0.0.1:{dep.settings.web.port}/pusat/data.json?event={EVENT}"
     with urllib.request.urlopen(url, timeout=30) as resp:
         assert resp.status == 200
         data = json.loads(resp.read())
     villages = {v["code"]: v for v in data["villages"]}
     assert set(villages) == set(POSITIONS)
-    assert villages[LONE]["lat"] is None and villages[LONE]["lon"] is None and villages[FEW]["lat"] is None
     assert villages[LONE]["houses_heavy"] == 1 and villages[LONE]["mmi"] is not None
-    assert villages[ENOUGH]["lat"] == pytest.approx(stats[ENOUGH]["lat"])
+    for code in POSITIONS:
+        assert (villages[code]["lat"], villages[code]["lon"]) == pytest.approx(centroids[code], abs=1e-9)
     assert NIK not in json.dumps(data)
 
 

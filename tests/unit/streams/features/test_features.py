@@ -538,8 +538,8 @@ def test_lag_samples_become_rows() -> None:
 
 
 _NOT_WRITTEN_BY_HANDLERS = (
-    "schema_migrations", "regions", "privacy_keys", "incident_auto_state", "incident_state",
-    "entitlement_rates",
+    "schema_migrations", "regions", "village_positions", "privacy_keys", "incident_auto_state",
+    "incident_state", "entitlement_rates",
 )  # fmt: skip
 
 
