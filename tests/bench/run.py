@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[2]
 MODES = {
     # households, reports, villages, naive budget (s), latency phase (s), scaling run (its size, and
     # how many rounds of its three setups: its figures are the rounds' medians)
-    "quick": {"households": 5_000, "reports": 20_000, "villages": 2_000, "naive_s": 5, "latency_s": 5,
+    "quick": {"households": 2_000, "reports": 8_000, "villages": 1_000, "naive_s": 2, "latency_s": 3,
               "scaling": False, "scaling_size": 20_000, "scaling_rounds": 1},
     # For measuring a change quickly: the same phases, a fifth of the full size, no scaling run.
     "medium": {"households": 200_000, "reports": 200_000, "villages": 20_000, "naive_s": 5, "latency_s": 10,

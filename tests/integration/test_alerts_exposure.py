@@ -50,7 +50,7 @@ def _death_rate(level: int) -> float:
 def _registry(rng: random.Random) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
     households, villages = [], {}
     positions = village_positions()
-    for code in real_villages("32.03.")[:60]:
+    for code in real_villages("32.03.")[::6][:60]:  # spread over the regency, up to 80 km away
         # The estimate places a village at its shipped centroid (schemas/geo/), whatever its
         # households' own coordinates say: theirs are scattered here on purpose.
         lat, lon = positions[code]

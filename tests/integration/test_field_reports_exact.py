@@ -83,7 +83,7 @@ def test_impact_is_exact_under_revisions_retractions_and_registry_churn(deployme
 
 @pytest.mark.slow
 def test_impact_is_exact_when_the_worker_is_killed_three_times(deployment: Deployment) -> None:
-    _run_scenario(deployment, n_households=20_000, n_reports=40_000, kills=3)
+    _run_scenario(deployment, n_households=10_000, n_reports=25_000, kills=3)
 
 
 def test_malformed_messages_are_dead_lettered_and_valid_figures_unaffected(deployment: Deployment) -> None:
