@@ -630,12 +630,29 @@ LEFT JOIN {db}.event_incident AS i ON i.event_id = e.event_id
 SETTINGS join_use_nulls = 0
 """
 
+#: The reported figures every summary shows beside its estimate, summed from ``impact_province``.
+_REPORTED = (
+    "reports", "households_affected", "houses_light", "houses_moderate", "houses_heavy", "displaced",
+    "dead", "injured", "missing", "kpm_households_affected", "injured_severe", "families_affected",
+    "affected_persons", "houses_submerged", "pbi_persons_affected",
+)  # fmt: skip
+#: Their columns in a summary, from the subquery ``r`` (``_reported_totals``).
+_REPORTED_COLUMNS = ",\n    ".join(f"r.{name} AS reported_{name}" for name in _REPORTED)
+
+
+def _reported_totals(key: str) -> str:
+    """The reported figures summed per ``key`` (``event_id`` or ``incident_id``), each household
+    once per incident (``impact_province``)."""
+    figures = ", ".join(f"sum({name}) AS {name}" for name in _REPORTED)
+    return f"    SELECT {key}, {figures}\n    FROM {{db}}.impact_province GROUP BY {key}"
+
+
 # Estimated (from the latest alert) beside reported (from field reports), per event. PAGER's
 # alert is the higher of its fatality and economic alerts; est_deaths is PAGER's median, shown
 # with its most likely range (est_deaths_low to est_deaths_high, open-ended when NULL, with its
 # probability): estimate_ranges has every range.
-_EVENT_SUMMARY = """
-CREATE OR REPLACE VIEW {db}.event_summary SQL SECURITY DEFINER AS
+_EVENT_SUMMARY = f"""
+CREATE OR REPLACE VIEW {{db}}.event_summary SQL SECURITY DEFINER AS
 SELECT
     a.event_id AS event_id, if(i.incident_id != '', i.incident_id, a.event_id) AS incident_id,
     i.rule AS incident_rule,
@@ -649,45 +666,23 @@ SELECT
     a.est_deaths AS est_deaths, f.low AS est_deaths_low, f.high AS est_deaths_high,
     f.p AS est_deaths_probability,
     a.est_economic_loss_usd AS est_economic_loss_usd, a.est_displaced AS est_displaced,
-    r.reports AS reported_reports,
-    r.households_affected AS reported_households_affected,
-    r.houses_light AS reported_houses_light,
-    r.houses_moderate AS reported_houses_moderate,
-    r.houses_heavy AS reported_houses_heavy,
-    r.displaced AS reported_displaced,
-    r.dead AS reported_dead,
-    r.injured AS reported_injured,
-    r.missing AS reported_missing,
-    r.kpm_households_affected AS reported_kpm_households_affected,
-    r.injured_severe AS reported_injured_severe,
-    r.families_affected AS reported_families_affected,
-    r.affected_persons AS reported_affected_persons,
-    r.houses_submerged AS reported_houses_submerged,
-    r.pbi_persons_affected AS reported_pbi_persons_affected
-FROM {db}.alerts AS a
-LEFT JOIN {db}.event_incident AS i ON i.event_id = a.event_id
+    {_REPORTED_COLUMNS}
+FROM {{db}}.alerts AS a
+LEFT JOIN {{db}}.event_incident AS i ON i.event_id = a.event_id
 LEFT JOIN (
     SELECT event_id, argMax(range_low, probability) AS low, argMax(range_high, probability) AS high,
            max(probability) AS p
-    FROM {db}.estimate_ranges WHERE model = 'pager_fatality' GROUP BY event_id
+    FROM {{db}}.estimate_ranges WHERE model = 'pager_fatality' GROUP BY event_id
 ) AS f ON f.event_id = a.event_id
 LEFT JOIN (
-    SELECT event_id, sum(reports) AS reports, sum(households_affected) AS households_affected,
-           sum(houses_light) AS houses_light, sum(houses_moderate) AS houses_moderate,
-           sum(houses_heavy) AS houses_heavy, sum(displaced) AS displaced, sum(dead) AS dead,
-           sum(injured) AS injured, sum(missing) AS missing,
-           sum(kpm_households_affected) AS kpm_households_affected,
-           sum(injured_severe) AS injured_severe, sum(families_affected) AS families_affected,
-           sum(affected_persons) AS affected_persons, sum(houses_submerged) AS houses_submerged,
-           sum(pbi_persons_affected) AS pbi_persons_affected
-    FROM {db}.impact_province GROUP BY event_id
+{_reported_totals("event_id")}
 ) AS r ON r.event_id = a.event_id
 """
 
 # One row per incident: its events and hazards, its main event's estimate (with its most likely
 # fatality range) and the reported figures of all its events, each household counted once.
-_INCIDENTS = """
-CREATE OR REPLACE VIEW {db}.incidents SQL SECURITY DEFINER AS
+_INCIDENTS = f"""
+CREATE OR REPLACE VIEW {{db}}.incidents SQL SECURITY DEFINER AS
 SELECT
     g.incident_id AS incident_id,
     g.began_at AS began_at, g.last_event_at AS last_event_at,
@@ -698,39 +693,17 @@ SELECT
     m.est_deaths_high AS est_deaths_high, m.est_deaths_probability AS est_deaths_probability,
     m.est_economic_loss_usd AS est_economic_loss_usd, m.est_displaced AS est_displaced,
     m.est_exposed_households AS est_exposed_households,
-    r.reports AS reported_reports,
-    r.households_affected AS reported_households_affected,
-    r.houses_light AS reported_houses_light,
-    r.houses_moderate AS reported_houses_moderate,
-    r.houses_heavy AS reported_houses_heavy,
-    r.displaced AS reported_displaced,
-    r.dead AS reported_dead,
-    r.injured AS reported_injured,
-    r.missing AS reported_missing,
-    r.kpm_households_affected AS reported_kpm_households_affected,
-    r.injured_severe AS reported_injured_severe,
-    r.families_affected AS reported_families_affected,
-    r.affected_persons AS reported_affected_persons,
-    r.houses_submerged AS reported_houses_submerged,
-    r.pbi_persons_affected AS reported_pbi_persons_affected
+    {_REPORTED_COLUMNS}
 FROM (
     SELECT incident_id, min(event_time) AS began_at, max(event_time) AS last_event_at,
            arrayMap(x -> x.2, arraySort(groupArray((event_time, event_id)))) AS events,
            arrayMap(x -> x.2, arraySort(groupArray((event_time, rule)))) AS event_rules,
            arrayFilter(h -> h != '', groupUniqArray(hazard)) AS hazards
-    FROM {db}.event_incident GROUP BY incident_id
+    FROM {{db}}.event_incident GROUP BY incident_id
 ) AS g
-LEFT JOIN {db}.event_summary AS m ON m.event_id = g.incident_id
+LEFT JOIN {{db}}.event_summary AS m ON m.event_id = g.incident_id
 LEFT JOIN (
-    SELECT incident_id, sum(reports) AS reports, sum(households_affected) AS households_affected,
-           sum(houses_light) AS houses_light, sum(houses_moderate) AS houses_moderate,
-           sum(houses_heavy) AS houses_heavy, sum(displaced) AS displaced, sum(dead) AS dead,
-           sum(injured) AS injured, sum(missing) AS missing,
-           sum(kpm_households_affected) AS kpm_households_affected,
-           sum(injured_severe) AS injured_severe, sum(families_affected) AS families_affected,
-           sum(affected_persons) AS affected_persons, sum(houses_submerged) AS houses_submerged,
-           sum(pbi_persons_affected) AS pbi_persons_affected
-    FROM {db}.impact_province GROUP BY incident_id
+{_reported_totals("incident_id")}
 ) AS r ON r.incident_id = g.incident_id
 """
 
