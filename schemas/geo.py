@@ -5,6 +5,10 @@ Source: the regency (``kabupaten.csv``), district (``kecamatan.csv``) and villag
 ``schemas/geo/LICENSE-wilayah_boundaries.txt``): columns ``code,name,lat,lon``, with the dotted
 Kemendagri codes (``32.03``, ``32.03.01``, ``32.03.01.2001``) and the centroid of each boundary
 polygon in decimal degrees (WGS 84). Each table is read once, when first asked for.
+
+Boundaries (``boundaries``) are shipped where the command-center map needs outlines: Cianjur
+regency (``cianjur_32.03.geojson``: the regency, its 32 districts and 360 villages, from the same
+source, RFC 7946 [lon, lat] order, village rings simplified by Douglas-Peucker at 0.0001 degrees).
 """
 
 from __future__ import annotations
@@ -12,12 +16,17 @@ from __future__ import annotations
 import csv
 import importlib.resources
 import io
+import json
+from collections.abc import Iterable
 from functools import cache
+from typing import Any
 
-__all__ = ["region_position", "village_positions"]
+__all__ = ["boundaries", "region_position", "village_positions"]
 
 #: Code length -> the table holding codes of that length.
 _TABLES = {5: "kabupaten.csv", 8: "kecamatan.csv", 13: "villages.csv"}
+#: The shipped boundary files (FeatureCollections whose features carry ``code`` and ``name``).
+_BOUNDARIES = ("cianjur_32.03.geojson",)
 
 
 @cache
@@ -47,3 +56,27 @@ def village_positions() -> dict[str, tuple[float, float]]:
     """Village code -> centroid (latitude, longitude), for every shipped village (about 83,400).
     The dictionary is shared: do not change it."""
     return _positions(_TABLES[13])
+
+
+@cache
+def _boundaries() -> dict[str, dict[str, Any]]:
+    """Code -> GeoJSON feature of every shipped boundary (regency, district or village)."""
+    out: dict[str, dict[str, Any]] = {}
+    for name in _BOUNDARIES:
+        text = (importlib.resources.files("schemas") / "geo" / name).read_text(encoding="utf-8")
+        for feature in json.loads(text)["features"]:
+            props = feature["properties"]
+            out[props["code"]] = {
+                "type": "Feature",
+                "properties": {"code": props["code"], "name": props["name"]},
+                "geometry": feature["geometry"],
+            }
+    return out
+
+
+def boundaries(codes: Iterable[str]) -> dict[str, Any]:
+    """The shipped outlines of ``codes`` (regency, district or village codes) as one GeoJSON
+    FeatureCollection, in code order; codes with no shipped outline are left out."""
+    shipped = _boundaries()
+    features = [shipped[code] for code in sorted(set(codes)) if code in shipped]
+    return {"type": "FeatureCollection", "features": features}

@@ -17,16 +17,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
+from schemas.geo import boundaries
+from schemas.official import official_figures
 from schemas.regions import time_zone
 
-__all__ = ["Ask", "figures", "place_zone"]
+__all__ = ["Ask", "Contours", "figures", "place_zone"]
 
 logger = logging.getLogger(__name__)
 
 #: (sql, parameters) -> (column names, rows)
 Ask = Callable[[str, Mapping[str, Any]], tuple[Sequence[str], Sequence[Sequence[Any]]]]
+#: an ``alerts`` row -> the GeoJSON FeatureCollection of its intensity contours
+Contours = Callable[[Mapping[str, Any]], dict[str, Any]]
 
 EVENTS = """
 SELECT event_id, incident_id, hazard, event_time, magnitude, depth_km, headline, warning, pager_level,
@@ -61,25 +66,71 @@ WHERE code != ''
 GROUP BY event_id
 """
 
-# Villages with reports, and villages the estimate reaches, with the estimate's MMI or class.
+# The villages of the event: those with reports, those the estimate reaches (with its MMI or
+# class), and the villages its incident struck (``exposed_villages``, level >= 1: MMI VI or more,
+# or an area hazard's medium or high class), each with its kecamatan and regency, its shipped
+# position (``village_positions``: the village's centroid, or its district's, ``position_source``)
+# and its registered households (the denominator of the damage extent the map is coloured by).
 VILLAGES = """
-SELECT u.code AS code, any(r.name) AS name, any(s.lat) AS lat, any(s.lon) AS lon,
-       max(u.households_affected) AS households_affected, max(u.houses_heavy) AS houses_heavy,
-       max(u.houses_moderate) AS houses_moderate, max(u.houses_light) AS houses_light,
-       max(u.displaced) AS displaced, max(u.dead) AS dead, max(u.injured) AS injured,
-       max(u.missing) AS missing, max(u.mmi) AS mmi, max(u.hazard_class) AS hazard_class
+SELECT u.code AS code, any(v.name) AS name, substring(u.code, 1, 8) AS district_code,
+       any(d.name) AS district_name, substring(u.code, 1, 5) AS regency_code,
+       any(g.name) AS regency_name, any(if(p.code = '', NULL, p.lat)) AS lat,
+       any(if(p.code = '', NULL, p.lon)) AS lon, any(p.source) AS position_source,
+       max(u.reports) AS reports, max(u.households_affected) AS households_affected,
+       max(u.houses_heavy) AS houses_heavy, max(u.houses_moderate) AS houses_moderate,
+       max(u.houses_light) AS houses_light, max(u.displaced) AS displaced, max(u.dead) AS dead,
+       max(u.injured) AS injured, max(u.missing) AS missing, max(u.mmi) AS mmi,
+       max(u.hazard_class) AS hazard_class, max(u.level) AS exposure_level
 FROM (
-    SELECT village_code AS code, households_affected, houses_heavy, houses_moderate, houses_light,
-           displaced, dead, injured, missing, CAST(NULL, 'Nullable(Float64)') AS mmi, '' AS hazard_class
+    SELECT village_code AS code, reports, households_affected, houses_heavy, houses_moderate,
+           houses_light, displaced, dead, injured, missing, CAST(NULL, 'Nullable(Float64)') AS mmi,
+           '' AS hazard_class, 0 AS level
     FROM dampak.impact_village WHERE event_id = {event:String}
     UNION ALL
-    SELECT village_code, 0, 0, 0, 0, 0, 0, 0, 0, mmi, hazard_class
+    SELECT village_code, 0, 0, 0, 0, 0, 0, 0, 0, 0, mmi, hazard_class, 0
     FROM dampak.alert_exposure WHERE event_id = {event:String}
+    UNION ALL
+    SELECT village_code, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, '', level
+    FROM dampak.exposed_villages WHERE incident_id = {incident:String}
 ) AS u
-LEFT JOIN dampak.village_stats AS s ON s.village_code = u.code
-LEFT JOIN dampak.regions AS r ON r.code = u.code
+LEFT JOIN dampak.regions AS v ON v.code = u.code
+LEFT JOIN dampak.regions AS d ON d.code = substring(u.code, 1, 8)
+LEFT JOIN dampak.regions AS g ON g.code = substring(u.code, 1, 5)
+LEFT JOIN dampak.village_positions AS p ON p.code = u.code
 GROUP BY u.code
 ORDER BY households_affected DESC, code
+"""
+
+# Registered households of the villages on the map (the registry's count, no household).
+REGISTERED = """
+SELECT village_code AS code, households
+FROM dampak.village_stats
+WHERE village_code IN {codes:Array(String)}
+"""
+
+# The event's alert: its epicentre, and what its intensity contours are drawn from.
+ALERT = """
+SELECT event_id, hazard, lat, lon, magnitude, depth_km, felt
+FROM dampak.alerts
+WHERE event_id = {event:String}
+"""
+
+# The events of an incident, in time order, with the rule that placed each in it.
+INCIDENT = """
+SELECT i.event_id AS event_id, i.hazard AS hazard, i.event_time AS event_time, i.rule AS rule,
+       i.warning AS warning, a.magnitude AS magnitude, a.headline AS headline
+FROM dampak.event_incident AS i
+LEFT JOIN dampak.alerts AS a ON a.event_id = i.event_id
+WHERE i.incident_id = {incident:String}
+ORDER BY i.event_time, i.event_id
+"""
+
+# Names of villages and their kecamatan, for tables that list villages by code.
+PLACE_NAMES = """
+SELECT v.code AS code, v.name AS name, d.name AS district_name
+FROM dampak.regions AS v
+LEFT JOIN dampak.regions AS d ON d.code = substring(v.code, 1, 8)
+WHERE v.code IN {codes:Array(String)}
 """
 
 # The reported totals as the reports arrived: each report counted from the time it was made, at
@@ -120,10 +171,12 @@ ORDER BY households DESC
 """
 
 REASSESS_BY_VILLAGE = """
-SELECT c.village_code AS code, any(r.name) AS name, count() AS households,
-       countIf(c.heavy_damage) AS heavy_damage, countIf(c.displacement) AS displacement
+SELECT c.village_code AS code, any(r.name) AS name, any(d.name) AS district_name,
+       count() AS households, countIf(c.heavy_damage) AS heavy_damage,
+       countIf(c.displacement) AS displacement
 FROM dampak.registry_candidates AS c
 LEFT JOIN dampak.regions AS r ON r.code = c.village_code
+LEFT JOIN dampak.regions AS d ON d.code = substring(c.village_code, 1, 8)
 WHERE c.event_id = {event:String}
 GROUP BY c.village_code
 ORDER BY households DESC
@@ -193,13 +246,67 @@ def _with_zones(ask: Ask, events: list[dict[str, Any]]) -> None:
         event.update(place_zone(places.get(event["event_id"])))
 
 
-def figures(ask: Ask, event_id: str | None = None) -> dict[str, Any]:
-    """Everything the page shows, for ``event_id`` (default: the most recent event)."""
+def _villages(ask: Ask, event: str, incident: str) -> list[dict[str, Any]]:
+    """The map's villages (``VILLAGES``) with their registered households, and whether each was
+    struck (``exposed``) and has reports (``reported``)."""
+    villages = _records(ask, VILLAGES, event=event, incident=incident)
+    registered: dict[str, int] = {}
+    if villages:
+        found = _records(ask, REGISTERED, codes=[v["code"] for v in villages])
+        registered = {r["code"]: int(r["households"]) for r in found}
+    for village in villages:
+        village["registered_households"] = registered.get(village["code"], 0)
+        village["exposed"] = bool(village["exposure_level"] and village["exposure_level"] >= 1)
+        village["reported"] = bool(village["reports"])
+    return villages
+
+
+def _geography(villages: list[dict[str, Any]]) -> dict[str, Any]:
+    """The shipped outlines of the map's villages, their kecamatan and their regencies."""
+    codes = [v["code"] for v in villages]
+    return {
+        "villages": boundaries(codes),
+        "districts": boundaries(c[:8] for c in codes),
+        "regencies": boundaries(c[:5] for c in codes),
+    }
+
+
+def _named_villages(ask: Ask, codes: Sequence[str]) -> list[str]:
+    """Each village as "Name (Kec. District)", in the order given; a code of no known name stays."""
+    if not codes:
+        return []
+    found = {r["code"]: r for r in _records(ask, PLACE_NAMES, codes=list(codes))}
+
+    def label(code: str) -> str:
+        row = found.get(code)
+        if row is None or not row["name"]:
+            return code
+        return f"{row['name']} (Kec. {row['district_name']})" if row["district_name"] else row["name"]
+
+    return [label(code) for code in codes]
+
+
+def _official(event: Mapping[str, Any]) -> dict[str, Any] | None:
+    """BNPB's published figures for the event, where ``schemas.official`` holds them."""
+    at = event.get("event_time")
+    if not isinstance(at, datetime):
+        return None
+    found = official_figures(
+        event["hazard"], at if at.tzinfo else at.replace(tzinfo=UTC), event.get("magnitude")
+    )
+    return None if found is None else found.published()
+
+
+def figures(ask: Ask, event_id: str | None = None, contours: Contours | None = None) -> dict[str, Any]:
+    """Everything the page shows, for ``event_id`` (default: the most recent event). ``contours``
+    draws an earthquake's intensity contours from its ``alerts`` row (the stream layer's
+    ``streams.domain.contours.alert_contours``); without it the page has none."""
     events = _records(ask, EVENTS)
     _with_zones(ask, events)
     chosen = next((e for e in events if e["event_id"] == event_id), None) if event_id else None
     if chosen is None and not event_id and events:
         chosen = events[0]
+    no_lines: dict[str, Any] = {"type": "FeatureCollection", "features": []}
     out: dict[str, Any] = {
         "events": events,
         "event": chosen,
@@ -208,17 +315,30 @@ def figures(ask: Ask, event_id: str | None = None) -> dict[str, Any]:
     if chosen is None:
         empty: dict[str, list[Any]] = {"by_reason": [], "by_village": []}
         out.update(
-            villages=[], timeline=[], needs=[], ranges=[], entitlements=[], coverage=[], reassess=empty
-        )
+            villages=[], timeline=[], needs=[], ranges=[], entitlements=[], coverage=[],
+            reassess=empty, incident=None, geo=_geography([]), contours=no_lines,
+        )  # fmt: skip
         return out
     event = chosen["event_id"]
-    out["villages"] = _records(ask, VILLAGES, event=event)
+    incident = chosen.get("incident_id") or event
+    out["villages"] = _villages(ask, event, incident)
+    out["geo"] = _geography(out["villages"])
+    alert = next(iter(_records(ask, ALERT, event=event)), None)
+    chosen["epicentre"] = (
+        {"lat": alert["lat"], "lon": alert["lon"]}
+        if alert is not None and alert["lat"] is not None and alert["lon"] is not None
+        else None
+    )
+    chosen["official"] = _official(chosen)
+    out["contours"] = contours(alert) if alert is not None and contours is not None else no_lines
+    out["incident"] = {"incident_id": incident, "events": _records(ask, INCIDENT, incident=incident)}
     out["timeline"] = _records(ask, TIMELINE, event=event)
     out["needs"] = _records(ask, NEEDS, event=event)
     out["ranges"] = _records(ask, RANGES, event=event)
-    incident = chosen.get("incident_id") or event
     out["entitlements"] = _records(ask, ENTITLEMENTS, incident=incident)
     out["coverage"] = _records(ask, COVERAGE, incident=incident)
+    for district in out["coverage"]:
+        district["unreported"] = _named_villages(ask, district["unreported"])
     out["reassess"] = {
         "by_reason": _records(ask, REASSESS_BY_REASON, event=event),
         "by_village": _records(ask, REASSESS_BY_VILLAGE, event=event),

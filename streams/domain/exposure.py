@@ -23,12 +23,10 @@ from streams.domain.hazard import (
     area_displacement_rate,
     epicentral_distance_km,
     fatality_rate,
-    mmi_aww2012,
     mmi_bin,
-    mmi_sigma_aww2012,
     pager_level,
 )
-from streams.domain.shakemap import condition_on_observations, felt_observations
+from streams.domain.shakemap import intensity_field
 
 __all__ = ["ROMAN", "Exposure", "VillageColumns", "VillageExposure", "VillageStats", "exposure"]
 
@@ -153,22 +151,10 @@ def _earthquake(alert: Alert, stats: VillageStats, rates: DisplacementRates) -> 
     assert alert.lat is not None and alert.lon is not None
     assert alert.magnitude is not None and alert.depth_km is not None
     lat, lon, magnitude, depth = alert.lat, alert.lon, alert.magnitude, alert.depth_km
-    located = ~np.isnan(stats.lat)
-    idx = np.flatnonzero(located)
-    distance = epicentral_distance_km(lat, lon, stats.lat[idx], stats.lon[idx])
-    predicted = mmi_aww2012(magnitude, depth, distance)
-    observations = felt_observations(alert.felt, lat, lon)
-    mmi = predicted
-    if observations:
-
-        def predict(lats: Floats, lons: Floats) -> tuple[Floats, Floats]:
-            at = epicentral_distance_km(lat, lon, lats, lons)
-            return mmi_aww2012(magnitude, depth, at), mmi_sigma_aww2012(np.hypot(at, depth))
-
-        sigma = mmi_sigma_aww2012(np.hypot(distance, depth))
-        mmi = condition_on_observations(
-            stats.lat[idx], stats.lon[idx], predicted, sigma, observations, predict
-        )
+    idx = np.flatnonzero(~np.isnan(stats.lat))
+    mmi, predicted, felt_used = intensity_field(
+        lat, lon, magnitude, depth, alert.felt, stats.lat[idx], stats.lon[idx]
+    )
     bins = mmi_bin(mmi)
     keep = bins >= _MIN_BIN
     idx, mmi, predicted, bins = idx[keep], mmi[keep], predicted[keep], bins[keep]
@@ -178,7 +164,7 @@ def _earthquake(alert: Alert, stats: VillageStats, rates: DisplacementRates) -> 
     classes = [_MMI_CLASS[b] for b in np.minimum(bins, 12).tolist()]
     out = Exposure(
         _villages(stats, idx, mmi.tolist(), predicted.tolist(), classes, displaced.tolist(), deaths.tolist()),
-        felt_used=len(observations),
+        felt_used=felt_used,
     )
     _total(out, stats, idx, float(deaths.sum()), float(displaced.sum()))
     return out

@@ -40,7 +40,7 @@ import numpy.typing as npt
 from schemas.alerts import FeltIntensity
 from schemas.geo import region_position
 from schemas.regions import region_by_name, region_names
-from streams.domain.hazard import epicentral_distance_km
+from streams.domain.hazard import epicentral_distance_km, mmi_aww2012, mmi_sigma_aww2012
 
 __all__ = [
     "CORRELATION_LONG",
@@ -52,6 +52,7 @@ __all__ = [
     "Predict",
     "condition_on_observations",
     "felt_observations",
+    "intensity_field",
     "mmi_correlation",
 ]
 
@@ -234,3 +235,30 @@ def condition_on_observations(
         shift += w * mmi_correlation(epicentral_distance_km(a, b, lats, lons))
     corrected = values + np.asarray(sigma, dtype=np.float64) * shift
     return np.asarray(np.clip(corrected, 1.0, 12.0), dtype=np.float64)
+
+
+def intensity_field(
+    lat: float,
+    lon: float,
+    magnitude: float,
+    depth_km: float,
+    felt: Sequence[FeltIntensity],
+    lats: Floats,
+    lons: Floats,
+) -> tuple[Floats, Floats, int]:
+    """An earthquake's intensity at the points (``lats``, ``lons``): the corrected field, the
+    prediction before the correction (Allen, Wald & Worden 2012), and the number of felt reports
+    used. The one field the exposure estimate and the map's contours are drawn from."""
+    distance = epicentral_distance_km(lat, lon, lats, lons)
+    predicted = mmi_aww2012(magnitude, depth_km, distance)
+    observations = felt_observations(felt, lat, lon)
+    if not observations:
+        return predicted, predicted, 0
+
+    def predict(at_lats: Floats, at_lons: Floats) -> tuple[Floats, Floats]:
+        at = epicentral_distance_km(lat, lon, at_lats, at_lons)
+        return mmi_aww2012(magnitude, depth_km, at), mmi_sigma_aww2012(np.hypot(at, depth_km))
+
+    sigma = mmi_sigma_aww2012(np.hypot(distance, depth_km))
+    mmi = condition_on_observations(lats, lons, predicted, sigma, observations, predict)
+    return mmi, predicted, len(observations)
