@@ -37,7 +37,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--brokers", type=int, choices=(1, 3), help="nodes to start (3: replication factor 3)")
     sub.add_parser("down", help="stop the local Kafka broker that `up` started")
     sub.add_parser("status", help="report the broker, ClickHouse and worker")
-    sub.add_parser("init-db", help="apply ClickHouse migrations and load region names")
+    p = sub.add_parser("init-db", help="apply ClickHouse migrations and load region names")
+    p.add_argument(
+        "--cluster",
+        metavar="NAME",
+        help="a ClickHouse cluster (remote_servers): replicated <table>_local tables on every shard, "
+        "Distributed tables and views under the usual names, all ON CLUSTER NAME",
+    )
+    p.add_argument("--print", action="store_true", help="with --cluster: print the DDL, run nothing")
     sub.add_parser("worker", help="run the Faust worker (SIGTERM stops it cleanly)")
     sub.add_parser(
         "writer",
