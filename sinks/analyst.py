@@ -19,7 +19,8 @@ import logging
 import re
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -40,6 +41,7 @@ __all__ = [
     "check_query",
     "query",
     "run_query",
+    "session",
 ]
 
 logger = logging.getLogger(__name__)
@@ -338,6 +340,41 @@ def query(
                 return _direct(target, sql, parameters, scope)
         return _via_worker(target, sql, parameters, scope, token)
     return _direct(target, sql, parameters, scope)
+
+
+@contextmanager
+def session(
+    target: ClickHouseTarget, scope: Scope = "analyst"
+) -> Iterator[Callable[[str, Mapping[str, Any] | None], QueryResult]]:
+    """Several analyst queries in a row (``dampak report``): like ``query``, but on one connection
+    when the engine is free (an embedded engine's connection takes a few tenths of a second to
+    open), the embedded engine held for the session; through the worker when it holds it."""
+    if target.embedded:
+        with clickhouse_lock(target, blocking=False) as free:
+            if not free:
+                yield lambda sql, parameters: _via_worker(target, sql, parameters, scope, None)
+                return
+            with _connection(target) as client:
+                yield _runner(client, target, scope)
+        return
+    with _connection(target) as client:
+        yield _runner(client, target, scope)
+
+
+@contextmanager
+def _connection(target: ClickHouseTarget) -> Iterator[Client]:
+    client = connect(target)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def _runner(
+    client: Client, target: ClickHouseTarget, scope: Scope
+) -> Callable[[str, Mapping[str, Any] | None], QueryResult]:
+    limits = Limits.of(target)
+    return lambda sql, parameters: run_query(client, sql, parameters, limits, target.database, scope)
 
 
 def _direct(

@@ -79,7 +79,7 @@ SELECT u.code AS code, any(v.name) AS name, substring(u.code, 1, 8) AS district_
        max(u.reports) AS reports, max(u.households_affected) AS households_affected,
        max(u.houses_heavy) AS houses_heavy, max(u.houses_moderate) AS houses_moderate,
        max(u.houses_light) AS houses_light, max(u.displaced) AS displaced, max(u.dead) AS dead,
-       max(u.injured) AS injured, max(u.missing) AS missing, max(u.mmi) AS mmi,
+       max(u.injured) AS injured, max(u.missing) AS missing, round(max(u.mmi), 2) AS mmi,
        max(u.hazard_class) AS hazard_class, max(u.level) AS exposure_level
 FROM (
     SELECT village_code AS code, reports, households_affected, houses_heavy, houses_moderate,
@@ -289,6 +289,11 @@ def _named_villages(ask: Ask, codes: Sequence[str]) -> list[str]:
 def _official(event: Mapping[str, Any]) -> dict[str, Any] | None:
     """BNPB's published figures for the event, where ``schemas.official`` holds them."""
     at = event.get("event_time")
+    if isinstance(at, str):  # through the worker's /query, times arrive as text
+        try:
+            at = datetime.fromisoformat(at)
+        except ValueError:
+            return None
     if not isinstance(at, datetime):
         return None
     found = official_figures(

@@ -14,12 +14,13 @@ logger = logging.getLogger(__name__)
 
 
 def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
-    from sinks.analyst import query
+    from sinks.analyst import session
     from sinks.center import figures
+    from streams.domain.contours import alert_contours
     from streams.ops.center import page
 
-    target = settings.clickhouse_target
-    data = figures(lambda sql, p: query(target, sql, p), args.event)
+    with session(settings.clickhouse_target) as ask:
+        data = figures(ask, args.event, alert_contours)
     if data["event"] is None:
         known = ", ".join(e["event_id"] for e in data["events"][:10]) or "none yet"
         raise DampakError(f"no event {args.event!r} (events: {known})")

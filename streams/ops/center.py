@@ -1,10 +1,17 @@
 """The command-center page: served live by the worker at ``/pusat/`` (its figures refreshed from
 ``/pusat/data.json`` every ``REFRESH_S``), or written as one self-contained file by
-``dampak report EVENT --out FILE.html`` (the figures inside it, nothing fetched).
+``dampak report EVENT --out FILE.html`` (the figures and the libraries inside it, nothing fetched).
 
-One HTML document, its CSS and script inline, with no request beyond the worker: the map is an
-SVG drawn from the registry's village centroids (no tiles, so it works offline), the timeline an
-SVG chart. Labels are Indonesian by default (``DAMPAK_WEB__LANGUAGE=en`` for English).
+The map is drawn with Leaflet (https://leafletjs.com/reference.html, 1.9.3 from the
+``xstatic-leaflet`` wheel) and no tile layer: village polygons where boundaries are shipped,
+circle markers at the village centroids elsewhere, the kecamatan and regency outlines, the
+epicentre and the intensity contours, so it works offline. The charts are plotly.js
+(https://plotly.com/javascript/), the bundle the ``plotly`` wheel ships
+(``plotly/package_data/plotly.min.js``): a maintained library with date axes, subplots with one
+y axis each and filled ranges, installed by pip like every other dependency, with no npm step and
+no CDN; the worker serves both libraries from the installed packages (``library``), and a report
+inlines them. Leaflet's stylesheet is served with its images as data URIs, so nothing 404s.
+Labels are Indonesian by default (``DAMPAK_WEB__LANGUAGE=en`` for English).
 
 Times are stored in UTC and shown on the clock of each event's place: its province's zone, WIB
 (UTC+7), WITA (UTC+8) or WIT (UTC+9) per Keputusan Presiden No. 41 Tahun 1987, which
@@ -15,13 +22,20 @@ when the events lie in several; the timeline and the "updated" stamp use the sho
 
 from __future__ import annotations
 
+import base64
+import functools
 import html
+import logging
+import re
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-__all__ = ["LABELS", "REFRESH_S", "page", "pipeline_state"]
+__all__ = ["LABELS", "LIBRARIES", "REFRESH_S", "library", "page", "pipeline_state"]
+
+logger = logging.getLogger(__name__)
 
 REFRESH_S = 10
 
@@ -44,7 +58,10 @@ LABELS: dict[str, dict[str, str]] = {
         "moderate": "Rusak sedang",
         "light": "Rusak ringan",
         "map": "Peta desa",
-        "map_note": "Warna: kerusakan rumah yang dilaporkan; tooltip: perkiraan MMI atau kelas bahaya",
+        "map_note": (
+            "Desa: batasnya bila tersedia, titik tengahnya bila tidak (garis putus: titik tengah"
+            " kecamatan). Garis: batas kecamatan dan kabupaten, kontur intensitas."
+        ),
         "no_damage": "belum ada laporan",
         "timeline": "Perkembangan angka yang dilaporkan",
         "needs": "Kebutuhan minimum per kabupaten/kota (per minggu)",
@@ -68,7 +85,7 @@ LABELS: dict[str, dict[str, str]] = {
         "unranked": "belum berperingkat",
         "unregistered": "tidak terdaftar",
         "above_desil_5": "desil di atas 5",
-        "not_mapped": "desa tanpa koordinat di registri",
+        "not_mapped": "tidak ada desa kejadian ini yang berposisi",
         "range": "rentang",
         "chance": "peluang",
         "upper_bound": "batas atas",
@@ -93,6 +110,34 @@ LABELS: dict[str, dict[str, str]] = {
         "no_programme": "desil 1-5 tanpa program",
         "graduated": "keluar (graduasi) dari PKH",
         "model": "Model",
+        "kec": "Kec.",
+        "estimate_lc": "perkiraan",
+        "reported_lc": "dilaporkan",
+        "heavy_share": "Rumah rusak berat per KK terdaftar",
+        "heavy_unregistered": "rusak berat, tanpa KK terdaftar",
+        "intensity": "Perkiraan intensitas (MMI) atau kelas bahaya",
+        "no_estimate": "tanpa perkiraan",
+        "coverage_layer": "Cakupan laporan",
+        "cov_gap": "terdampak, belum melapor",
+        "cov_done": "terdampak, sudah melapor",
+        "cov_extra": "melapor, di luar wilayah terdampak",
+        "cov_none": "tidak terdampak, belum melapor",
+        "registered": "KK terdaftar",
+        "of_registered": "dari KK terdaftar",
+        "at_district": "posisi: titik tengah kecamatan (batas desa tidak tersedia)",
+        "contour": "Kontur intensitas",
+        "epicentre": "Pusat gempa",
+        "incident": "Insiden",
+        "hazard": "Bahaya",
+        "rule": "Kaitan",
+        "outcome": "Besaran",
+        "label": "Keterangan",
+        "deaths": "Meninggal",
+        "economic_loss_usd": "Kerugian ekonomi (US$)",
+        "layer_damage": "Kerusakan",
+        "layer_mmi": "Intensitas / bahaya",
+        "layer_coverage": "Cakupan",
+        "pick_event": "Pilih kejadian",
     },
     "en": {
         "title": "Command center: social impact of disasters",
@@ -112,7 +157,10 @@ LABELS: dict[str, dict[str, str]] = {
         "moderate": "Moderately damaged",
         "light": "Lightly damaged",
         "map": "Villages",
-        "map_note": "Colour: reported house damage; tooltip: estimated MMI or hazard class",
+        "map_note": (
+            "Villages: their boundary where shipped, else their centre (dashed: the kecamatan's"
+            " centre). Lines: kecamatan and regency boundaries, intensity contours."
+        ),
         "no_damage": "no report yet",
         "timeline": "Reported figures over time",
         "needs": "Minimum needs per regency (per week)",
@@ -160,16 +208,78 @@ LABELS: dict[str, dict[str, str]] = {
         "unranked": "not ranked",
         "unregistered": "not registered",
         "above_desil_5": "decile above 5",
-        "not_mapped": "villages without registry coordinates",
+        "not_mapped": "no village of this event has a position",
+        "kec": "Kec.",
+        "estimate_lc": "estimate",
+        "reported_lc": "reported",
+        "heavy_share": "Heavily damaged houses per registered household",
+        "heavy_unregistered": "heavy damage, no registered household",
+        "intensity": "Estimated intensity (MMI) or hazard class",
+        "no_estimate": "no estimate",
+        "coverage_layer": "Report coverage",
+        "cov_gap": "struck, not reported yet",
+        "cov_done": "struck, reported",
+        "cov_extra": "reported, outside the struck area",
+        "cov_none": "not struck, not reported",
+        "registered": "registered households",
+        "of_registered": "of registered households",
+        "at_district": "placed at its kecamatan's centre (no village boundary)",
+        "contour": "Intensity contour",
+        "epicentre": "Epicentre",
+        "incident": "Incident",
+        "hazard": "Hazard",
+        "rule": "Link",
+        "outcome": "Outcome",
+        "label": "Label",
+        "deaths": "Dead",
+        "economic_loss_usd": "Economic loss (US$)",
+        "layer_damage": "Damage",
+        "layer_mmi": "Intensity / hazard",
+        "layer_coverage": "Coverage",
+        "pick_event": "Choose an event",
     },
 }
 
 ASSETS = Path(__file__).with_name("assets")
 
+#: The libraries the page loads, by the name the worker serves them under (``/pusat/lib/NAME``).
+LIBRARIES: dict[str, str] = {
+    "leaflet.css": "text/css; charset=utf-8",
+    "leaflet.js": "text/javascript; charset=utf-8",
+    "plotly.min.js": "text/javascript; charset=utf-8",
+}
+
+
+@functools.cache
+def library(name: str) -> bytes:
+    """A library's file from its installed package: Leaflet's from ``xstatic-leaflet``, plotly.js
+    from the ``plotly`` wheel. Leaflet's stylesheet comes with its images inlined as data URIs
+    and the source-map comments are dropped, so neither the page nor the report asks for a file
+    that is not there. Raises KeyError for a name not in ``LIBRARIES``."""
+    if name not in LIBRARIES:
+        raise KeyError(name)
+    if name == "plotly.min.js":
+        body = (resources.files("plotly") / "package_data" / "plotly.min.js").read_bytes()
+    else:
+        folder = resources.files("xstatic.pkg.leaflet") / "data"
+        body = (folder / name).read_bytes()
+        if name == "leaflet.css":
+            body = re.sub(
+                rb"url\((images/[\w.-]+\.png)\)",
+                lambda m: (
+                    b"url(data:image/png;base64,"
+                    + base64.b64encode(folder.joinpath(*m[1].decode().split("/")).read_bytes())
+                    + b")"
+                ),
+                body,
+            )
+    return re.sub(rb"\n//# sourceMappingURL=\S+\s*$", b"\n", body)
+
 
 def page(lang: str, data: dict[str, Any] | None, data_url: str = "data.json") -> str:
-    """The page. ``data``: the figures, embedded (a report file); None: fetched from ``data_url``
-    and refreshed every ``REFRESH_S`` (the worker's live page)."""
+    """The page. ``data``: the figures, embedded with the libraries (a report file, which asks
+    for nothing); None: the live page, which loads the libraries from ``lib/`` beside it and fetches
+    its figures from ``data_url`` every ``REFRESH_S``."""
     labels = {**LABELS.get(lang, LABELS["id"]), "_locale": "id-ID" if lang == "id" else "en-GB"}
     live = f"{labels['live']} {REFRESH_S} {labels['seconds']}"
     mode = labels["snapshot"] if data is not None else live
@@ -179,13 +289,34 @@ def page(lang: str, data: dict[str, Any] | None, data_url: str = "data.json") ->
         f"const DATA_URL = {_json(data_url)};\nconst REFRESH_MS = {REFRESH_S * 1000};\n"
         + (ASSETS / "center.js").read_text()
     )
+    if data is None:
+        libraries = (
+            '<link rel="stylesheet" href="lib/leaflet.css">'
+            '<script src="lib/leaflet.js"></script><script src="lib/plotly.min.js"></script>'
+        )
+        picker = f'<select id="event-picker" aria-label="{html.escape(labels["pick_event"])}"></select>'
+    else:
+        libraries = (
+            f"<style>{_inline('leaflet.css')}</style><script>{_inline('leaflet.js')}</script>"
+            f"<script>{_inline('plotly.min.js')}</script>"
+        )
+        picker = ""
     return (
         f'<!doctype html><html lang="{html.escape(lang)}"><head><meta charset="utf-8">'
         f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{html.escape(labels['title'])}</title><style>{css}</style></head><body>"
-        f'<header><h1>{html.escape(labels["title"])}</h1><span><span id="updated"></span> · '
+        f"<title>{html.escape(labels['title'])}</title>{libraries}<style>{css}</style></head><body>"
+        f'<header><h1>{html.escape(labels["title"])}</h1>{picker}<span><span id="updated"></span> · '
         f'{html.escape(mode)}</span></header><main id="root"></main><script>{script}</script></body></html>'
     )
+
+
+def _inline(name: str) -> str:
+    # Inside <script> or <style>, only "</script" or "</style" would end the element early.
+    text = library(name).decode()
+    closing = "</style" if name.endswith(".css") else "</script"
+    if closing in text.lower():
+        raise ValueError(f"{name} contains {closing}>, which would end its element")
+    return text
 
 
 def pipeline_state() -> dict[str, Any]:

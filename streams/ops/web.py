@@ -179,22 +179,37 @@ def register(app: faust.App, settings: Settings, queries: ConnectionPool | None)
 def _register_center(
     app: faust.App, settings: Settings, queries: ConnectionPool, as_json: Callable[..., Any]
 ) -> None:
-    """The command-center page (``streams.ops.center``): aggregated figures only, no personal data,
-    so it is served without the token; the Host check still applies."""
+    """The command-center page (``streams.ops.center``), its figures (``data.json``, for the most
+    recent event or ``?event=ID``) and its libraries (``lib/NAME``): aggregated figures only, no
+    personal data, so they are served without the token; the Host check still applies."""
     from sinks.center import figures
-    from streams.ops.center import page, pipeline_state
+    from streams.domain.contours import alert_contours
+    from streams.ops.center import LIBRARIES, library, page, pipeline_state
 
     target = settings.clickhouse_target
     limits = Limits.of(target)
 
     def read(client: Any, event_id: str | None) -> dict[str, Any]:
-        return figures(lambda sql, p: run_query(client, sql, p, limits, target.database), event_id)
+        return figures(
+            lambda sql, p: run_query(client, sql, p, limits, target.database), event_id, alert_contours
+        )
 
     @app.page("/pusat/")
     async def center_page(view: faust.web.View, request: faust.web.Request) -> Any:
         if not settings.web.host_allowed(request.headers.get("Host", "")):
             return as_json(view, {"error": "unknown Host"}, 403)
         return view.html(page(settings.web.language, None, "data.json"))
+
+    @app.page("/pusat/lib/{name}")
+    async def center_library(view: faust.web.View, request: faust.web.Request, name: str) -> Any:
+        # Leaflet and plotly.js from their installed packages: the page needs no CDN.
+        if not settings.web.host_allowed(request.headers.get("Host", "")):
+            return as_json(view, {"error": "unknown Host"}, 403)
+        if name not in LIBRARIES:
+            return as_json(view, {"error": "no such file"}, 404)
+        # aiohttp takes a charset in the header only, not in ``content_type``.
+        headers = {"Content-Type": LIBRARIES[name], "Cache-Control": "max-age=3600"}
+        return view.bytes(library(name), headers=headers)
 
     @app.page("/pusat/data.json")
     async def center_data(view: faust.web.View, request: faust.web.Request) -> Any:

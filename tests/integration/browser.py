@@ -1,7 +1,9 @@
 """Headless Chromium (Debian's ``chromium`` package) for the command-center page: the DOM after
-the page's script ran, the console messages it printed, and screenshots.
+the page's script ran, the console messages it printed, screenshots, and the page printed to PDF
+(A4 by the page's ``@page`` rule).
 
     python -m tests.integration.browser URL --screenshot docs/command-center.png
+    python -m tests.integration.browser FILE_URL --pdf docs/command-center.pdf
 """
 
 from __future__ import annotations
@@ -45,13 +47,34 @@ def screenshot(url: str, out: Path, width: int = 1280, height: int = 1500) -> Pa
     return out
 
 
+def pdf(url: str, out: Path) -> bytes:
+    """The page printed to PDF as Chromium prints it (no header or footer), and its bytes."""
+    _run(url, "--no-pdf-header-footer", f"--print-to-pdf={out.resolve()}")
+    return out.read_bytes()
+
+
+def pdf_pages(document: bytes) -> list[tuple[float, float]]:
+    """Width and height in points of each page of a PDF Chromium wrote (its page objects are not
+    compressed; ``pdfinfo`` may be missing)."""
+    boxes = re.findall(
+        rb"/Type\s*/Page\b.*?/MediaBox\s*\[\s*([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)", document, re.S
+    )
+    return [(float(x1) - float(x0), float(y1) - float(y0)) for x0, y0, x1, y1 in boxes]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("url")
-    parser.add_argument("--screenshot", type=Path, required=True)
+    out = parser.add_mutually_exclusive_group(required=True)
+    out.add_argument("--screenshot", type=Path)
+    out.add_argument("--pdf", type=Path)
     parser.add_argument("--height", type=int, default=1500)
     args = parser.parse_args()
-    print(screenshot(args.url, args.screenshot, height=args.height))
+    if args.pdf is not None:
+        pdf(args.url, args.pdf)
+        print(args.pdf)
+    else:
+        print(screenshot(args.url, args.screenshot, height=args.height))
 
 
 if __name__ == "__main__":
