@@ -42,12 +42,12 @@ MODES = {
     # households, reports, villages, naive budget (s), latency phase (s), scaling run (its size, and
     # how many rounds of its three setups: its figures are the rounds' medians)
     "quick": {"households": 2_000, "reports": 8_000, "villages": 1_000, "naive_s": 2, "latency_s": 3,
-              "scaling": False, "scaling_size": 20_000, "scaling_rounds": 1},
+              "warmup_s": 1, "scaling": False, "scaling_size": 20_000, "scaling_rounds": 1},
     # For measuring a change quickly: the same phases, a fifth of the full size, no scaling run.
     "medium": {"households": 200_000, "reports": 200_000, "villages": 20_000, "naive_s": 5, "latency_s": 10,
-               "scaling": False, "scaling_size": 0, "scaling_rounds": 1},
+               "warmup_s": 5, "scaling": False, "scaling_size": 0, "scaling_rounds": 1},
     "full": {"households": 1_000_000, "reports": 1_000_000, "villages": 83_762, "naive_s": 20,
-             "latency_s": 20, "scaling": True, "scaling_size": 200_000, "scaling_rounds": 3},
+             "latency_s": 20, "warmup_s": 5, "scaling": True, "scaling_size": 200_000, "scaling_rounds": 3},
 }  # fmt: skip
 TARGETS = {
     # Issue 32 (performance, third step): one worker with a 1,000,000-household registry.
@@ -577,7 +577,10 @@ class Run:
         # (its changelog writes and ClickHouse merges done).
         idle_after = self.wait_idle(proc.pid)
         rate = TARGETS["latency_offered_per_s"]
-        r["latency"] = {**self.latency(16500, cfg["latency_s"], "live", rate), "idle_after_s": idle_after}
+        r["latency"] = {
+            **self.latency(16500, cfg["latency_s"], "live", rate, cfg["warmup_s"]),
+            "idle_after_s": idle_after,
+        }
         print("latency", r["latency"], flush=True)
         r["registry_load"]["peak_rss_mb"] = round(self.peak_rss_mb(proc.pid), 1)
         self.stop(proc)
@@ -615,7 +618,9 @@ class Run:
         r["recovery"], proc = self.recovery(setup, env, 16500)
         print("recovery", r["recovery"], flush=True)
         # The same, right after the backlog of reports, while ClickHouse still merges it.
-        r["latency_after_backlog"] = self.latency(16500, cfg["latency_s"], "after-backlog", rate)
+        r["latency_after_backlog"] = self.latency(
+            16500, cfg["latency_s"], "after-backlog", rate, cfg["warmup_s"]
+        )
         print("latency after backlog", r["latency_after_backlog"], flush=True)
         self.stop(proc)
 
