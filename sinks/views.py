@@ -330,29 +330,8 @@ GROUP BY r.report_id
 #: rows hold it (a constant: ``schemas.households.FAMILY_PROGRAMS``). PBI-JK covers persons.
 _FAMILY_PROGRAMS = "['PKH', 'SEMBAKO', 'BPNT']"
 
-_FIELD_REPORTS = f"""
-CREATE OR REPLACE VIEW {{db}}.field_reports SQL SECURITY DEFINER AS
-SELECT
-    r.report_id AS report_id,
-    r.revision AS revision,
-    multiIf(
-        r.reported_event_id != '', r.reported_event_id,
-        p.incident_id != '', p.incident_id,
-        rc.event_id != '' AND rc.began_at >= r.reported_at - INTERVAL {ATTRIBUTION_DAYS} DAY, rc.event_id,
-        'unassigned') AS event_id,
-    multiIf(
-        r.reported_event_id != '', if(ti.incident_id != '', ti.incident_id, r.reported_event_id),
-        p.incident_id != '', p.incident_id,
-        rc.event_id != '' AND rc.began_at >= r.reported_at - INTERVAL {ATTRIBUTION_DAYS} DAY,
-            if(rci.incident_id != '', rci.incident_id, rc.event_id),
-        'unassigned') AS incident_id,
-    multiIf(
-        r.reported_event_id != '', 'event_id',
-        p.incident_id != '' AND p.by_hazard, 'hazard',
-        p.incident_id != '', 'coverage',
-        rc.event_id != '' AND rc.began_at >= r.reported_at - INTERVAL {ATTRIBUTION_DAYS} DAY, 'reported_area',
-        'unassigned') AS attribution,
-    r.reported_event_id = '' AS event_inferred,
+#: Every column of a report as it stands, after its placement (``r``: its report_state row).
+_REPORT_COLUMNS = f"""
     r.reported_hazard AS reported_hazard,
     r.reported_at AS reported_at,
     r.reporter_id AS reporter_id,
@@ -396,7 +375,46 @@ SELECT
     r.graduated AS graduated,
     r.ingested_at AS updated_at,
     r.arrival AS arrival
-FROM (SELECT * FROM {{db}}.report_state FINAL WHERE NOT retracted) AS r
+"""
+
+# A report with event_id is placed by it alone: only the untagged ones (reported_event_id = '')
+# go through the placement joins, so the joins are built and probed for those rows, not for every
+# report (the figures are the same: each branch keeps exactly the rows the other does not).
+_FIELD_REPORTS = f"""
+CREATE OR REPLACE VIEW {{db}}.field_reports SQL SECURITY DEFINER AS
+SELECT
+    r.report_id AS report_id,
+    r.revision AS revision,
+    r.reported_event_id AS event_id,
+    if(ti.incident_id != '', ti.incident_id, r.reported_event_id) AS incident_id,
+    'event_id' AS attribution,
+    r.reported_event_id = '' AS event_inferred,{_REPORT_COLUMNS}
+FROM (SELECT * FROM {{db}}.report_state FINAL WHERE NOT retracted AND reported_event_id != '') AS r
+LEFT JOIN {{db}}.event_incident AS ti ON ti.event_id = r.reported_event_id
+SETTINGS join_use_nulls = 0
+UNION ALL
+SELECT
+    r.report_id AS report_id,
+    r.revision AS revision,
+    multiIf(
+        r.reported_event_id != '', r.reported_event_id,
+        p.incident_id != '', p.incident_id,
+        rc.event_id != '' AND rc.began_at >= r.reported_at - INTERVAL {ATTRIBUTION_DAYS} DAY, rc.event_id,
+        'unassigned') AS event_id,
+    multiIf(
+        r.reported_event_id != '', if(ti.incident_id != '', ti.incident_id, r.reported_event_id),
+        p.incident_id != '', p.incident_id,
+        rc.event_id != '' AND rc.began_at >= r.reported_at - INTERVAL {ATTRIBUTION_DAYS} DAY,
+            if(rci.incident_id != '', rci.incident_id, rc.event_id),
+        'unassigned') AS incident_id,
+    multiIf(
+        r.reported_event_id != '', 'event_id',
+        p.incident_id != '' AND p.by_hazard, 'hazard',
+        p.incident_id != '', 'coverage',
+        rc.event_id != '' AND rc.began_at >= r.reported_at - INTERVAL {ATTRIBUTION_DAYS} DAY, 'reported_area',
+        'unassigned') AS attribution,
+    r.reported_event_id = '' AS event_inferred,{_REPORT_COLUMNS}
+FROM (SELECT * FROM {{db}}.report_state FINAL WHERE NOT retracted AND reported_event_id = '') AS r
 LEFT JOIN {{db}}.report_placement AS p ON p.report_id = r.report_id
 LEFT JOIN {{db}}.event_incident AS ti ON ti.event_id = r.reported_event_id
 ASOF LEFT JOIN {{db}}.reported_event_coverage AS rc
@@ -650,7 +668,9 @@ def _reported_totals(key: str) -> str:
 # Estimated (from the latest alert) beside reported (from field reports), per event. PAGER's
 # alert is the higher of its fatality and economic alerts; est_deaths is PAGER's median, shown
 # with its most likely range (est_deaths_low to est_deaths_high, open-ended when NULL, with its
-# probability): estimate_ranges has every range.
+# probability): estimate_ranges has every range. The range is read from the alert's latest
+# estimates (``estimate_state``), as estimate_ranges has them, not through estimate_ranges: its
+# displacement from reports would sum every report and the whole registry again.
 _EVENT_SUMMARY = f"""
 CREATE OR REPLACE VIEW {{db}}.event_summary SQL SECURITY DEFINER AS
 SELECT
@@ -672,7 +692,10 @@ LEFT JOIN {{db}}.event_incident AS i ON i.event_id = a.event_id
 LEFT JOIN (
     SELECT event_id, argMax(range_low, probability) AS low, argMax(range_high, probability) AS high,
            max(probability) AS p
-    FROM {{db}}.estimate_ranges WHERE model = 'pager_fatality' GROUP BY event_id
+    FROM {{db}}.estimate_state FINAL
+    WHERE model = 'pager_fatality'
+      AND (event_id, version) IN (SELECT event_id, version FROM {{db}}.alerts_state FINAL)
+    GROUP BY event_id
 ) AS f ON f.event_id = a.event_id
 LEFT JOIN (
 {_reported_totals("event_id")}
