@@ -8,7 +8,8 @@ polygon in decimal degrees (WGS 84). Each table is read once, when first asked f
 
 Boundaries (``boundaries``) are shipped where the command-center map needs outlines: Cianjur
 regency (``cianjur_32.03.geojson``: the regency, its 32 districts and 360 villages, from the same
-source, RFC 7946 [lon, lat] order, village rings simplified by Douglas-Peucker at 0.0001 degrees).
+source, RFC 7946 [lon, lat] order, village rings simplified by Douglas-Peucker at 0.0001 degrees;
+the district and regency outlines are the union of their villages', ``schemas/geo/README.md``).
 """
 
 from __future__ import annotations
