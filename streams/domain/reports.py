@@ -76,7 +76,7 @@ _LATER_FIELDS: dict[str, object] = {
 
 
 def report_doc(report: FieldReport) -> ReportDoc:
-    doc = report.model_dump(mode="json")
+    doc = _as_json(report)
     for name, default in _LATER_FIELDS.items():
         if doc[name] == default:
             # Left out at their defaults: a report's digest stays what it was before these fields
@@ -86,6 +86,23 @@ def report_doc(report: FieldReport) -> ReportDoc:
         orjson.dumps(doc, option=orjson.OPT_SORT_KEYS), digest_size=12
     ).hexdigest()
     return doc  # type: ignore[return-value]
+
+
+def _as_json(report: FieldReport) -> dict[str, Any]:
+    """``report.model_dump(mode="json")``, in a fifth of its time (its fields are JSON values
+    already, but for the datetime, the nested models and the tuple), and the same values: the
+    datetime is in UTC (``UtcDatetime``), which pydantic writes as ISO 8601 with a ``Z``."""
+    doc = dict(report.__dict__)
+    # As pydantic writes it (microseconds only when there are some), five times faster than
+    # ``isoformat``; an offset other than UTC's never passes validation.
+    at = orjson.dumps(report.reported_at, option=orjson.OPT_UTC_Z)
+    if not at.endswith(b'Z"'):
+        return report.model_dump(mode="json")
+    doc["reported_at"] = at[1:-1].decode()
+    doc["facilities"] = dict(report.facilities.__dict__)
+    doc["shelter"] = None if report.shelter is None else dict(report.shelter.__dict__)
+    doc["needs"] = list(report.needs)
+    return doc
 
 
 @dataclass(frozen=True, slots=True)

@@ -68,9 +68,17 @@ class RowWriter(Protocol):
 
 
 class ChangeFlusher(Protocol):
-    """Publishes the table changes handlers made (Faust's ``Changelog``); none in unit tests."""
+    """Writes the table changes handlers made to their stores, and publishes them (Faust's
+    ``Changelog``); none in unit tests."""
 
-    async def flush(self) -> None: ...
+    def write(self) -> None:
+        """Write the changes made so far to their stores (synchronously: no rebalance can revoke
+        their partitions meanwhile)."""
+        ...
+
+    async def flush(self) -> None:
+        """Write the changes made so far to their stores, and publish them to their changelogs."""
+        ...
 
 
 class Forwarder(Protocol):

@@ -39,7 +39,8 @@ MAX_ITEMS = (1 << INDEX_BITS) - 1
 MAX_BUNDLE_BYTES = 900_000
 _NULL = 0xFFFFFFFF
 _LEN = struct.Struct(">I")
-_MS = struct.Struct(">Q")
+_NULL_LEN = _LEN.pack(_NULL)
+_HEAD = struct.Struct(">QI")  # origin (ms), key length
 _MS_MAX = (1 << 64) - 1
 
 
@@ -62,7 +63,12 @@ def pack_counted(items: Sequence[Item]) -> Iterator[tuple[bytes, int]]:
     parts: list[bytes] = []
     size = count = 0
     for key, value, origin in items:
-        encoded = _MS.pack(_origin_ms(origin)) + _field(key) + _field(value)
+        # The origin and the key's length in one struct.
+        if key is None:
+            encoded = _HEAD.pack(_origin_ms(origin), _NULL)
+        else:
+            encoded = _HEAD.pack(_origin_ms(origin), len(key)) + key
+        encoded += _NULL_LEN if value is None else _LEN.pack(len(value)) + value
         if parts and (size + len(encoded) > MAX_BUNDLE_BYTES or count >= MAX_ITEMS):
             yield b"".join(parts), count
             parts, size, count = [], 0, 0
@@ -85,29 +91,31 @@ def _origin_ms(origin: float | None) -> int:
 
 def unpack(record: bytes) -> list[Item]:
     """The (key, value, origin) items of a bundle, in order. Raises ValueError when malformed."""
+    if type(record) is not bytes:  # slices of bytes are bytes (a memoryview's would not be)
+        record = bytes(record)
     out: list[Item] = []
-    view, at = memoryview(record), 0
-    while at < len(view):
-        if at + 8 > len(view):
+    end, at = len(record), 0
+    head, length = _HEAD.unpack_from, _LEN.unpack_from
+    while at < end:
+        if at + 12 > end:
             raise ValueError("truncated bundle")
-        (ms,) = _MS.unpack_from(view, at)
-        key, at = _read(view, at + 8)
-        value, at = _read(view, at)
+        ms, size = head(record, at)
+        at += 12
+        if size == _NULL:
+            key = None
+        elif at + size > end:
+            raise ValueError("truncated bundle")
+        else:
+            key, at = record[at : at + size], at + size
+        if at + 4 > end:
+            raise ValueError("truncated bundle")
+        (size,) = length(record, at)
+        at += 4
+        if size == _NULL:
+            value = None
+        elif at + size > end:
+            raise ValueError("truncated bundle")
+        else:
+            value, at = record[at : at + size], at + size
         out.append((key, value, ms / 1000 if ms else None))
     return out
-
-
-def _field(data: bytes | None) -> bytes:
-    return _LEN.pack(_NULL) if data is None else _LEN.pack(len(data)) + data
-
-
-def _read(view: memoryview, at: int) -> tuple[bytes | None, int]:
-    if at + 4 > len(view):
-        raise ValueError("truncated bundle")
-    (size,) = _LEN.unpack_from(view, at)
-    at += 4
-    if size == _NULL:
-        return None, at
-    if at + size > len(view):
-        raise ValueError("truncated bundle")
-    return bytes(view[at : at + size]), at + size

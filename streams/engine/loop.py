@@ -110,6 +110,9 @@ class _NoGroup:
 
 
 class _NoChanges:
+    def write(self) -> None:
+        return None
+
     async def flush(self) -> None:
         return None
 
@@ -311,11 +314,17 @@ class Engine:
         out = Output()
         outcomes = []
         now = time.time()
-        with self._events() as current:
-            for i, msg in enumerate(messages):
-                current.enter(msg.native)
-                outcomes.append(await self._handle(flow, i, msg, out, now))
-                watch.check()
+        try:
+            with self._events() as current:
+                for i, msg in enumerate(messages):
+                    current.enter(msg.native)
+                    outcomes.append(await self._handle(flow, i, msg, out, now))
+                    watch.check()
+        finally:
+            # The handlers' table changes go to their stores in one write per partition, before
+            # the first await lets a rebalance revoke the partitions (a batch abandoned or handled
+            # again keeps what its handlers wrote, as replays expect).
+            self._changelog.write()
         # The batch's table changes reach their changelogs while its forwards are delivered; both
         # before its rows are written and it is acked.
         _, rejected = await asyncio.gather(self._changelog.flush(), self._deliver(out.forwards))
@@ -534,7 +543,7 @@ async def deliver_all(
 
 def _record_bytes(f: Forward) -> int:
     """About what the producer counts for a record (aiokafka's ``estimate_size_in_bytes``)."""
-    headers = sum(len(k) + len(v) for k, v in f.headers)
+    headers = sum(len(k) + len(v) for k, v in f.headers) if f.headers else 0  # most have none
     return len(f.key or b"") + len(f.value or b"") + headers + _RECORD_OVERHEAD
 
 

@@ -117,8 +117,11 @@ def apply_household_change(deps: RegistryDeps, msg: Message, out: Output) -> Out
     # Written again on a replay too: the local store may hold it without its changelog (below).
     deps.registry[household_id] = state
     out.add(REGISTRY_STATE, registry_row(household_id, state, deps.pseudo))
+    docs = HouseholdReports(deps.household_reports).current(household_id)
+    if not docs:  # most changes (a registry load): no report to enrich again
+        return _OUTCOMES[decision]
     now, enrichment = deps.now(), enrich(state)
-    for doc in HouseholdReports(deps.household_reports).current(household_id):
+    for doc in docs:
         version = report_version(doc["revision"], doc.get("copy", 0), enrichment.seq)
         out.add(REPORT_STATE, report_row(doc, enrichment, version, deps.pseudo, now, doc.get("arrival", 0)))
     return _OUTCOMES[decision]

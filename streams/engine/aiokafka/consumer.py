@@ -183,18 +183,18 @@ class ConsumerLoop:
 
     async def _handle(self, records: list[Any], rebalances: int) -> None:
         by_topic: dict[str, list[Any]] = {}
-        last: dict[TopicPartition, int] = {}
+        last: dict[tuple[str, int], int] = {}
         for r in records:
             by_topic.setdefault(r.topic, []).append(r)
-            last[TopicPartition(r.topic, r.partition)] = r.offset
+            last[r.topic, r.partition] = r.offset
         for topic, batch in by_topic.items():
             if self._at_once is not None and await self._at_once(topic, batch):
                 continue
             messages = [m for r in batch for m in messages_of(r, _seconds(r.timestamp), None, self._bundled)]
             if await self._engine.handle(self._flows[topic], messages, self.group, rebalances) is None:
                 return  # abandoned: none of it is committed
-        for tp, offset in last.items():
-            self._done[tp] = offset + 1
+        for (topic, partition), offset in last.items():
+            self._done[TopicPartition(topic, partition)] = offset + 1
 
     async def _commit(self) -> None:
         """Commit the offsets handled so far; retry a broker's unavailability with backoff. After a

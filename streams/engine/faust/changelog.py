@@ -4,11 +4,13 @@ Faust publishes a table change as it is made: a message for its producer buffer,
 through aiokafka (another future), a callback, and a RocksDB write of the persisted offset, for
 every change. A report changes three keys, so this was the largest part of a worker's producing.
 
-Here a handler's write goes to the store at once (reads in the same batch and in other agents see
-it, as before) and its changelog record waits in ``Changelog`` until the engine flushes, after the
-batch's handlers and before its messages are acked; then each changelog partition's records go
-out as aiokafka record batches (``send_batch``), in order, and the store's persisted offset
-(where a restore resumes reading) is set once per partition, to the last offset acknowledged.
+Here a handler's write waits in its ``TableState`` (reads in the same batch and in other agents
+see it there) and its changelog record waits in ``Changelog`` until the engine flushes, after the
+batch's handlers and before its messages are acked. The changes are written to the stores first
+(RocksDB write batches: ``write``, which the engine calls as soon as the handlers are done); then
+each changelog partition's records go out as aiokafka record batches (``send_batch``), in order,
+and the store's persisted offset (where a restore resumes reading) is set once per partition, to
+the last offset acknowledged.
 
 The records are the bytes Faust itself would write (``TableState`` encodes keys and values as
 Faust's JSON codec does), so restores read changelogs written either way. Ordering per key holds:
@@ -70,6 +72,13 @@ class Changelog:
         self._pending: dict[tuple[str, int], tuple[Store, list[Record]]] = {}
         #: The latest round being published; each round waits for the one before it.
         self._last: asyncio.Future[None] | None = None
+        #: What writes the changes to their stores (``TableState.write``), called at each flush
+        #: before anything is published.
+        self._writers: list[Callable[[], None]] = []
+
+    def before_publishing(self, write: Callable[[], None]) -> None:
+        """Call ``write`` at each flush, first: it writes the changes made so far to their stores."""
+        self._writers.append(write)
 
     def add(self, store: Store, topic: str, partition: int, key: bytes, value: bytes | None) -> None:
         tp = (topic, partition)
@@ -78,9 +87,17 @@ class Changelog:
             entry = self._pending[tp] = (store, [])
         entry[1].append((key, value))
 
+    def write(self) -> None:
+        """Write the changes made so far to their stores (``before_publishing``'s writers)."""
+        for write in self._writers:
+            write()
+
     async def flush(self) -> None:
         """Return when every change made so far is in its changelog (acknowledged as the producer's
-        ``acks`` asks). A caller cancelled while waiting does not cancel the publishing."""
+        ``acks`` asks), and in its store. A caller cancelled while waiting does not cancel the
+        publishing. A store write that fails raises (nothing is published then): the engine handles
+        the batch again, and the next flush writes and publishes what is pending."""
+        self.write()
         if self._pending:
             pending, self._pending = self._pending, {}
             self._last = asyncio.ensure_future(self._publish_after(self._last, pending))

@@ -65,10 +65,13 @@ def test_a_batch_is_forwarded_then_written_then_hooked() -> None:
     assert order == ["hook after 3 rows"]
 
 
-def test_table_changes_are_published_before_the_rows_are_written() -> None:
+def test_table_changes_are_stored_after_the_handlers_and_published_before_the_rows_are_written() -> None:
     order: list[str] = []
 
     class Changes:
+        def write(self) -> None:
+            order.append("stores written")
+
         async def flush(self) -> None:
             order.append("changelog published")
 
@@ -77,9 +80,13 @@ def test_table_changes_are_published_before_the_rows_are_written() -> None:
             order.append("rows written")
             await super().insert(table, rows)
 
+    def handler(msg: Message, out: Output) -> Outcome:
+        order.append("handled")
+        return _handler(msg, out)
+
     e = Engine(Writer(), FakeForwarder(), dead_letters(), FAST, changelog=Changes(), faults=FAULTS)
-    asyncio.run(e.process(Flow("t", _handler, "in-dlq", BATCHING), _messages(b"1")))
-    assert order == ["changelog published", "rows written"]
+    asyncio.run(e.process(Flow("t", handler, "in-dlq", BATCHING), _messages(b"1", b"2")))
+    assert order == ["handled", "handled", "stores written", "changelog published", "rows written"]
 
 
 def test_an_invalid_message_is_dead_lettered_and_the_batch_goes_on() -> None:

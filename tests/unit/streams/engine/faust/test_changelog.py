@@ -152,3 +152,33 @@ def test_the_aiokafka_sender_cuts_records_into_batches_that_fit() -> None:
     assert [q[:2] for q in queued] == [("t", 3)] * len(queued)
     assert sum(q[2] for q in queued) == 7
     assert offsets == [10 * (i + 1) for i in range(len(queued))]
+
+
+def test_the_stores_are_written_before_anything_is_published_and_a_failed_write_publishes_nothing() -> None:
+    broker, store = _Broker(), _Store()
+    changelog = Changelog(broker, FAST)
+    calls: list[int] = []
+    failing = [True]
+
+    def write() -> None:  # the tables' writes (``TableState.write``): published only once written
+        calls.append(broker.sends)
+        if failing[0]:
+            raise OSError("disk full")
+
+    changelog.before_publishing(write)
+
+    async def run() -> None:
+        changelog.add(store, "registry-changelog", 0, b"k0", b"v0")
+        try:
+            await changelog.flush()
+        except OSError:
+            pass
+        else:
+            raise AssertionError("the store's fault is the flush's")
+        assert broker.logs == {} and broker.sends == 0
+        failing[0] = False
+        await changelog.flush()  # the changes kept are written and published now
+
+    asyncio.run(run())
+    assert calls == [0, 0]
+    assert broker.logs == {("registry-changelog", 0): [(b"k0", b"v0")]}

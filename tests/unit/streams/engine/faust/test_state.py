@@ -1,16 +1,20 @@
-"""TableState reads a serialized store once per read, and writes to the store at once and to the
-changelog in the current event's partition."""
+"""TableState reads a serialized store once per read, and writes to the store (RocksDB: in one
+write batch per partition, when the changelog is flushed) and to the changelog in the current
+event's partition."""
 
 from __future__ import annotations
 
 import weakref
 from collections.abc import Iterator
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import faust
 import pytest
 from faust.stores.base import SerializedStore
+from faust.stores.rocksdb import RocksDBOptions
+from faust.stores.rocksdb import Store as RocksDBStore
 from faust.streams import _current_event
 
 from streams.engine.faust.state import TableState
@@ -75,9 +79,29 @@ class _Event:
         self.message = SimpleNamespace(partition=partition)
 
 
+class _RocksStore(RocksDBStore):
+    """Faust's RocksDB store, its partitions' databases opened under ``root``."""
+
+    def __init__(self, root: Path) -> None:  # Faust's needs an app and a table: not what is tested
+        self._dbs = {}
+        self.rocksdb_options = RocksDBOptions()
+        self.root = root
+
+    def _open_for_partition(self, partition: int) -> Any:
+        return self.rocksdb_options.open(self.root / f"p{partition}")
+
+
 class _Changelog:
     def __init__(self) -> None:
         self.changes: list[tuple[str, int, bytes, bytes | None]] = []
+        self.writers: list[Any] = []
+
+    def before_publishing(self, write: Any) -> None:
+        self.writers.append(write)
+
+    def flush(self) -> None:
+        for write in self.writers:
+            write()
 
     def add(self, store: Any, topic: str, partition: int, key: bytes, value: bytes | None) -> None:
         self.changes.append((topic, partition, key, value))
@@ -115,3 +139,37 @@ def test_a_change_outside_an_event_is_refused() -> None:
     state = TableState(_Table(faust.App("state-test")), _Changelog())  # type: ignore[arg-type]
     with pytest.raises(RuntimeError):
         state["h1"] = {}
+
+
+def test_rocksdb_changes_are_read_at_once_and_written_in_one_batch_per_partition_at_the_flush(
+    tmp_path: Path,
+) -> None:
+    table, changelog = _Table(faust.App("state-test")), _Changelog()
+    store = table.data = _RocksStore(tmp_path)  # type: ignore[assignment]
+    state = TableState(table, changelog)  # type: ignore[arg-type]
+    one, two = _Event(partition=1), _Event(partition=2)
+    token = _current_event.set(weakref.ref(one))
+    try:
+        state["h0"] = {"seq": 0}
+        changelog.flush()  # an earlier batch's change, in the store
+        state["h1"], state["h2"] = {"seq": 1}, {"seq": 2}
+        del state["h0"]
+        state["h2"] = {"seq": 3}
+        # Read back before the flush, from the unwritten changes; not yet in the store.
+        assert state.get("h1") == {"seq": 1} and state.get("h2") == {"seq": 3} and state.get("h0") is None
+        db = store._db_for_partition(1)
+        assert db.get(b'"h1"') is None and db.get(b'"h0"') == b'{"seq":0}'
+        assert [c[2:] for c in changelog.changes[1:]] == [
+            (b'"h1"', b'{"seq":1}'), (b'"h2"', b'{"seq":2}'), (b'"h0"', None), (b'"h2"', b'{"seq":3}'),
+        ]  # fmt: skip
+        _current_event.reset(token)
+        token = _current_event.set(weakref.ref(two))
+        assert state.get("h1") is None  # another partition's changes are not its own
+        changelog.flush()
+        assert db.get(b'"h1"') == b'{"seq":1}' and db.get(b'"h2"') == b'{"seq":3}' and db.get(b'"h0"') is None
+        assert store._db_for_partition(2).get(b'"h1"') is None
+        _current_event.reset(token)
+        token = _current_event.set(weakref.ref(one))
+        assert state.get("h2") == {"seq": 3} and state.get("h0") is None  # now from the store
+    finally:
+        _current_event.reset(token)
