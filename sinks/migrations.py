@@ -26,6 +26,7 @@ from sinks.tables import (
     ENTITLEMENT_RATES,
     ESTIMATE_STATE,
     INCIDENT_AUTO_STATE,
+    INCIDENT_COVERAGE_STATE,
     INCIDENT_LINK_STATE,
     INCIDENT_STATE,
     NOTIFICATION_STATE,
@@ -134,6 +135,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
     ),
     Migration(10, "village positions from the shipped centroids", (VILLAGE_POSITIONS,)),
+    # Filled by the incidents' refresh, which ``migrate`` runs whenever a migration is applied.
+    Migration(
+        11,
+        "the villages each incident covers, stored when the incidents are regrouped",
+        (INCIDENT_COVERAGE_STATE,),
+    ),
 )
 
 

@@ -21,6 +21,7 @@ __all__ = [
     "ENTITLEMENT_RATES",
     "ESTIMATE_STATE",
     "INCIDENT_AUTO_STATE",
+    "INCIDENT_COVERAGE_STATE",
     "INCIDENT_LINK_STATE",
     "INCIDENT_STATE",
     "NOTIFICATION_STATE",
@@ -344,6 +345,27 @@ INCIDENT_STATE = Table(
 # the grouping: ``sinks.views.incident_refresh_statements``).
 INCIDENT_AUTO_STATE = Table("incident_auto_state", INCIDENT_STATE.columns, INCIDENT_STATE.engine, "event_id")
 
+# The villages each incident covers, as the writer last computed them after regrouping
+# (``sinks.views.incident_refresh_statements``): each refresh writes every (incident, village) it
+# finds at one new version, and marks ``removed`` those it no longer finds; the latest version of
+# each stands (``incident_coverage`` reads them with FINAL; ClickHouse docs, ReplacingMergeTree,
+# ``ver``: https://clickhouse.com/docs/engines/table-engines/mergetree-family/replacingmergetree).
+INCIDENT_COVERAGE_STATE = Table(
+    "incident_coverage_state",
+    _cols(f"""
+        incident_id String
+        village_code LowCardinality(String)
+        version UInt64
+        removed Bool
+        began_at {_DT}
+        last_event_at {_DT}
+        level Int64
+        hazards Array(String)
+    """),
+    "ReplacingMergeTree(version)",
+    "(village_code, incident_id)",
+)
+
 NOTIFICATION_STATE = Table(
     "notification_state",
     _cols(f"""
@@ -427,4 +449,5 @@ TABLES: tuple[Table, ...] = (
     ENTITLEMENT_RATES,
     INCIDENT_AUTO_STATE,
     VILLAGE_POSITIONS,
+    INCIDENT_COVERAGE_STATE,
 )

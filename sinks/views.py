@@ -24,6 +24,7 @@ from schemas.reference import (
 
 __all__ = [
     "ANALYST_OBJECTS",
+    "INCIDENT_COVERAGE_SQL",
     "INCIDENT_DECISIONS_SQL",
     "INCIDENT_GROUPING_INPUTS",
     "INCIDENT_GROUPING_SQL",
@@ -260,14 +261,23 @@ INCIDENT_GROUPING_INPUTS = frozenset({"alerts_state", "incident_link_state"})
 def incident_refresh_statements(database: str) -> list[str]:
     """The statements that store the grouping of every event as of now (a new version): by the
     rules into ``incident_auto_state``, then with the operators' decisions into
-    ``incident_state``."""
+    ``incident_state``, then the villages each incident covers into ``incident_coverage_state``
+    (``INCIDENT_COVERAGE_SQL``; an (incident, village) no longer covered is marked removed)."""
+    version = "toUInt64(toUnixTimestamp64Micro(now64(6)))"
     columns = "(event_id, version, incident_id, rule, hazard, event_time, warning)"
-    select = "SELECT event_id, toUInt64(toUnixTimestamp64Micro(now64(6))), incident_id, rule, hazard, "
+    select = f"SELECT event_id, {version}, incident_id, rule, hazard, "
+    covered = INCIDENT_COVERAGE_SQL.format(db=database)
+    coverage = f"{database}.incident_coverage_state"
     return [
         f"INSERT INTO {database}.incident_auto_state {columns} {select}"
         f"event_time, warning FROM ({INCIDENT_GROUPING_SQL.format(db=database)})",
         f"INSERT INTO {database}.incident_state {columns} {select}"
         f"event_time, warning FROM ({INCIDENT_DECISIONS_SQL.format(db=database)})",
+        f"INSERT INTO {coverage} (incident_id, village_code, version, removed, began_at, last_event_at, "
+        f"level, hazards) SELECT incident_id, village_code, {version}, false, began_at, last_event_at, "
+        f"level, hazards FROM ({covered}) UNION ALL SELECT incident_id, village_code, {version}, true, "
+        f"began_at, last_event_at, level, hazards FROM {coverage} FINAL WHERE NOT removed "
+        f"AND (incident_id, village_code) NOT IN (SELECT incident_id, village_code FROM ({covered}))",
     ]
 
 
@@ -286,8 +296,14 @@ FROM {db}.incident_link_state FINAL
 
 # The villages each incident covers (warnings excepted), since its first event there, with how
 # hard it struck them (``streams.domain.incidents.damage_level``) and by which hazards.
-_INCIDENT_COVERAGE = """
-CREATE OR REPLACE VIEW {db}.incident_coverage SQL SECURITY DEFINER AS
+#
+# Like the grouping it follows, it is computed when its inputs change, not at every query: every
+# report's placement reads it. Its inputs are the alerts' exposure (read only for the alert
+# versions in ``alerts_state``, written after their exposure) and the grouping, so the writer
+# stores it after each regrouping (``incident_refresh_statements``) into
+# ``incident_coverage_state``: each (incident, village) at a new version, and those no longer
+# covered marked removed; ``incident_coverage`` reads the latest version of each.
+INCIDENT_COVERAGE_SQL = """
 SELECT i.incident_id AS incident_id, x.village_code AS village_code,
        min(i.event_time) AS began_at, max(i.event_time) AS last_event_at,
        max(if(i.hazard = 'earthquake',
@@ -300,6 +316,13 @@ FROM {db}.alert_exposure AS x
 INNER JOIN {db}.event_incident AS i ON i.event_id = x.event_id
 WHERE NOT i.warning
 GROUP BY i.incident_id, x.village_code
+"""
+
+_INCIDENT_COVERAGE = """
+CREATE OR REPLACE VIEW {db}.incident_coverage SQL SECURITY DEFINER AS
+SELECT incident_id, village_code, began_at, last_event_at, level, hazards
+FROM {db}.incident_coverage_state FINAL
+WHERE NOT removed
 """
 
 # Where a report stands (README, *Attribution of untagged reports*):
@@ -463,11 +486,27 @@ FROM (
 """
 
 
+#: The columns of a report that the impact figures sum (``impact_view_sql``), besides its area.
+_IMPACT_COLUMNS = (
+    "event_id", "houses_light", "houses_moderate", "houses_heavy", "displaced", "dead", "injured",
+    "missing", "kpm", "vulnerable_persons", "registered", "injured_severe", "affected_persons",
+    "affected_families", "houses_submerged", "pbi_persons", "facilities_education",
+    "facilities_health", "facilities_worship", "facilities_office", "facilities_bridge",
+)  # fmt: skip
+
+
 def impact_view_sql(level: str) -> str:
-    """Impact figures per incident, event and area: each household once per incident
-    (``household_impact``), plus every village summary. An incident's figure is the sum over its
-    events' rows."""
+    """Impact figures per incident, event and area: each household once per incident, from its
+    latest report (as ``household_impact``), plus every village summary. An incident's figure is
+    the sum over its events' rows.
+
+    ``field_reports`` is read once: a household's reports are grouped by (incident, household)
+    and a village summary (no ``household_ref``) is a group of its own, keyed by its report_id,
+    so its "latest report" is itself. Reading it twice (``household_impact`` and the summaries)
+    would plan and run the placement of every report twice."""
     code = _AREA_LEVELS[level]
+    columns = (*_IMPACT_COLUMNS, code)
+    latest = ",\n               ".join(f"latest.{i} AS {c}" for i, c in enumerate(columns, start=1))
     return f"""
 CREATE OR REPLACE VIEW {{db}}.impact_{level} SQL SECURITY DEFINER AS
 SELECT
@@ -511,30 +550,26 @@ FROM (
         countIf(household AND NOT registered) AS unregistered_households_affected,
         sum(injured_severe) AS injured_severe,
         sum(affected_persons) AS affected_persons,
-        countIf(household) + sum(affected_families) AS families_affected,
+        countIf(household) + sumIf(affected_families, NOT household) AS families_affected,
         sum(houses_submerged) AS houses_submerged,
         sumIf(pbi_persons, household) AS pbi_persons_affected,
-        sum(facilities_education) AS facilities_education,
-        sum(facilities_health) AS facilities_health,
-        sum(facilities_worship) AS facilities_worship,
-        sum(facilities_office) AS facilities_office,
-        sum(facilities_bridge) AS facilities_bridge,
+        sumIf(facilities_education, NOT household) AS facilities_education,
+        sumIf(facilities_health, NOT household) AS facilities_health,
+        sumIf(facilities_worship, NOT household) AS facilities_worship,
+        sumIf(facilities_office, NOT household) AS facilities_office,
+        sumIf(facilities_bridge, NOT household) AS facilities_bridge,
         max(updated_at) AS updated_at
     FROM (
-        SELECT incident_id, event_id, {code}, reports AS n, true AS household, houses_light, houses_moderate,
-               houses_heavy, displaced, dead, injured, missing, kpm, vulnerable_persons, registered,
-               injured_severe, affected_persons, toUInt32(0) AS affected_families, houses_submerged,
-               pbi_persons, toUInt32(0) AS facilities_education, toUInt32(0) AS facilities_health,
-               toUInt32(0) AS facilities_worship, toUInt32(0) AS facilities_office,
-               toUInt32(0) AS facilities_bridge, updated_at
-        FROM {{db}}.household_impact
-        UNION ALL
-        SELECT incident_id, event_id, {code}, 1, false, houses_light, houses_moderate, houses_heavy,
-               displaced, dead, injured, missing, false, 0, false, injured_severe, affected_persons,
-               affected_families, houses_submerged, 0, facilities_education, facilities_health,
-               facilities_worship, facilities_office, facilities_bridge, updated_at
-        FROM {{db}}.field_reports
-        WHERE household_ref = ''
+        SELECT incident_id, household_ref != '' AS household, n,
+               {latest},
+               last_update AS updated_at
+        FROM (
+            SELECT incident_id, household_ref, count() AS n,
+                   argMax(tuple({", ".join(columns)}), {_LATEST}) AS latest,
+                   max(updated_at) AS last_update
+            FROM {{db}}.field_reports
+            GROUP BY incident_id, household_ref, if(household_ref = '', report_id, '')
+        )
     )
     GROUP BY incident_id, event_id, {code}
 ) AS a
