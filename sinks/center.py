@@ -271,11 +271,11 @@ def _geography(villages: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _named_villages(ask: Ask, codes: Sequence[str]) -> list[str]:
-    """Each village as "Name (Kec. District)", in the order given; a code of no known name stays."""
+def _village_labels(ask: Ask, codes: Sequence[str]) -> dict[str, str]:
+    """Each village code as "Name (Kec. District)", in one query; a code of no known name stays."""
     if not codes:
-        return []
-    found = {r["code"]: r for r in _records(ask, PLACE_NAMES, codes=list(codes))}
+        return {}
+    found = {r["code"]: r for r in _records(ask, PLACE_NAMES, codes=sorted(set(codes)))}
 
     def label(code: str) -> str:
         row = found.get(code)
@@ -283,7 +283,7 @@ def _named_villages(ask: Ask, codes: Sequence[str]) -> list[str]:
             return code
         return f"{row['name']} (Kec. {row['district_name']})" if row["district_name"] else row["name"]
 
-    return [label(code) for code in codes]
+    return {code: label(code) for code in codes}
 
 
 def _official(event: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -342,8 +342,9 @@ def figures(ask: Ask, event_id: str | None = None, contours: Contours | None = N
     out["ranges"] = _records(ask, RANGES, event=event)
     out["entitlements"] = _records(ask, ENTITLEMENTS, incident=incident)
     out["coverage"] = _records(ask, COVERAGE, incident=incident)
+    labels = _village_labels(ask, [code for d in out["coverage"] for code in d["unreported"]])
     for district in out["coverage"]:
-        district["unreported"] = _named_villages(ask, district["unreported"])
+        district["unreported"] = [labels[code] for code in district["unreported"]]
     out["reassess"] = {
         "by_reason": _records(ask, REASSESS_BY_REASON, event=event),
         "by_village": _records(ask, REASSESS_BY_VILLAGE, event=event),
