@@ -56,8 +56,10 @@ def deployment(
     kafka_bootstrap: str, clickhouse_template: Path, tmp_path: Path, request: pytest.FixtureRequest
 ) -> Iterator[Deployment]:
     dep = Deployment(uuid.uuid4().hex[:10], tmp_path / "data", next(_ports))
-    # The store's symbolic links are relative (metadata/ and data/ into store/): a copy stands alone.
-    shutil.copytree(clickhouse_template, tmp_path / "data" / "clickhouse", symlinks=True)
+    if request.node.get_closest_marker("fresh_store") is None:
+        # The store's symbolic links are relative (metadata/ and data/ into store/): a copy stands
+        # alone.
+        shutil.copytree(clickhouse_template, tmp_path / "data" / "clickhouse", symlinks=True)
     yield dep
     if dep.worker is not None and dep.worker.poll() is None:
         dep.kill_worker()

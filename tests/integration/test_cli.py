@@ -82,6 +82,7 @@ def test_query_works_with_and_without_a_running_worker(deployment: Deployment) -
     assert deployment.stop_worker() == 0
 
 
+@pytest.mark.fresh_store
 def test_init_db_twice_is_a_no_op(deployment: Deployment) -> None:
     from sinks.migrations import MIGRATIONS
 
