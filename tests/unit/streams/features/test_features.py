@@ -539,13 +539,14 @@ def test_lag_samples_become_rows() -> None:
 
 _NOT_WRITTEN_BY_HANDLERS = (
     "schema_migrations", "regions", "village_positions", "privacy_keys", "incident_auto_state",
-    "incident_state", "entitlement_rates",
+    "incident_state", "incident_coverage_state", "entitlement_rates",
 )  # fmt: skip
 
 
 @pytest.mark.parametrize(
-    # incident_auto_state and incident_state are written by the store itself, after the alerts
-    # and decisions it groups (sinks.writer; tests/integration/test_incidents.py);
+    # incident_auto_state, incident_state and incident_coverage_state are written by the store
+    # itself, after the alerts and decisions it groups (sinks.writer;
+    # tests/integration/test_incidents.py);
     # entitlement_rates at the worker's start
     # (sinks.migrations; tests/integration/test_ministry.py).
     "table",
