@@ -576,9 +576,9 @@ class Run:
         # Latency of a live stream at a fixed rate, the registry loaded and the worker idle again
         # (its changelog writes and ClickHouse merges done).
         idle_after = self.wait_idle(proc.pid)
-        rate = TARGETS["latency_offered_per_s"]
+        offered = TARGETS["latency_offered_per_s"]
         r["latency"] = {
-            **self.latency(16500, cfg["latency_s"], "live", rate, cfg["warmup_s"]),
+            **self.latency(16500, cfg["latency_s"], "live", offered, cfg["warmup_s"]),
             "idle_after_s": idle_after,
         }
         print("latency", r["latency"], flush=True)
@@ -619,7 +619,7 @@ class Run:
         print("recovery", r["recovery"], flush=True)
         # The same, right after the backlog of reports, while ClickHouse still merges it.
         r["latency_after_backlog"] = self.latency(
-            16500, cfg["latency_s"], "after-backlog", rate, cfg["warmup_s"]
+            16500, cfg["latency_s"], "after-backlog", offered, cfg["warmup_s"]
         )
         print("latency after backlog", r["latency_after_backlog"], flush=True)
         self.stop(proc)
