@@ -70,8 +70,11 @@ def official_figures(hazard: str, event_time: datetime, magnitude: float | None)
     for entry in OFFICIAL:
         if entry.hazard != hazard or abs((entry.event_time - event_time).total_seconds()) > MATCH_SECONDS:
             continue
-        both = magnitude is not None and entry.magnitude is not None
-        if both and abs(entry.magnitude - magnitude) > MATCH_MAGNITUDE:  # type: ignore[operator]
+        if (
+            magnitude is not None
+            and entry.magnitude is not None
+            and abs(entry.magnitude - magnitude) > MATCH_MAGNITUDE
+        ):
             continue
         return entry
     return None

@@ -380,11 +380,8 @@ def _runner(
 def _direct(
     target: ClickHouseTarget, sql: str, parameters: Mapping[str, Any] | None, scope: Scope
 ) -> QueryResult:
-    client = connect(target)
-    try:
-        return run_query(client, sql, parameters, Limits.of(target), target.database, scope)
-    finally:
-        client.close()
+    with _connection(target) as client:
+        return _runner(client, target, scope)(sql, parameters)
 
 
 def _via_worker(
