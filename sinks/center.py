@@ -80,7 +80,8 @@ SELECT u.code AS code, any(v.name) AS name, substring(u.code, 1, 8) AS district_
        max(u.houses_heavy) AS houses_heavy, max(u.houses_moderate) AS houses_moderate,
        max(u.houses_light) AS houses_light, max(u.displaced) AS displaced, max(u.dead) AS dead,
        max(u.injured) AS injured, max(u.missing) AS missing, round(max(u.mmi), 2) AS mmi,
-       max(u.hazard_class) AS hazard_class, max(u.level) AS exposure_level
+       max(u.hazard_class) AS hazard_class, max(u.level) AS exposure_level,
+       count() OVER () AS villages_total
 FROM (
     SELECT village_code AS code, reports, households_affected, houses_heavy, houses_moderate,
            houses_light, displaced, dead, injured, missing, CAST(NULL, 'Nullable(Float64)') AS mmi,
@@ -98,8 +99,15 @@ LEFT JOIN dampak.regions AS d ON d.code = substring(u.code, 1, 8)
 LEFT JOIN dampak.regions AS g ON g.code = substring(u.code, 1, 5)
 LEFT JOIN dampak.village_positions AS p ON p.code = u.code
 GROUP BY u.code
-ORDER BY households_affected DESC, code
+ORDER BY reports > 0 DESC, households_affected DESC, exposure_level DESC, mmi DESC NULLS LAST, code
+LIMIT {limit:UInt32}
 """
+
+#: The most villages the map draws: an event reaching more (a strong earthquake on Java reaches
+#: thousands) draws the reported ones first, then the hardest struck, and says how many it left
+#: out (``villages_total``). It keeps the page's data and its map bounded, and the query under
+#: the analyst row cap (``DAMPAK_CLICKHOUSE__QUERY_MAX_ROWS``, 10,000 by default).
+MAP_VILLAGES = 5_000
 
 # Registered households of the villages on the map (the registry's count, no household).
 REGISTERED = """
@@ -246,10 +254,14 @@ def _with_zones(ask: Ask, events: list[dict[str, Any]]) -> None:
         event.update(place_zone(places.get(event["event_id"])))
 
 
-def _villages(ask: Ask, event: str, incident: str) -> list[dict[str, Any]]:
-    """The map's villages (``VILLAGES``) with their registered households, and whether each was
-    struck (``exposed``) and has reports (``reported``)."""
-    villages = _records(ask, VILLAGES, event=event, incident=incident)
+def _villages(ask: Ask, event: str, incident: str) -> tuple[list[dict[str, Any]], int]:
+    """The map's villages (``VILLAGES``, at most ``MAP_VILLAGES``) with their registered
+    households, and whether each was struck (``exposed``) and has reports (``reported``); and how
+    many villages the event has in all."""
+    villages = _records(ask, VILLAGES, event=event, incident=incident, limit=MAP_VILLAGES)
+    total = int(villages[0].pop("villages_total")) if villages else 0
+    for village in villages[1:]:
+        del village["villages_total"]
     registered: dict[str, int] = {}
     if villages:
         found = _records(ask, REGISTERED, codes=[v["code"] for v in villages])
@@ -258,7 +270,7 @@ def _villages(ask: Ask, event: str, incident: str) -> list[dict[str, Any]]:
         village["registered_households"] = registered.get(village["code"], 0)
         village["exposed"] = bool(village["exposure_level"] and village["exposure_level"] >= 1)
         village["reported"] = bool(village["reports"])
-    return villages
+    return villages, total
 
 
 def _geography(villages: list[dict[str, Any]]) -> dict[str, Any]:
@@ -320,13 +332,13 @@ def figures(ask: Ask, event_id: str | None = None, contours: Contours | None = N
     if chosen is None:
         empty: dict[str, list[Any]] = {"by_reason": [], "by_village": []}
         out.update(
-            villages=[], timeline=[], needs=[], ranges=[], entitlements=[], coverage=[],
+            villages=[], villages_total=0, timeline=[], needs=[], ranges=[], entitlements=[], coverage=[],
             reassess=empty, incident=None, geo=_geography([]), contours=no_lines,
         )  # fmt: skip
         return out
     event = chosen["event_id"]
     incident = chosen.get("incident_id") or event
-    out["villages"] = _villages(ask, event, incident)
+    out["villages"], out["villages_total"] = _villages(ask, event, incident)
     out["geo"] = _geography(out["villages"])
     alert = next(iter(_records(ask, ALERT, event=event)), None)
     chosen["epicentre"] = (

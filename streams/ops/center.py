@@ -117,6 +117,9 @@ LABELS: dict[str, dict[str, str]] = {
         "heavy_unregistered": "rusak berat, tanpa KK terdaftar",
         "intensity": "Perkiraan intensitas (MMI) atau kelas bahaya",
         "no_estimate": "tanpa perkiraan",
+        "villages_left_out": (
+            "desa di peta: {drawn} dari {total} (yang dilaporkan, lalu yang terdampak paling berat)"
+        ),
         "coverage_layer": "Cakupan laporan",
         "cov_gap": "terdampak, belum melapor",
         "cov_done": "terdampak, sudah melapor",
@@ -216,6 +219,9 @@ LABELS: dict[str, dict[str, str]] = {
         "heavy_unregistered": "heavy damage, no registered household",
         "intensity": "Estimated intensity (MMI) or hazard class",
         "no_estimate": "no estimate",
+        "villages_left_out": (
+            "villages on the map: {drawn} of {total} (the reported ones, then the hardest struck)"
+        ),
         "coverage_layer": "Report coverage",
         "cov_gap": "struck, not reported yet",
         "cov_done": "struck, reported",

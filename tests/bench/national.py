@@ -34,6 +34,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -275,9 +277,20 @@ def _post(port: int, sql: str, params: dict[str, Any]) -> tuple[list[str], list[
     req = urllib.request.Request(
         f"http://127.0.0.1:{port}/query", data=body, headers={"Content-Type": "application/json"}
     )
-    with urllib.request.urlopen(req, timeout=300) as r:
-        answer = json.loads(r.read())
+    try:
+        with urllib.request.urlopen(req, timeout=300) as r:
+            answer = json.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        raise RuntimeError(f"/query answered {exc.code}: {exc.read().decode(errors='replace')}") from exc
     return answer["columns"], answer["rows"]
+
+
+def _page_data(port: int, event_id: str) -> dict[str, Any]:
+    """The page's ``data.json`` for ``event_id``, fetched as the operator's browser does."""
+    url = f"http://127.0.0.1:{port}/pusat/data.json?event={urllib.parse.quote(event_id)}"
+    with urllib.request.urlopen(url, timeout=300) as r:
+        data: dict[str, Any] = json.loads(r.read())
+    return data
 
 
 def _writes(settings: Any, topic: str, rate: int, stop: threading.Event, sent: list[int]) -> None:
@@ -309,7 +322,6 @@ def _writes(settings: Any, topic: str, rate: int, stop: threading.Event, sent: l
 
 def loaded(data_dir: Path, runs: int, rate: int, port: int = 6391) -> dict[str, Any]:
     """Each query through a worker on ``data_dir`` while it takes ``rate`` reports/s."""
-    from sinks.center import figures
     from streams.runtime.worker import wait_until_ready
     from streams.settings import Settings
 
@@ -341,7 +353,7 @@ def loaded(data_dir: Path, runs: int, rate: int, port: int = 6391) -> dict[str, 
         calls: dict[str, Callable[[], object]] = {
             name: (lambda s=sql, p=params: _post(port, s, p)) for name, sql, params in QUERIES
         }
-        calls["data.json"] = lambda: figures(lambda s, p: _post(port, s, dict(p)), BIG)
+        calls["data.json"] = lambda: _page_data(port, BIG)
         report = [
             "dampak report",
             [str(ROOT / ".venv" / "bin" / "dampak"), "report", BIG, "--out", str(data_dir / "report.html")],

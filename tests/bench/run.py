@@ -919,7 +919,10 @@ def registry_scale(sizes: list[int]) -> dict[str, Any]:
     for n in sizes:
         run = _registry_run(n)
         try:
+            broker0 = _broker_cpu_s()
             load, proc = run.registry_load(_Counted(n), 16500)  # type: ignore[arg-type]
+            load["broker_cpu_s"] = round(_broker_cpu_s() - broker0, 1)
+            load["worker_cpu_s"] = round(run.cpu_seconds(proc.pid), 1)
             load["peak_rss_mb"] = round(run.peak_rss_mb(proc.pid), 1)
             run.stop(proc)
             load["disk"] = run.disk_per_household(n)
@@ -936,6 +939,7 @@ def registry_scale(sizes: list[int]) -> dict[str, Any]:
     disk_per_hh = (disk_mb(last) - disk_mb(first)) * 2**20 / span
     ahead = NATIONAL_HOUSEHOLDS - last["households"]
     return {
+        "projection": refresh_projection(first, split),
         "runs": runs,
         "growth": {
             "rss_bytes_per_household": round(rss_per_hh),
@@ -954,12 +958,54 @@ def registry_scale(sizes: list[int]) -> dict[str, Any]:
     }
 
 
+#: The machine the national refresh is projected onto (issue 32): one host with this many cores.
+PROJECTION_CORES = 8
+
+
+def refresh_projection(one: dict[str, Any], split: dict[str, Any]) -> dict[str, Any]:
+    """The national registry refresh on one ``PROJECTION_CORES``-core machine, from measured inputs.
+
+    Method: the CPU a household costs, everything on the machine counted (the workers, the writer
+    and the Kafka broker, from /proc), is measured with one worker and with the split (two compute
+    workers and the writer); the split's cost per household is the one that holds for more
+    workers, because it already pays the hand-over between processes (the scaling measured here:
+    its ratio to one worker's). The machine's cores are filled as well as the split filled this
+    one's (its measured cores busy / cores). So: hours = households x CPU-s per household /
+    (cores x that share) / 3600. It assumes the cost per household stays flat from 3 to 8
+    processes (measured from 1 to 3 here) and that the topics have a partition per compute worker;
+    it is a projection, not a run."""
+    cores_here = os.cpu_count() or 1
+    per_one = (one["worker_cpu_s"] + one["broker_cpu_s"]) / one["households"]
+    per_split = (split["worker_cpu_s"] + split["broker_cpu_s"]) / split["households"]
+    share = min(1.0, (split["worker_cpu_s"] + split["broker_cpu_s"]) / split["seconds"] / cores_here)
+    seconds = NATIONAL_HOUSEHOLDS * per_split / (PROJECTION_CORES * share)
+    return {
+        "cpu_us_per_household_one_worker": round(per_one * 1e6, 1),
+        "cpu_us_per_household_split": round(per_split * 1e6, 1),
+        "split_cost_ratio": round(per_split / per_one, 3),
+        "cores_share_filled": round(share, 3),
+        "cores": PROJECTION_CORES,
+        "hours": round(seconds / 3600, 2),
+    }
+
+
+def _broker_cpu_s() -> float:
+    """CPU seconds of the local Kafka broker so far (0 when it is not ours to read)."""
+    from deploy.local.broker import LocalKafka
+    from streams.settings import Settings
+
+    pid = LocalKafka(Settings()).status().pid
+    return Run.cpu_seconds(pid) if pid else 0.0
+
+
 def registry_split(n: int) -> dict[str, Any]:
     """Two compute workers and ``dampak writer`` loading a registry of ``n`` households on fresh
     topics, until the writer has written every row the compute workers handed over."""
     run = _registry_run(n)
     try:
+        broker0 = _broker_cpu_s()
         load = run.split_scaling("regsplit", 16540, [16541, 16542])
+        load["broker_cpu_s"] = round(_broker_cpu_s() - broker0, 1)
     finally:
         run.delete_topics()
     return {"households": n, **load, "households_per_s": round(n / load["seconds"])}
@@ -981,7 +1027,7 @@ class _Counted:
 
 def write_registry_scale(r: dict[str, Any], docs: Path) -> None:
     (docs / "registry-scale.json").write_text(json.dumps(r, indent=2) + "\n")
-    g, nat, sp = r["growth"], r["national"], r["writer_split"]
+    g, nat, sp, pj = r["growth"], r["national"], r["writer_split"], r["projection"]
     sizes = ",".join(str(x["households"]) for x in r["runs"])
 
     def row(x: dict[str, Any]) -> str:
@@ -1010,7 +1056,27 @@ def write_registry_scale(r: dict[str, Any], docs: Path) -> None:
         f"With the writer split (two compute workers and `dampak writer` on the same 2 cores, "
         f"{sp['households']:,} households): {sp['households_per_s']:,} households/s "
         f"({sp['seconds']} s; compute {sp['compute_cpu_s']} CPU-s, writer {sp['writer_cpu_s']} CPU-s), "
-        f"so a full refresh in {nat['refresh_hours_writer_split']} h.",
+        f"so a full refresh in {nat['refresh_hours_writer_split']} h on this machine.",
+        "",
+        f"## The national refresh on one {pj['cores']}-core machine (projection)",
+        "",
+        "| measured input | value |",
+        "|---|---:|",
+        f"| CPU per household, one worker (worker + broker) | {pj['cpu_us_per_household_one_worker']} µs |",
+        "| CPU per household, split: 2 compute workers + writer (+ broker) | "
+        f"{pj['cpu_us_per_household_split']} µs |",
+        f"| split / one worker (the cost of more processes) | {pj['split_cost_ratio']} |",
+        f"| share of the cores the split kept busy here | {pj['cores_share_filled']} |",
+        "",
+        f"Projected: {nat['households']:,} households x {pj['cpu_us_per_household_split']} µs / "
+        f"({pj['cores']} cores x {pj['cores_share_filled']}) = **{pj['hours']} h** (target ≤ 1 h). "
+        "Method (`refresh_projection` in `tests/bench/run.py`): every process on the machine is "
+        "counted (workers, writer, the Kafka broker); the split's cost per household is the one "
+        "that holds for more workers, because it already pays the hand-over between processes; the "
+        f"{pj['cores']} cores are filled as well as the split filled these. It assumes the cost per "
+        "household stays flat from 3 to 8 processes (measured from 1 to 3 here), a `households` "
+        "topic with a partition per compute worker (6 by default: raise `DAMPAK_KAFKA__PARTITIONS` "
+        "first) and ClickHouse on the same machine, as here; it is a projection, not a run.",
         "",
         "What grows: on disk, linearly, RocksDB's one registry record per household (its changelog "
         "is in Kafka) and the embedded ClickHouse's `registry_state` rows; ClickHouse's share depends "

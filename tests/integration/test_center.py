@@ -72,6 +72,20 @@ def private(text: str) -> bool:
     return "k1:" in text or re.search(r"(?<![\d.])\d{16}", text) is not None
 
 
+def bounded_villages(deployment: Deployment, most: int) -> dict[str, Any]:
+    """``figures`` for the demo event with the map bounded to ``most`` villages, through the
+    worker's ``/query`` as ``dampak report`` asks when a worker holds the engine."""
+    from sinks import center
+    from sinks.analyst import query
+
+    target, bound = deployment.settings.clickhouse_target, center.MAP_VILLAGES
+    center.MAP_VILLAGES = most
+    try:
+        return center.figures(lambda sql, params: query(target, sql, params), CIANJUR_EVENT)
+    finally:
+        center.MAP_VILLAGES = bound
+
+
 def test_the_page_shows_the_demo_event_as_the_queries_do(deployment: Deployment, tmp_path: Path) -> None:
     deployment.start_worker()
     # The demo's reports with a tenth of its registry: the same BNPB totals, loaded faster.
@@ -130,6 +144,17 @@ def test_the_page_shows_the_demo_event_as_the_queries_do(deployment: Deployment,
         event=CIANJUR_EVENT,
     )
     assert set(layers) == {r["village_code"] for r in codes} == {v["code"] for v in data["villages"]}
+    assert data["villages_total"] == len(data["villages"]) and 'id="villages-left-out">desa' not in dom
+    # An event reaching more villages than the map draws: the reported villages first, the most
+    # households first, and the count of all of them.
+    few = bounded_villages(deployment, 5)
+    assert few["villages_total"] == len(codes) and len(few["villages"]) == 5
+    ranked = sorted(
+        data["villages"], key=lambda v: (v["reports"] > 0, v["households_affected"]), reverse=True
+    )
+    assert [(v["reports"] > 0, v["households_affected"]) for v in few["villages"]] == [
+        (v["reports"] > 0, v["households_affected"]) for v in ranked[:5]
+    ]
     shapes = {
         f["properties"]["code"]: f["geometry"]
         for f in data.get("geo", {}).get("villages", {}).get("features", [])

@@ -108,8 +108,12 @@ function tooltip(v) {
     (v.position_source === "district" ? `<br><i>${esc(L_.at_district)}</i>` : "");
 }
 function legendHtml(data) {
-  return COLOURING[STATE.layer].legend(data).map(([t, c]) => c === null ? `<b>${esc(t)}</b>` :
-    `<span><i style="background:${c}"></i>${esc(t)}</span>`).join("");
+  const entries = COLOURING[STATE.layer].legend(data).map(([t, c]) => c === null ? `<b>${esc(t)}</b>` :
+    `<span><i style="background:${c}"></i>${esc(t)}</span>`);
+  // An event reaching more villages than the map draws says so (sinks.center.MAP_VILLAGES).
+  const drawn = (data.villages || []).length, total = data.villages_total || drawn;
+  if (total > drawn) entries.push(`<span id="villages-left-out">${esc(L_.villages_left_out.replace("{drawn}", fmt(drawn)).replace("{total}", fmt(total)))}</span>`);
+  return entries.join("");
 }
 function restyle(data) {
   const fill = COLOURING[STATE.layer].fill;
