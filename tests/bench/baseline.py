@@ -6,7 +6,7 @@ next), so an issue's "half of today's CPU per report" is measured here: the base
 ``git worktree`` under .dampak/bench) and the working tree take turns on the same workload, each
 through its own benchmark harness and its own worker code, on the local broker.
 
-    python -m tests.bench.baseline --baseline 643bd10 [--size 200000] [--rounds 2]
+    python -m tests.bench.baseline --baseline 6f76165 [--size 200000] [--rounds 2]
 
 Writes docs/baseline.md and docs/baseline.json.
 """
@@ -50,10 +50,42 @@ def phase(size: int, villages: int) -> dict[str, Any]:
     run.stop(proc)
     run.produce("field-reports", w.reports)
     reports = run.dampak(w, 16500)
-    run.stop(reports.pop("proc"))
+    proc = reports.pop("proc")
+    queries = query_seconds(run, 16500)
+    run.stop(proc)
     # The old harness gives cores busy; CPU-seconds follow from it and the elapsed time.
     cpu = reports.get("cpu_s_per_1000_reports") or reports["cores_busy"] * reports["seconds"] / size * 1000
-    return {"registry": registry, "reports": reports, "cpu_s_per_1000_reports": round(cpu, 3)}
+    return {
+        "registry": registry,
+        "reports": reports,
+        "queries": queries,
+        "cpu_s_per_1000_reports": round(cpu, 3),
+    }
+
+
+#: The analysts' queries of issue 32 in a form both trees answer (the baseline has no incidents):
+#: each through the idle worker's ``/query``, after its reports.
+QUERIES = {
+    "event_summary": "SELECT * FROM dampak.event_summary",
+    **{
+        f"impact_{level}": f"SELECT * FROM dampak.impact_{level} ORDER BY households_affected DESC LIMIT 1000"
+        for level in ("village", "district", "regency")
+    },
+    "registry_candidates": "SELECT reason, count() FROM dampak.registry_candidates GROUP BY reason",
+}
+
+
+def query_seconds(run: Any, port: int, repeats: int = 5) -> dict[str, float]:
+    """Each of ``QUERIES`` ``repeats`` times through the worker on ``port``: the median seconds."""
+    out = {}
+    for name, sql in QUERIES.items():
+        seconds = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            run.query(port, sql)
+            seconds.append(time.perf_counter() - t)
+        out[name] = round(statistics.median(seconds), 3)
+    return out
 
 
 def _tree(commit: str) -> Path:
@@ -105,6 +137,7 @@ def compare(baseline: str, size: int, villages: int, rounds: int) -> dict[str, A
             "reports_per_s": median(name, "reports", "reports_per_s"),
             "households_per_s": median(name, "registry", "households_per_s"),
             "peak_rss_mb_reports": median(name, "reports", "peak_rss_mb"),
+            **{f"query_s_{q}": median(name, "queries", q) for q in QUERIES},
         }
         for name in turns
     }
@@ -147,6 +180,12 @@ def write_docs(r: dict[str, Any], docs: Path) -> None:
         row("reports/s", "reports_per_s", ",.0f"),
         row("registry load, households/s", "households_per_s", ",.0f"),
         row("worker peak RSS, reports (MB)", "peak_rss_mb_reports", ",.0f"),
+        *[
+            row(f"`{q}` through the idle worker's /query (s, median of 5)", f"query_s_{q}", ".3f")
+            for q in QUERIES
+        ],
+        "",
+        "The queries: `QUERIES` in `tests/bench/baseline.py`, in the form both trees answer.",
         "",
     ]
     (docs / "baseline.md").write_text("\n".join(lines))

@@ -18,7 +18,10 @@ reports/s through Kafka (``--writes-per-s``), through the worker's ``/query`` as
 and the page do, and ``dampak report`` as a command. Each query runs ten times; p50 and p95.
 
     python -m tests.bench.national --households 1000000 --reports 2000000 --events 100 \
-        --big-event-reports 400000 --out docs/national-queries.json
+        --big-event-reports 400000
+
+Writes docs/national-run.json and docs/national-run.md; ``make bench`` puts its table in
+docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -379,10 +382,13 @@ def loaded(data_dir: Path, runs: int, rate: int, port: int = 6391) -> dict[str, 
 
 
 def write_md(r: dict[str, Any], path: Path) -> None:
+    path.write_text("\n".join(["# Analyst queries at national scale", "", *table_lines(r)]) + "\n")
+
+
+def table_lines(r: dict[str, Any]) -> list[str]:
+    """The run ``r`` as markdown: its command, dataset and one row per query beside the target."""
     a = r["args"]
     lines = [
-        "# Analyst queries at national scale",
-        "",
         f"`python -m tests.bench.national --households {a['households']} --reports {a['reports']} "
         f"--events {a['events']} --big-event-reports {a['big_event_reports']} --writes-per-s "
         f"{a['writes_per_s']}` on {r['commit']}, {r['started']} ({r['machine']}). Method: the harness's "
@@ -418,7 +424,7 @@ def write_md(r: dict[str, Any], path: Path) -> None:
             f"While loaded: {lo.get('reports_sent', 0):,} reports offered at {lo['offered_per_s']:,}/s, "
             f"{lo.get('reports_stored', 0):,} stored by the end.",
         ]
-    path.write_text("\n".join(lines) + "\n")
+    return lines
 
 
 def main() -> None:
@@ -433,7 +439,7 @@ def main() -> None:
     p.add_argument("--reuse", action="store_true", help="time an existing dataset in --data-dir")
     p.add_argument("--skip-loaded", action="store_true")
     p.add_argument("--keep", action="store_true", help="keep the data directory")
-    p.add_argument("--out", type=Path, default=ROOT / "docs" / "national-queries.json")
+    p.add_argument("--out", type=Path, default=ROOT / "docs" / "national-run.json")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
