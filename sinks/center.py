@@ -47,7 +47,8 @@ LIMIT 50
 
 # Each event's place, a region code whose province names its time zone: the village with the highest
 # estimated intensity (an earthquake's MMI), else the first exposed village (or area, for an alert
-# that lists areas) by code, else the village with the most reports.
+# that lists areas) by code, else the village with the most reports (counted on ``field_reports``,
+# which costs a fourth of what ``impact_village`` does: only a zone is wanted).
 PLACES = """
 SELECT event_id, argMin(code, (source, -score, code)) AS place_code
 FROM (
@@ -57,8 +58,8 @@ FROM (
     WHERE event_id IN {events:Array(String)}
     GROUP BY event_id, code
     UNION ALL
-    SELECT event_id, village_code, 2, toFloat64(sum(reports))
-    FROM dampak.impact_village
+    SELECT event_id, village_code, 2, toFloat64(count())
+    FROM dampak.field_reports
     WHERE event_id IN {events:Array(String)}
     GROUP BY event_id, village_code
 )

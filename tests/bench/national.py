@@ -221,8 +221,20 @@ def build(data_dir: Path, households: int, reports: int, events: int, big: int) 
         client.command(sql)
     client.command("DROP DATABASE bench_gen")
     rows = client.query(f"SELECT count() FROM {DB}.report_state").result_rows[0][0]
+    # What a report row costs on disk (compressed, the active parts right after the load): the
+    # sizing's bytes per report (docs/scaling.md), from generated rows (empty notes).
+    on_disk = client.query(
+        "SELECT sum(bytes_on_disk), sum(rows) FROM system.parts "
+        "WHERE database = {db:String} AND table = 'report_state' AND active",
+        parameters={"db": DB},
+    ).result_rows[0]
     client.close()
-    return {"seconds": round(time.perf_counter() - started, 1), "report_rows": rows, "steps": timings}
+    return {
+        "seconds": round(time.perf_counter() - started, 1),
+        "report_rows": rows,
+        "report_bytes_per_row": round(on_disk[0] / max(on_disk[1], 1), 1),
+        "steps": timings,
+    }
 
 
 def _quantiles(times: list[float]) -> dict[str, float]:
@@ -394,7 +406,12 @@ def table_lines(r: dict[str, Any]) -> list[str]:
         f"{a['writes_per_s']}` on {r['commit']}, {r['started']} ({r['machine']}). Method: the harness's "
         "docstring (`tests/bench/national.py`). Seconds; target p95 <= 1 s.",
         "",
-        f"Dataset: {r['build']['report_rows']:,} report rows written in {r['build']['seconds']} s.",
+        f"Dataset: {r['build']['report_rows']:,} report rows written in {r['build']['seconds']} s"
+        + (
+            f"; {r['build']['report_bytes_per_row']} bytes per report row on disk (compressed)."
+            if "report_bytes_per_row" in r["build"]
+            else "."
+        ),
         "",
         "| query | idle cold p50 | idle cold p95 | idle warm p50 | idle warm p95 | loaded first "
         "| loaded p50 | loaded p95 |",

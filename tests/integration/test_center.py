@@ -115,6 +115,10 @@ def test_the_page_shows_the_demo_event_as_the_queries_do(deployment: Deployment,
     raw = urllib.request.urlopen(f"{base}data.json?event={CIANJUR_EVENT}", timeout=30).read().decode()
     data = json.loads(raw)
     assert data["event"]["event_id"] == CIANJUR_EVENT and not private(raw)
+    # Cianjur (province 32, West Java) keeps WIB, UTC+7.
+    assert (data["event"]["province_code"], data["event"]["time_zone"], data["event"]["utc_offset_h"]) == (
+        "32", "WIB", 7,
+    )  # fmt: skip
     other = json.loads(urllib.request.urlopen(f"{base}data.json?event=no-such-event", timeout=30).read())
     assert other["event"] is None and [e["event_id"] for e in other["events"]] == [CIANJUR_EVENT]
     with urllib.request.urlopen(f"{base}lib/leaflet.css", timeout=30) as resp:
