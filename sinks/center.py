@@ -41,9 +41,12 @@ SELECT event_id, incident_id, hazard, event_time, magnitude, depth_km, headline,
        reported_dead, reported_injured, reported_missing, reported_houses_heavy,
        reported_houses_moderate, reported_houses_light, reported_kpm_households_affected
 FROM dampak.event_summary
-ORDER BY event_time DESC
-LIMIT 50
+ORDER BY event_id = {event:String} DESC, event_time DESC
+LIMIT {most:UInt32} + 1
 """
+
+#: The events the page lists: the most recent, and the one asked for however old it is.
+LISTED_EVENTS = 50
 
 # Each event's place, a region code whose province names its time zone: the village with the highest
 # estimated intensity (an earthquake's MMI), else the first exposed village (or area, for an alert
@@ -319,7 +322,11 @@ def figures(ask: Ask, event_id: str | None = None, contours: Contours | None = N
     """Everything the page shows, for ``event_id`` (default: the most recent event). ``contours``
     draws an earthquake's intensity contours from its ``alerts`` row (the stream layer's
     ``streams.domain.contours.alert_contours``); without it the page has none."""
-    events = _records(ask, EVENTS)
+    # The event asked for comes first whatever its age, then the most recent; listed newest first.
+    events = _records(ask, EVENTS, event=event_id or "", most=LISTED_EVENTS)
+    events.sort(key=lambda e: (e["event_time"] is not None, str(e["event_time"] or "")), reverse=True)
+    if len(events) > LISTED_EVENTS:
+        events.remove(next(e for e in reversed(events) if e["event_id"] != event_id))
     _with_zones(ask, events)
     chosen = next((e for e in events if e["event_id"] == event_id), None) if event_id else None
     if chosen is None and not event_id and events:

@@ -72,18 +72,21 @@ def private(text: str) -> bool:
     return "k1:" in text or re.search(r"(?<![\d.])\d{16}", text) is not None
 
 
-def bounded_villages(deployment: Deployment, most: int) -> dict[str, Any]:
-    """``figures`` for the demo event with the map bounded to ``most`` villages, through the
-    worker's ``/query`` as ``dampak report`` asks when a worker holds the engine."""
+def bounded(deployment: Deployment, event: str | None, **bounds: int) -> dict[str, Any]:
+    """``figures`` for ``event`` with ``sinks.center``'s bounds set to ``bounds`` (``MAP_VILLAGES``,
+    ``LISTED_EVENTS``), through the worker's ``/query`` as ``dampak report`` asks when a worker
+    holds the engine."""
     from sinks import center
     from sinks.analyst import query
 
-    target, bound = deployment.settings.clickhouse_target, center.MAP_VILLAGES
-    center.MAP_VILLAGES = most
+    target, before = deployment.settings.clickhouse_target, {k: getattr(center, k) for k in bounds}
+    for name, value in bounds.items():
+        setattr(center, name, value)
     try:
-        return center.figures(lambda sql, params: query(target, sql, params), CIANJUR_EVENT)
+        return center.figures(lambda sql, params: query(target, sql, params), event)
     finally:
-        center.MAP_VILLAGES = bound
+        for name, value in before.items():
+            setattr(center, name, value)
 
 
 def test_the_page_shows_the_demo_event_as_the_queries_do(deployment: Deployment, tmp_path: Path) -> None:
@@ -151,7 +154,7 @@ def test_the_page_shows_the_demo_event_as_the_queries_do(deployment: Deployment,
     assert data["villages_total"] == len(data["villages"]) and 'id="villages-left-out">desa' not in dom
     # An event reaching more villages than the map draws: the reported villages first, the most
     # households first, and the count of all of them.
-    few = bounded_villages(deployment, 5)
+    few = bounded(deployment, CIANJUR_EVENT, MAP_VILLAGES=5)
     assert few["villages_total"] == len(codes) and len(few["villages"]) == 5
     ranked = sorted(
         data["villages"], key=lambda v: (v["reports"] > 0, v["households_affected"]), reverse=True
@@ -226,6 +229,19 @@ def test_the_page_shows_the_demo_event_as_the_queries_do(deployment: Deployment,
     pages = pdf_pages(document)
     assert document.startswith(b"%PDF-") and len(pages) >= 1
     assert all(p == pytest.approx(A4_POINTS, abs=1.5) for p in pages)
+
+    # A newer event: the page lists the most recent events, and an older one asked for is still
+    # found, and listed, however many came after it.
+    newer = {"event_id": "test-banjir-newer", "hazard": "flood", "source": "test", "areas": [],
+             "issued_at": "2026-01-02T00:00:00Z", "event_time": "2026-01-02T00:00:00Z"}  # fmt: skip
+    deployment.produce([("disaster-alerts", b"test-banjir-newer", json.dumps(newer).encode())])
+    deployment.wait_for("SELECT count() AS n FROM dampak.event_summary", [{"n": 2}], 60)
+    old = bounded(deployment, CIANJUR_EVENT, LISTED_EVENTS=1, MAP_VILLAGES=1)
+    assert [e["event_id"] for e in old["events"]] == [CIANJUR_EVENT] == [old["event"]["event_id"]]
+    latest = bounded(deployment, None, LISTED_EVENTS=1, MAP_VILLAGES=1)
+    assert [e["event_id"] for e in latest["events"]] == ["test-banjir-newer"] == [latest["event"]["event_id"]]
+    both = bounded(deployment, CIANJUR_EVENT)
+    assert [e["event_id"] for e in both["events"]] == ["test-banjir-newer", CIANJUR_EVENT]
 
 
 def _struck(v: dict[str, Any]) -> bool:
