@@ -30,7 +30,10 @@ def phase(size: int, villages: int) -> dict[str, Any]:
     """One tree's turn, run inside that tree (its ``tests.bench.run`` and its worker): load
     ``size`` households, then time ``size`` field reports on a restarted worker."""
     import tests.bench.run as bench
-    from streams.ops.admin import ensure_topics
+    try:
+        from streams.ops.admin import ensure_topics
+    except ImportError:  # a tree from before streams/ops/ (6f76165 and older)
+        from streams.admin import ensure_topics  # type: ignore[no-redef]
     from tests.bench.workload import generate
 
     bench.MODES["baseline"] = {
