@@ -30,6 +30,7 @@ def phase(size: int, villages: int) -> dict[str, Any]:
     """One tree's turn, run inside that tree (its ``tests.bench.run`` and its worker): load
     ``size`` households, then time ``size`` field reports on a restarted worker."""
     import tests.bench.run as bench
+
     try:
         from streams.ops.admin import ensure_topics
     except ImportError:  # a tree from before streams/ops/ (6f76165 and older)
