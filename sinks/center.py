@@ -263,14 +263,13 @@ def _villages(ask: Ask, event: str, incident: str) -> tuple[list[dict[str, Any]]
     households, and whether each was struck (``exposed``) and has reports (``reported``); and how
     many villages the event has in all."""
     villages = _records(ask, VILLAGES, event=event, incident=incident, limit=MAP_VILLAGES)
-    total = int(villages[0].pop("villages_total")) if villages else 0
-    for village in villages[1:]:
-        del village["villages_total"]
+    total = int(villages[0]["villages_total"]) if villages else 0
     registered: dict[str, int] = {}
     if villages:
         found = _records(ask, REGISTERED, codes=[v["code"] for v in villages])
         registered = {r["code"]: int(r["households"]) for r in found}
     for village in villages:
+        del village["villages_total"]
         village["registered_households"] = registered.get(village["code"], 0)
         village["exposed"] = bool(village["exposure_level"] and village["exposure_level"] >= 1)
         village["reported"] = bool(village["reports"])

@@ -992,9 +992,9 @@ def refresh_projection(runs: list[dict[str, Any]], split: dict[str, Any]) -> dic
     first, last = runs[0], runs[-1]
     cpu = lambda r: r["worker_cpu_s"] + r["broker_cpu_s"]  # noqa: E731
     marginal = (cpu(last) - cpu(first)) / max(last["households"] - first["households"], 1)
-    per_split = (split["worker_cpu_s"] + split["broker_cpu_s"]) / split["households"]
+    per_split = cpu(split) / split["households"]
     ratio = per_split / (cpu(first) / first["households"])
-    share = min(1.0, (split["worker_cpu_s"] + split["broker_cpu_s"]) / split["seconds"] / cores_here)
+    share = min(1.0, cpu(split) / split["seconds"] / cores_here)
     seconds = NATIONAL_HOUSEHOLDS * marginal * ratio / (PROJECTION_CORES * share)
     return {
         "cpu_us_per_household_marginal": round(marginal * 1e6, 1),
