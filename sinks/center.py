@@ -320,7 +320,9 @@ def _official(event: Mapping[str, Any]) -> dict[str, Any] | None:
 def figures(ask: Ask, event_id: str | None = None, contours: Contours | None = None) -> dict[str, Any]:
     """Everything the page shows, for ``event_id`` (default: the most recent event). ``contours``
     draws an earthquake's intensity contours from its ``alerts`` row (the stream layer's
-    ``streams.domain.contours.alert_contours``); without it the page has none."""
+    ``streams.domain.contours.alert_contours``); without it the page has none. ``as_of``: when
+    the read began (UTC, ISO 8601)."""
+    as_of = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     # The event asked for comes first whatever its age, then the most recent; listed newest first.
     events = _records(ask, EVENTS, event=event_id or "", most=LISTED_EVENTS)
     events.sort(key=lambda e: (e["event_time"] is not None, str(e["event_time"] or "")), reverse=True)
@@ -332,6 +334,7 @@ def figures(ask: Ask, event_id: str | None = None, contours: Contours | None = N
         chosen = events[0]
     no_lines: dict[str, Any] = {"type": "FeatureCollection", "features": []}
     out: dict[str, Any] = {
+        "as_of": as_of,
         "events": events,
         "event": chosen,
         "dead_letters_last_hour": _records(ask, DEAD_LETTERS_LAST_HOUR)[0]["n"],

@@ -18,22 +18,31 @@ Times are stored in UTC and shown on the clock of each event's place: its provin
 ``sinks.center`` sets on every event (``time_zone``, ``utc_offset_h``); the label ``time`` names it
 ("Waktu (WIB)", "Time (WITA)"). The events table names one zone in its heading, or each row's own
 when the events lie in several; the timeline and the "updated" stamp use the shown event's zone.
+The "updated" stamp is the time the figures were read (``as_of``), not the time they arrived.
+
+Every open page asks for its figures every ``REFRESH_S``, and at national scale one read takes
+longer than that (docs/national-run.md). So the worker shares them (``SharedFigures``): for each
+event, one read at a time, its answer given to every page that asked meanwhile and to those that
+ask in the ``REFRESH_S`` after it ends; and a page asks again only once its last answer came.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import functools
 import html
 import logging
 import re
+import time
+from collections.abc import Awaitable, Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-__all__ = ["LABELS", "LIBRARIES", "REFRESH_S", "library", "page", "pipeline_state"]
+__all__ = ["LABELS", "LIBRARIES", "REFRESH_S", "SharedFigures", "library", "page", "pipeline_state"]
 
 logger = logging.getLogger(__name__)
 
@@ -323,6 +332,48 @@ def _inline(name: str) -> str:
     if closing in text.lower():
         raise ValueError(f"{name} contains {closing}>, which would end its element")
     return text
+
+
+class SharedFigures:
+    """The page's figures, shared by every page that asks: for each event asked for (None: the
+    most recent), one ``read`` at a time, whose answer goes to every caller waiting for it and is
+    given again for ``fresh_s`` seconds after the read ends. A read that fails fails for each
+    caller waiting on it and is not kept; a caller that goes away does not cancel the read the
+    others wait for. Answers older than ``fresh_s`` are dropped, so what is kept is bounded by the
+    events read in the last ``fresh_s`` seconds."""
+
+    def __init__(
+        self,
+        read: Callable[[str | None], Awaitable[dict[str, Any]]],
+        fresh_s: float = REFRESH_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._read = read
+        self._fresh_s = fresh_s
+        self._clock = clock
+        self._answers: dict[str | None, tuple[float, dict[str, Any]]] = {}
+        self._reading: dict[str | None, asyncio.Future[dict[str, Any]]] = {}
+
+    async def get(self, event_id: str | None) -> dict[str, Any]:
+        answer = self._answers.get(event_id)
+        if answer is not None and self._clock() - answer[0] < self._fresh_s:
+            return answer[1]
+        reading = self._reading.get(event_id)
+        if reading is None:
+            reading = self._reading[event_id] = asyncio.ensure_future(self._read_once(event_id))
+            # Retrieved here, so a read every caller left does not log "never retrieved".
+            reading.add_done_callback(lambda f: f.cancelled() or f.exception())
+        return await asyncio.shield(reading)
+
+    async def _read_once(self, event_id: str | None) -> dict[str, Any]:
+        try:
+            data = await self._read(event_id)
+        finally:
+            del self._reading[event_id]
+        now = self._clock()
+        self._answers = {k: a for k, a in self._answers.items() if now - a[0] < self._fresh_s}
+        self._answers[event_id] = (now, data)
+        return data
 
 
 def pipeline_state() -> dict[str, Any]:

@@ -184,7 +184,7 @@ def _register_center(
     personal data, so they are served without the token; the Host check still applies."""
     from sinks.center import figures
     from streams.domain.contours import alert_contours
-    from streams.ops.center import LIBRARIES, library, page, pipeline_state
+    from streams.ops.center import LIBRARIES, SharedFigures, library, page, pipeline_state
 
     target = settings.clickhouse_target
     limits = Limits.of(target)
@@ -193,6 +193,8 @@ def _register_center(
         return figures(
             lambda sql, p: run_query(client, sql, p, limits, target.database), event_id, alert_contours
         )
+
+    shared = SharedFigures(lambda event_id: queries.run(read, event_id))
 
     @app.page("/pusat/")
     async def center_page(view: faust.web.View, request: faust.web.Request) -> Any:
@@ -217,7 +219,7 @@ def _register_center(
             return as_json(view, {"error": "unknown Host"}, 403)
         event_id = request.query.get("event") or None
         try:
-            data = await queries.run(read, event_id)
+            data = await shared.get(event_id)
         except QueryBusy as exc:
             return as_json(view, {"error": str(exc)}, 503)
         return as_json(view, {**data, "pipeline": pipeline_state()})

@@ -146,7 +146,8 @@ def timed(client: Any, runs: int) -> dict[str, Any]:
             "rows": len(result or []),
         }
     out["parts"] = client.query(
-        f"SELECT count() FROM system.parts WHERE database = '{DB}' AND table = 'rows' AND active"
+        "SELECT count() FROM system.parts WHERE database = {db:String} AND table = 'rows' AND active",
+        parameters={"db": DB},
     ).result_rows[0][0]
     return out
 

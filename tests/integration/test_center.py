@@ -13,6 +13,7 @@ import os
 import re
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +119,13 @@ def test_the_page_shows_the_demo_event_as_the_queries_do(deployment: Deployment,
     raw = urllib.request.urlopen(f"{base}data.json?event={CIANJUR_EVENT}", timeout=30).read().decode()
     data = json.loads(raw)
     assert data["event"]["event_id"] == CIANJUR_EVENT and not private(raw)
+    # Read once and shared: a second page asking right after gets the same read, stamped with
+    # when it was read.
+    again = json.loads(urllib.request.urlopen(f"{base}data.json?event={CIANJUR_EVENT}", timeout=30).read())
+    read_at = datetime.fromisoformat(data["as_of"].replace("Z", "+00:00"))
+    assert again["as_of"] == data["as_of"] and timedelta(0) <= datetime.now(UTC) - read_at < timedelta(
+        minutes=5
+    )
     # Cianjur (province 32, West Java) keeps WIB, UTC+7.
     assert (data["event"]["province_code"], data["event"]["time_zone"], data["event"]["utc_offset_h"]) == (
         "32", "WIB", 7,

@@ -1,6 +1,6 @@
 // The command-center page's script (streams/ops/center.py inlines it): renders the figures with
 // Leaflet (the map) and plotly.js (the charts) and, on the worker's live page, fetches them again
-// every REFRESH_MS. `#layer=mmi` or `#layer=coverage` (and `#event=ID`, live) in the URL pick the
+// REFRESH_MS after each answer. `#layer=mmi` or `#layer=coverage` (and `#event=ID`, live) in the URL pick the
 // map's colouring and the event.
 const L_ = LABELS, fmt = n => (n === null || n === undefined || Number.isNaN(Number(n))) ? "–" : Number(n).toLocaleString(L_._locale);
 const esc = s => String(s ?? "").replace(/[&<>"']/g, c => ({"&":"&amp;","<":"&lt;",">":"&gt;",'"':"&quot;","'":"&#39;"}[c]));
@@ -250,7 +250,8 @@ function render(data) {
   LAST = data;
   const ev = data.event, zone = zoneOf(ev), zones = [...new Set(data.events.map(e => zoneOf(e).name))];
   VILLAGES = Object.fromEntries((data.villages || []).map(v => [v.code, v]));
-  document.getElementById("updated").textContent = `${L_.updated}: ${clock(Date.now(), zone)} ${zone.name}`;
+  // When the figures were read (a shared answer can be a few seconds older than its arrival).
+  document.getElementById("updated").textContent = `${L_.updated}: ${clock(data.as_of ? utcMs(data.as_of) : Date.now(), zone)} ${zone.name}`;
   const picker = document.getElementById("event-picker");
   if (picker) {
     picker.innerHTML = data.events.map(e => `<option value="${esc(e.event_id)}"${ev && e.event_id === ev.event_id ? " selected" : ""}>` +
@@ -319,12 +320,17 @@ function pipeline(data) {
     `<div><small>${esc(L_.dead_letters)}</small><b id="dead-letters">${fmt(data.dead_letters_last_hour)}</b></div></div></section>`;
 }
 async function refresh() {
+  const asked = STATE.event;
   try {
-    const url = STATE.event ? `${DATA_URL}?event=${encodeURIComponent(STATE.event)}` : DATA_URL;
+    const url = asked ? `${DATA_URL}?event=${encodeURIComponent(asked)}` : DATA_URL;
     const resp = await fetch(url, {cache: "no-store"});
-    if (resp.ok) render(await resp.json());
+    // An answer for an event no longer chosen (one was picked meanwhile) is not drawn.
+    if (resp.ok && STATE.event === asked) render(await resp.json());
   } catch (e) { /* the worker is restarting: try again at the next tick */ }
 }
+// The next refresh is due REFRESH_MS after the last answer, never while one is awaited: a read can
+// take longer than REFRESH_MS at national scale, and an interval would pile requests up.
+async function poll() { await refresh(); setTimeout(poll, REFRESH_MS); }
 function choose(eventId) {
   if (DATA !== null || !eventId || (LAST && LAST.event && LAST.event.event_id === eventId && STATE.event === eventId)) return;
   STATE.event = eventId;
@@ -358,4 +364,4 @@ function setup() {
   window.addEventListener("afterprint", fit);
 }
 setup();
-if (DATA !== null) render(DATA); else { refresh(); setInterval(refresh, REFRESH_MS); }
+if (DATA !== null) render(DATA); else poll();
