@@ -308,6 +308,25 @@ def _page_data(port: int, event_id: str) -> dict[str, Any]:
     return data
 
 
+#: Command-center screens that ask for the big event's figures at the same moment.
+PAGES_AT_ONCE = 10
+
+
+def _pages_at_once(port: int, pages: int) -> dict[str, Any]:
+    """``pages`` pages asking for the big event's ``data.json`` at once: the seconds until the
+    last is answered, and how many reads answered them (distinct ``as_of``)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    t = time.perf_counter()
+    with ThreadPoolExecutor(pages) as pool:
+        answers = list(pool.map(lambda _: _page_data(port, BIG), range(pages)))
+    return {
+        "pages": pages,
+        "seconds": round(time.perf_counter() - t, 3),
+        "reads": len({a["as_of"] for a in answers}),
+    }
+
+
 def _writes(settings: Any, topic: str, rate: int, stop: threading.Event, sent: list[int]) -> None:
     """Offer ``rate`` reports/s of the big event (half household-level) until ``stop``."""
     from streams.ops.admin import producer
@@ -384,6 +403,9 @@ def loaded(data_dir: Path, runs: int, rate: int, port: int = 6391) -> dict[str, 
             first = round(time.perf_counter() - t, 3)
             out[name] = {"first": first, **_timed(call, runs, fresh.get(name))}
             logger.info("loaded %s %s", name, out[name])
+        time.sleep(REFRESH_S)
+        out["pages_at_once"] = _pages_at_once(port, PAGES_AT_ONCE)
+        logger.info("loaded pages at once %s", out["pages_at_once"])
         stop.set()
         writer.join()
         out["reports_sent"] = sent[0]
@@ -423,7 +445,10 @@ def table_lines(r: dict[str, Any]) -> list[str]:
     ]
     names = list(
         dict.fromkeys(
-            [*r.get("idle", {}), *[k for k, v in r.get("loaded", {}).items() if isinstance(v, dict)]]
+            [
+                *r.get("idle", {}),
+                *[k for k, v in r.get("loaded", {}).items() if isinstance(v, dict) and k != "pages_at_once"],
+            ]
         )
     )
     for name in names:
@@ -445,6 +470,13 @@ def table_lines(r: dict[str, Any]) -> list[str]:
             f"While loaded: {lo.get('reports_sent', 0):,} reports offered at {lo['offered_per_s']:,}/s, "
             f"{lo.get('reports_stored', 0):,} stored by the end.",
         ]
+        if "pages_at_once" in lo:
+            pa = lo["pages_at_once"]
+            lines += [""]
+            lines.append(
+                f"{pa['pages']} pages asking for the big event's `data.json` at once, while loaded: "
+                f"the last answered after {pa['seconds']:.1f} s, by {pa['reads']} read(s)."
+            )
     return lines
 
 
