@@ -44,7 +44,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["QUERIES", "build", "main"]
+__all__ = ["QUERIES", "build", "main", "run_stamp"]
 
 logger = logging.getLogger(__name__)
 
@@ -447,7 +447,8 @@ def table_lines(r: dict[str, Any]) -> list[str]:
         dict.fromkeys(
             [
                 *r.get("idle", {}),
-                *[k for k, v in r.get("loaded", {}).items() if isinstance(v, dict) and k != "pages_at_once"],
+                # The timed queries (pages_at_once is a figure of its own, below the table).
+                *[k for k, v in r.get("loaded", {}).items() if isinstance(v, dict) and "p50" in v],
             ]
         )
     )
@@ -472,11 +473,11 @@ def table_lines(r: dict[str, Any]) -> list[str]:
         ]
         if "pages_at_once" in lo:
             pa = lo["pages_at_once"]
-            lines += [""]
-            lines.append(
+            lines += [
+                "",
                 f"{pa['pages']} pages asking for the big event's `data.json` at once, while loaded: "
-                f"the last answered after {pa['seconds']:.1f} s, by {pa['reads']} read(s)."
-            )
+                f"the last answered after {pa['seconds']:.1f} s, by {pa['reads']} read(s).",
+            ]
     return lines
 
 
@@ -495,7 +496,6 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "national-run.json")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
     r: dict[str, Any] = {
         "args": {
             "households": args.households,
@@ -504,9 +504,7 @@ def main() -> None:
             "big_event_reports": args.big_event_reports,
             "writes_per_s": args.writes_per_s,
         },
-        "commit": commit.stdout.strip() + (" (with uncommitted changes)" if _dirty() else ""),
-        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": f"{os.cpu_count()} cores",
+        **run_stamp(),
     }
     if not args.reuse:
         shutil.rmtree(args.data_dir, ignore_errors=True)
@@ -526,6 +524,16 @@ def main() -> None:
     write_md(r, args.out.with_suffix(".md"))
     if not args.keep:
         shutil.rmtree(args.data_dir, ignore_errors=True)
+
+
+def run_stamp() -> dict[str, str]:
+    """What a run of record names: the commit measured, when the run began, and the machine."""
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
+    return {
+        "commit": commit.stdout.strip() + (" (with uncommitted changes)" if _dirty() else ""),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": f"{os.cpu_count()} cores",
+    }
 
 
 def _dirty() -> bool:

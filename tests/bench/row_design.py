@@ -36,15 +36,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
-from tests.bench.national import ROOT, _client
+from tests.bench.national import ROOT, _client, run_stamp
 
 __all__ = ["main"]
 
@@ -202,7 +200,6 @@ def main() -> None:
     args = p.parse_args()
     shutil.rmtree(args.data_dir, ignore_errors=True)
     args.data_dir.mkdir(parents=True)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
     client = _client(args.data_dir)
     r: dict[str, Any] = {
         "args": {
@@ -212,9 +209,7 @@ def main() -> None:
             "runs": args.runs,
             "partitions": args.partitions,
         },
-        "commit": commit.stdout.strip(),
-        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": f"{os.cpu_count()} cores",
+        **run_stamp(),
     }
     try:
         r["build_s"] = build(client, args.rows, args.big, args.events, args.partitions)

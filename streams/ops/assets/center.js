@@ -1,7 +1,7 @@
 // The command-center page's script (streams/ops/center.py inlines it): renders the figures with
 // Leaflet (the map) and plotly.js (the charts) and, on the worker's live page, fetches them again
-// REFRESH_MS after each answer. `#layer=mmi` or `#layer=coverage` (and `#event=ID`, live) in the URL pick the
-// map's colouring and the event.
+// REFRESH_MS after each answer. `#layer=mmi` or `#layer=coverage` (and `#event=ID`, live) in the
+// URL pick the map's colouring and the event.
 const L_ = LABELS, fmt = n => (n === null || n === undefined || Number.isNaN(Number(n))) ? "–" : Number(n).toLocaleString(L_._locale);
 const esc = s => String(s ?? "").replace(/[&<>"']/g, c => ({"&":"&amp;","<":"&lt;",">":"&gt;",'"':"&quot;","'":"&#39;"}[c]));
 // Times arrive in UTC ("2022-11-21 06:21:10", "2022-11-21T06:21:10", with or without "Z" or "+00:00");

@@ -53,7 +53,7 @@ def test_both_languages_name_every_label() -> None:
 
 
 class _Reads:
-    """A ``read`` that counts its calls and answers when told to (``release``), or fails."""
+    """A ``read`` that counts its calls and answers once ``gate`` is set, or raises ``fail``."""
 
     def __init__(self) -> None:
         self.calls: list[str | None] = []
