@@ -30,7 +30,7 @@ from sinks.config import ClickHouseTarget
 from sinks.connection import clickhouse_lock, connect, holder
 from sinks.errors import QueryRejected
 from sinks.tables import TABLES
-from sinks.views import ANALYST_OBJECTS
+from sinks.views import ANALYST_OBJECTS, PARAMETERIZED_VIEWS
 
 __all__ = [
     "SYSTEM_TABLES",
@@ -158,7 +158,13 @@ def check_query(
         if kind == "Function" and name.lower() in DENIED_FUNCTIONS:
             raise QueryRejected(f"the function {name}() is not allowed")
         if kind == "Function" and parent == "TableExpression":
-            raise QueryRejected(f"table functions such as {name}() are not allowed")
+            # A parameterized view is called like a table function: only dampak's own.
+            if (
+                _qualified(name, database) not in allowed
+                or name.rpartition(".")[2] not in PARAMETERIZED_VIEWS
+            ):
+                raise QueryRejected(f"table functions such as {name}() are not allowed")
+            continue
         table = name if kind == "TableIdentifier" else _in_table(nodes, i)
         if table and _qualified(table, database) not in allowed:
             unknown.add(table)

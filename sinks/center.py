@@ -90,13 +90,13 @@ FROM (
     SELECT village_code AS code, reports, households_affected, houses_heavy, houses_moderate,
            houses_light, displaced, dead, injured, missing, CAST(NULL, 'Nullable(Float64)') AS mmi,
            '' AS hazard_class, 0 AS level
-    FROM dampak.impact_village WHERE event_id = {event:String}
+    FROM dampak.impact_village_of(incident = {incident:String}) WHERE event_id = {event:String}
     UNION ALL
     SELECT village_code, 0, 0, 0, 0, 0, 0, 0, 0, 0, mmi, hazard_class, 0
     FROM dampak.alert_exposure WHERE event_id = {event:String}
     UNION ALL
     SELECT village_code, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, '', level
-    FROM dampak.exposed_villages WHERE incident_id = {incident:String}
+    FROM dampak.exposed_villages_of(incident = {incident:String})
 ) AS u
 LEFT JOIN dampak.regions AS v ON v.code = u.code
 LEFT JOIN dampak.regions AS d ON d.code = substring(u.code, 1, 8)
@@ -153,7 +153,7 @@ SELECT t, sum(h) OVER w AS households_affected, sum(dp) OVER w AS displaced, sum
 FROM (
     SELECT toStartOfHour(reported_at) AS t, countIf(household_ref != '') AS h, sum(displaced) AS dp,
            sum(dead) AS d, sum(injured) AS i, sum(missing) AS m
-    FROM dampak.field_reports
+    FROM dampak.field_reports_of(incident = {incident:String})
     WHERE event_id = {event:String}
     GROUP BY t
 )
@@ -169,14 +169,14 @@ SELECT regency_code, regency_name, round(est_displaced) AS est_displaced, report
        round(est_family_kits_week) AS est_family_kits_week,
        round(reported_family_kits_week) AS reported_family_kits_week,
        round(est_toilets) AS est_toilets, round(reported_toilets) AS reported_toilets
-FROM dampak.minimum_needs
+FROM dampak.minimum_needs_of(incident = {incident:String})
 WHERE event_id = {event:String}
 ORDER BY greatest(est_displaced, toFloat64(reported_displaced)) DESC
 """
 
 REASSESS_BY_REASON = """
 SELECT reason, count() AS households
-FROM dampak.registry_candidates
+FROM dampak.registry_candidates_of(incident = {incident:String})
 WHERE event_id = {event:String}
 GROUP BY reason
 ORDER BY households DESC
@@ -186,7 +186,7 @@ REASSESS_BY_VILLAGE = """
 SELECT c.village_code AS code, any(r.name) AS name, any(d.name) AS district_name,
        count() AS households, countIf(c.heavy_damage) AS heavy_damage,
        countIf(c.displacement) AS displacement
-FROM dampak.registry_candidates AS c
+FROM dampak.registry_candidates_of(incident = {incident:String}) AS c
 LEFT JOIN dampak.regions AS r ON r.code = c.village_code
 LEFT JOIN dampak.regions AS d ON d.code = substring(c.village_code, 1, 8)
 WHERE c.event_id = {event:String}
@@ -198,7 +198,7 @@ LIMIT 15
 # Every estimate of the event with its range or label (the page never shows a bare estimate).
 RANGES = """
 SELECT model, outcome, range_low, range_high, round(probability, 4) AS probability, central, label
-FROM dampak.estimate_ranges
+FROM dampak.estimate_ranges_of(incident = {incident:String})
 WHERE event_id = {event:String}
 ORDER BY model, range_low
 """
@@ -208,9 +208,8 @@ ENTITLEMENTS = """
 SELECT e.regency_code AS regency_code, any(g.name) AS regency_name, e.kind AS kind,
        sum(e.basis_count) AS basis_count, any(e.unit_amount_idr) AS unit_amount_idr,
        sum(e.amount_idr) AS amount_idr
-FROM dampak.entitlements AS e
+FROM dampak.entitlements_of(incident = {incident:String}) AS e
 LEFT JOIN dampak.regions AS g ON g.code = e.regency_code
-WHERE e.incident_id = {incident:String}
 GROUP BY e.regency_code, e.kind
 ORDER BY e.regency_code, e.kind
 """
@@ -219,8 +218,7 @@ ORDER BY e.regency_code, e.kind
 COVERAGE = """
 SELECT district_code, district_name, exposed_villages, unreported_villages,
        arraySlice(unreported, 1, 10) AS unreported, last_report_at, hours_since_last_report
-FROM dampak.coverage
-WHERE incident_id = {incident:String}
+FROM dampak.coverage_of(incident = {incident:String})
 ORDER BY unreported_villages DESC, district_code
 LIMIT 20
 """
@@ -359,16 +357,16 @@ def figures(ask: Ask, event_id: str | None = None, contours: Contours | None = N
     chosen["official"] = _official(chosen)
     out["contours"] = contours(alert) if alert is not None and contours is not None else no_lines
     out["incident"] = {"incident_id": incident, "events": _records(ask, INCIDENT, incident=incident)}
-    out["timeline"] = _records(ask, TIMELINE, event=event)
-    out["needs"] = _records(ask, NEEDS, event=event)
-    out["ranges"] = _records(ask, RANGES, event=event)
+    out["timeline"] = _records(ask, TIMELINE, event=event, incident=incident)
+    out["needs"] = _records(ask, NEEDS, event=event, incident=incident)
+    out["ranges"] = _records(ask, RANGES, event=event, incident=incident)
     out["entitlements"] = _records(ask, ENTITLEMENTS, incident=incident)
     out["coverage"] = _records(ask, COVERAGE, incident=incident)
     labels = _village_labels(ask, [code for d in out["coverage"] for code in d["unreported"]])
     for district in out["coverage"]:
         district["unreported"] = [labels[code] for code in district["unreported"]]
     out["reassess"] = {
-        "by_reason": _records(ask, REASSESS_BY_REASON, event=event),
-        "by_village": _records(ask, REASSESS_BY_VILLAGE, event=event),
+        "by_reason": _records(ask, REASSESS_BY_REASON, event=event, incident=incident),
+        "by_village": _records(ask, REASSESS_BY_VILLAGE, event=event, incident=incident),
     }
     return out

@@ -114,15 +114,16 @@ def replicated_engine(table: Table) -> str:
 
 
 def sharding_key(table: Table) -> str:
-    """The Distributed table's sharding key: ``cityHash64`` of the sort key's first column, so all
-    the versions of one entity (a report, a household, an event) land on one shard and ``FINAL``
-    on each shard is exact. A table without a sort key (``tuple()``) keeps every row on the first
-    shard (key ``0``): its rows all replace one another."""
+    """The Distributed table's sharding key: ``cityHash64`` of the whole sort key, which identifies
+    an entity (a report under an event, a household, an event), so all the versions of one entity
+    land on one shard and ``FINAL`` on each shard is exact, while one big event's reports spread
+    over the shards. A table without a sort key (``tuple()``) keeps every row on the first shard
+    (key ``0``): its rows all replace one another."""
     parts = _sort_key_parts(table.order_by)
     if not parts:
         return "0"
-    first = f"`{parts[0]}`" if re.fullmatch(r"\w+", parts[0]) else parts[0]
-    return f"cityHash64({first})"
+    columns = (f"`{part}`" if re.fullmatch(r"\w+", part) else part for part in parts)
+    return f"cityHash64({', '.join(columns)})"
 
 
 def _sort_key_parts(order_by: str) -> list[str]:
@@ -178,6 +179,12 @@ def migration_statements(database: str, cluster: str, applied: frozenset[int]) -
     for migration in MIGRATIONS:
         if migration.version in applied:
             continue
+        if migration.resorts:
+            raise ClusterDDLError(
+                f"migration {migration.version} rebuilds {', '.join(t.name for t in migration.resorts)} "
+                "under a new sort key and sharding key, which has no cluster form here: create the "
+                "cluster anew and copy the rows (docs/scaling.md)"
+            )
         for statement in migration.statements:
             match = _ALTER.match(statement.format(db=database))
             if not match or match.group(1) != database or match.group(2) not in names:

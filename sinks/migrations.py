@@ -7,6 +7,7 @@ their DDL changes (recorded by checksum as version 0). The same DDL runs on chDB
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import importlib.resources
@@ -68,11 +69,33 @@ class Migration:
     name: str
     creates: tuple[Table, ...] = ()
     statements: tuple[str, ...] = ()
+    #: Tables rebuilt under their declared sort key (``_resorted``), after the statements.
+    resorts: tuple[Table, ...] = ()
 
     def sql(self, database: str) -> list[str]:
+        statements = [*self.statements, *(s for t in self.resorts for s in _resorted(t))]
         return [t.create_statement(database) for t in self.creates] + [
-            s.format(db=database) for s in self.statements
+            s.format(db=database) for s in statements
         ]
+
+
+def _resorted(table: Table) -> tuple[str, ...]:
+    """Statements that rebuild ``table`` under its declared sort key (ClickHouse cannot change a
+    table's sort key in place beyond adding new columns): the rows as they stand are copied into a
+    new table, the two swap names in one ``RENAME``, rows a writer added to the old table meanwhile
+    are copied again (a row copied twice is the same row), and the old table is dropped. Run again
+    after an interruption at any point, it ends in the same state. Workers stop while it runs."""
+    columns = ", ".join(f"`{name}`" for name in table.column_names)
+    new, old = f"{table.name}_resorted", f"{table.name}_unsorted"
+    create = dataclasses.replace(table, name=new).create_statement("{db}")
+    return (
+        f"DROP TABLE IF EXISTS {{db}}.{old}",
+        create,
+        f"INSERT INTO {{db}}.{new} ({columns}) SELECT {columns} FROM {{db}}.{table.name} FINAL",
+        f"RENAME TABLE {{db}}.{table.name} TO {{db}}.{old}, {{db}}.{new} TO {{db}}.{table.name}",
+        f"INSERT INTO {{db}}.{table.name} ({columns}) SELECT {columns} FROM {{db}}.{old} FINAL",
+        f"DROP TABLE IF EXISTS {{db}}.{old}",
+    )
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -141,6 +164,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         "the villages each incident covers, stored when the incidents are regrouped",
         (INCIDENT_COVERAGE_STATE,),
     ),
+    Migration(12, "reports sorted by event", resorts=(REPORT_STATE,)),
 )
 
 

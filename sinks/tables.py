@@ -205,7 +205,10 @@ REPORT_STATE = Table(
         graduated Bool
     """),
     "ReplacingMergeTree(version)",
-    "report_id",
+    # Sorted by event first, so a read of one event's (or incident's) reports, or of the untagged
+    # ones (event ''), reaches the primary key. A row is one report under one event: a report
+    # moved to another event leaves a retracted row under the old one (``decide_report``).
+    "(reported_event_id, report_id)",
 )
 
 DEAD_LETTER_STATE = Table(

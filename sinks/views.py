@@ -28,10 +28,13 @@ __all__ = [
     "INCIDENT_DECISIONS_SQL",
     "INCIDENT_GROUPING_INPUTS",
     "INCIDENT_GROUPING_SQL",
+    "PARAMETERIZED_VIEWS",
+    "SCOPED_VIEWS",
     "VIEWS",
     "VILLAGE_REGISTRY_SQL",
     "impact_view_sql",
     "incident_refresh_statements",
+    "scoped_view_sql",
     "view_statements",
 ]
 
@@ -400,10 +403,20 @@ _REPORT_COLUMNS = f"""
     r.arrival AS arrival
 """
 
+#: The parameter of the incident-scoped views (``scoped_view_sql``), as it reads once ``{db}`` is
+#: formatted: ``{incident:String}``.
+_INCIDENT = "{{incident:String}}"
+#: The events of that incident (an event in no incident is its own: ``field_reports``).
+_INCIDENT_EVENTS = "(SELECT event_id FROM {db}.event_incident WHERE incident_id = " + _INCIDENT + ")"
+
+
 # A report with event_id is placed by it alone: only the untagged ones (reported_event_id = '')
 # go through the placement joins, so the joins are built and probed for those rows, not for every
 # report (the figures are the same: each branch keeps exactly the rows the other does not).
-_FIELD_REPORTS = f"""
+# ``tagged`` narrows the tagged reports read (``report_state`` is sorted by event, so a filter on
+# the event reaches its primary key).
+def _field_reports(tagged: str = "") -> str:
+    return f"""
 CREATE OR REPLACE VIEW {{db}}.field_reports SQL SECURITY DEFINER AS
 SELECT
     r.report_id AS report_id,
@@ -412,7 +425,7 @@ SELECT
     if(ti.incident_id != '', ti.incident_id, r.reported_event_id) AS incident_id,
     'event_id' AS attribution,
     r.reported_event_id = '' AS event_inferred,{_REPORT_COLUMNS}
-FROM (SELECT * FROM {{db}}.report_state FINAL WHERE NOT retracted AND reported_event_id != '') AS r
+FROM (SELECT * FROM {{db}}.report_state FINAL WHERE NOT retracted AND reported_event_id != '' {tagged}) AS r
 LEFT JOIN {{db}}.event_incident AS ti ON ti.event_id = r.reported_event_id
 SETTINGS join_use_nulls = 0
 UNION ALL
@@ -445,6 +458,9 @@ ASOF LEFT JOIN {{db}}.reported_event_coverage AS rc
 LEFT JOIN {{db}}.event_incident AS rci ON rci.event_id = rc.event_id
 SETTINGS join_use_nulls = 0
 """
+
+
+_FIELD_REPORTS = _field_reports()
 
 _AREA_LEVELS = {
     "village": "village_code",
@@ -896,7 +912,7 @@ FROM {db}.notification_state FINAL
 """
 
 #: Repeatable view DDL; ``{db}`` is the database (an identifier, never a value).
-VIEWS: tuple[str, ...] = (
+_VIEWS: tuple[str, ...] = (
     _ALERTS,
     _ALERT_EXPOSURE,
     _EVENT_COVERAGE,
@@ -922,6 +938,63 @@ VIEWS: tuple[str, ...] = (
     _NOTIFICATIONS,
 )
 
+# Every view computed from the reports has an incident-scoped form, ``<view>_of(incident = ID)``:
+# the view's rows of that incident (of its events, for a view without ``incident_id``), computed
+# from that incident's reports only. A household counts once per incident, so an incident's
+# figures need its own reports and no other; the tagged ones are read through the primary key of
+# ``report_state`` (sorted by event), and the untagged ones are all placed, as in the view, and
+# those placed in the incident kept. The page and ``dampak report`` read these; so may analysts.
+#: The views computed from the reports (``field_reports`` and every view that reads one of them),
+#: each with the column its scoped form selects the incident's rows by.
+SCOPED_VIEWS: dict[str, str] = {
+    "field_reports": "incident_id",
+    "household_impact": "incident_id",
+    **{f"impact_{level}": "incident_id" for level in _AREA_LEVELS},
+    "registry_candidates": "incident_id",
+    "estimate_ranges": "incident_id",
+    "event_summary": "incident_id",
+    "incidents": "incident_id",
+    "minimum_needs": "event_id",
+    "entitlements": "incident_id",
+    "shelters": "incident_id",
+    "exposed_villages": "incident_id",
+    "coverage": "incident_id",
+}
+_SCOPED_NAME = re.compile(r"\{db\}\.(" + "|".join(SCOPED_VIEWS) + r")\b")
+
+
+def scoped_view_sql(statement: str) -> str:
+    """The incident-scoped form of a view computed from the reports: its body reads the scoped
+    form of every such view it reads (``field_reports``'s reads the incident's tagged reports
+    only), and keeps the incident's rows."""
+    head, body = statement.strip().split(" AS\n", 1)
+    name = re.search(r"VIEW \{db\}\.(\w+)", head).group(1)  # type: ignore[union-attr]
+    if name == "field_reports":
+        events = "reported_event_id IN " + _INCIDENT_EVENTS + " OR reported_event_id = " + _INCIDENT
+        body = _field_reports("AND (" + events + ")").strip().split(" AS\n", 1)[1]
+    body = _SCOPED_NAME.sub(lambda m: "{db}." + m.group(1) + "_of(incident = " + _INCIDENT + ")", body)
+    if SCOPED_VIEWS[name] == "incident_id":
+        keep = "incident_id = " + _INCIDENT
+    else:
+        keep = (
+            "event_id IN " + _INCIDENT_EVENTS + " OR (event_id = " + _INCIDENT
+            + " AND event_id NOT IN (SELECT event_id FROM {db}.event_incident))"
+        )  # fmt: skip
+    return f"\n{head.replace(f'.{name} ', f'.{name}_of ', 1)} AS\nSELECT * FROM (\n{body}\n)\nWHERE {keep}\n"
+
+
+VIEWS: tuple[str, ...] = (
+    *_VIEWS,
+    *(
+        scoped_view_sql(v)
+        for v in _VIEWS
+        if (m := re.search(r"VIEW \{db\}\.(\w+)", v)) and m.group(1) in SCOPED_VIEWS
+    ),
+)
+
+
+#: The views called with a parameter (``<view>_of(incident = ID)``).
+PARAMETERIZED_VIEWS: frozenset[str] = frozenset(f"{name}_of" for name in SCOPED_VIEWS)
 
 #: What analysts read: the views above and the region names (``*_state`` tables are internal).
 ANALYST_OBJECTS: tuple[str, ...] = (

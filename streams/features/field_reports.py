@@ -58,6 +58,10 @@ class CopyState(TypedDict):
     household_id: str | None
     #: The household this copy moved the report away from (told to drop it), if any.
     moved_from: NotRequired[str | None]
+    #: The event this copy names ('' for none). Absent in state written before it was kept.
+    event_id: NotRequired[str]
+    #: The event this copy moved the report away from, whose row is retracted, if any.
+    moved_from_event: NotRequired[str | None]
     #: The digests of the copies accepted at this revision, oldest first, this one last (at most
     #: ``MAX_COPIES_PER_REVISION``): an earlier copy received again is a duplicate. Absent in
     #: state written before it was kept: the copy that stands only.
@@ -121,6 +125,8 @@ def decide_report(deps: ReportDeps, msg: Message, out: Output) -> Outcome:
             )
         copy = (stored["copy"] if stored else 0) + 1
         previous = stored["household_id"] if stored else None
+        event = doc["event_id"] or ""
+        previous_event = _previous_event(report_id, stored)
         state: CopyState = {
             "revision": doc["revision"],
             "digest": doc["digest"],
@@ -128,6 +134,8 @@ def decide_report(deps: ReportDeps, msg: Message, out: Output) -> Outcome:
             "position": msg.position,
             "household_id": doc["household_id"],
             "moved_from": previous if previous != doc["household_id"] else None,
+            "event_id": event,
+            "moved_from_event": previous_event if previous_event not in (None, event) else None,
             "seen": [*seen, doc["digest"]] if same_revision else [doc["digest"]],
         }
     else:
@@ -140,6 +148,21 @@ def decide_report(deps: ReportDeps, msg: Message, out: Output) -> Outcome:
     if moved_from := state.get("moved_from"):
         removal = {"remove": report_id, "copy": copy}
         out.forward(deps.by_household, moved_from.encode(), orjson.dumps(removal))
+    if (moved_from_event := state.get("moved_from_event")) is not None:
+        # ``report_state`` is sorted by event, so a row is one report under one event: the row
+        # under the event the report left is retracted, at this copy's version with no household
+        # sequence: above every row of an earlier copy, below every row of a later one. It names
+        # no household, so a key rotation (which deletes the old key's pseudonyms) keeps it.
+        gone: ReportDoc = {
+            **doc,
+            "event_id": moved_from_event or None,
+            "household_id": None,
+            "retracted": True,
+        }
+        version = report_version(state["revision"], copy)
+        out.add(
+            REPORT_STATE, report_row(gone, Enrichment(), version, deps.pseudo, deps.now(), state["position"])
+        )
     if decision is Revision.SEEN:
         # An earlier copy: the one that stands stays, and nothing of this one is written.
         return _OUTCOMES[decision]
@@ -150,6 +173,21 @@ def decide_report(deps: ReportDeps, msg: Message, out: Output) -> Outcome:
     else:
         out.forward(deps.by_household, doc["household_id"].encode(), orjson.dumps(doc))
     return _OUTCOMES[decision]
+
+
+def _previous_event(report_id: str, stored: CopyState | None) -> str | None:
+    """The event the standing copy names ('' for none); None for a first copy, or for state
+    written before the event was kept (see docs/national-queries.md, *Reports sorted by event*)."""
+    if stored is None:
+        return None
+    if "event_id" not in stored:
+        logger.warning(
+            "report %s: its standing copy predates the event in the worker's state; a move "
+            "to another event leaves its earlier row",
+            report_id,
+        )
+        return None
+    return stored["event_id"]
 
 
 def enrich_report(deps: ReportDeps, msg: Message, out: Output) -> Outcome:

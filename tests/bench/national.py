@@ -183,10 +183,12 @@ def _statements(households: int, reports: int, events: int, big: int, villages: 
         # A registry change re-enriches every 97th household report (household_seq 2).
         select("1", "1", "2", "false", untagged, disp, "household AND n % 97 = 5"),
         # Corrections at revision 2: other figures (every 50th), a retraction (every 200th), a
-        # move to another event (every 500th).
+        # move to another event (every 500th), which retracts its row under the event it left
+        # (a row is one report under one event).
         select("2", "2", "1", "false", untagged, "toUInt32(n % 5 + 7)", "n % 50 = 3 AND n % 200 != 3"),
         select("2", "2", "1", "true", untagged, disp, "n % 200 = 3"),
         select("3", "3", "1", "false", other, disp, "n % 500 = 13"),
+        select("3", "3", "0", "true", untagged, disp, "n % 500 = 13"),
     ]
     return out
 

@@ -22,7 +22,7 @@ from clickhouse_connect.driver.client import Client
 from sinks.cluster import LOCAL_SUFFIX, cluster_statements, init_cluster, sharding_key
 from sinks.migrations import MIGRATIONS, migrate
 from sinks.tables import ALERTS_STATE, TABLES
-from sinks.views import view_statements
+from sinks.views import PARAMETERIZED_VIEWS, view_statements
 
 pytestmark = pytest.mark.clickhouse
 
@@ -137,7 +137,8 @@ def test_the_views_run_on_two_shards_where_a_plain_join_is_refused(tmp_path: Pat
         client.insert(ALERTS_STATE.name, [["ev-1", 1, "first"]], column_names=columns)
         for view in view_statements(DB):
             name = re.search(r"VIEW \w+\.(\w+)", view).group(1)  # type: ignore[union-attr]
-            client.query(f"SELECT count() FROM {DB}.{name}")
+            call = "(incident = {incident:String})" if name in PARAMETERIZED_VIEWS else ""
+            client.query(f"SELECT count() FROM {DB}.{name}{call}", parameters={"incident": "ev-1"})
         # Without the views' setting, ClickHouse refuses a join of two Distributed tables.
         with pytest.raises(Exception, match="Double-distributed"):
             client.query(

@@ -19,6 +19,7 @@ from tests.integration.scenario import (
     generate,
     malformed_messages,
 )
+from tests.integration.scoped import assert_scoped_views_exact
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
@@ -73,6 +74,13 @@ def _run_scenario(dep: Deployment, n_households: int, n_reports: int, kills: int
     assert len(rows) == len(expected)
     assert rows == expected
     _check_candidates(dep, sc)
+    # The page's incident-scoped views give each incident's rows of the views checked above; the
+    # incidents with the most reports, and 'unassigned' (untagged reports placed nowhere).
+    busiest = dep.query(
+        "SELECT incident_id, count() AS n FROM dampak.field_reports "
+        "GROUP BY incident_id ORDER BY n DESC LIMIT 3"
+    )
+    assert assert_scoped_views_exact(dep, [r["incident_id"] for r in busiest] + ["unassigned"]) > 0
 
 
 @pytest.mark.slow

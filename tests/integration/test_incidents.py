@@ -14,6 +14,7 @@ import pytest
 from schemas.geo import village_positions
 from tests.integration.harness import ROOT, Deployment
 from tests.integration.scenario import nearest_villages
+from tests.integration.scoped import assert_scoped_views_exact
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
@@ -173,6 +174,10 @@ def test_incidents_group_place_and_follow_operator_links(deployment: Deployment,
     # The operator links the other quake into the main shock's incident: its reports move.
     dep.produce([_link("L-1", "link", "2022-11-25T08:00:00Z")])
     dep.wait_for(INCIDENTS_SQL, _figures(reports, linked=True), timeout_s=60)
+    # Each incident's scoped views (what the page reads) are its rows of the views, aftershocks,
+    # the linked event and the reports placed in it included.
+    incidents = [r["incident_id"] for r in dep.query("SELECT DISTINCT incident_id FROM dampak.field_reports")]
+    assert assert_scoped_views_exact(dep, incidents) > 0
     audit = dep.query("SELECT link_id, action, operator FROM dampak.incident_links")
     assert audit == [{"link_id": "L-1", "action": "link", "operator": "posko-cianjur/ratna"}]
     # ... and unlinks it: the figures are exactly what they were.

@@ -97,19 +97,20 @@ def test_an_engine_without_a_replicated_form_is_refused_by_name(engine: str) -> 
 
 
 def test_the_versions_of_one_entity_share_a_shard() -> None:
-    # The sort key's first column is hashed: a report's, household's or event's rows go together.
-    assert sharding_key(REPORT_STATE) == "cityHash64(`report_id`)"
+    # The whole sort key is hashed: every version of a report under an event, of a household or
+    # of an event goes to one shard, and one event's reports spread over the shards.
+    assert sharding_key(REPORT_STATE) == "cityHash64(`reported_event_id`, `report_id`)"
     for table in TABLES:
-        first = table.order_by.strip("()").split(",")[0].strip()
-        if first == "tuple":
+        columns = [c.strip() for c in table.order_by.strip("()").split(",")]
+        if columns == ["tuple"]:
             continue
         key = sharding_key(table)
-        assert key == f"cityHash64(`{first}`)", table.name
+        assert key == f"cityHash64({', '.join(f'`{c}`' for c in columns)})", table.name
         assert f", {key})" in distributed_statement(table, DB, CLUSTER)
     # No sort key: the rows all replace one another, so they stay on one shard.
     assert sharding_key(PRIVACY_KEYS) == "0"
     assert sharding_key(Table("t", (("a", "String"),), "MergeTree", "(toDate(a, 'UTC'), a)")) == (
-        "cityHash64(toDate(a, 'UTC'))"
+        "cityHash64(toDate(a, 'UTC'), `a`)"
     )
 
 
@@ -172,21 +173,28 @@ def test_the_analyst_role_and_the_settings_profile_are_created_on_cluster() -> N
     assert "distributed_foreground_insert = 1" in profile
 
 
-def test_every_migration_table_is_declared_and_every_migration_statement_has_a_cluster_form() -> None:
+def test_every_migration_is_declared_and_has_a_cluster_form_or_is_refused_by_name() -> None:
     declared = set(TABLES)
     for migration in MIGRATIONS:
         assert set(migration.creates) <= declared, migration.version
-    # An existing cluster on no migration at all gets every statement, on both tables.
-    statements = migration_statements(DB, CLUSTER, frozenset())
-    assert len(statements) == 2 * sum(len(m.statements) for m in MIGRATIONS)
+    # An existing cluster on every migration before the first rebuild gets every statement of
+    # those, on both tables; a rebuild under a new sort key is refused by name.
+    rebuild = next(m.version for m in MIGRATIONS if m.resorts)
+    from_rebuild = frozenset(m.version for m in MIGRATIONS if m.version >= rebuild)
+    statements = migration_statements(DB, CLUSTER, from_rebuild)
+    assert len(statements) == 2 * sum(len(m.statements) for m in MIGRATIONS if m.version < rebuild)
+    with pytest.raises(
+        ClusterDDLError, match=rf"migration {rebuild} rebuilds report_state under a new sort key"
+    ):
+        migration_statements(DB, CLUSTER, frozenset())
     for local, distributed in zip(statements[::2], statements[1::2], strict=True):
         assert re.match(rf"ALTER TABLE {DB}\.\w+{LOCAL_SUFFIX} ON CLUSTER {CLUSTER} ", local)
         assert distributed == local.replace(f"{LOCAL_SUFFIX} ON CLUSTER", " ON CLUSTER", 1)
     # Applied migrations are skipped; a new cluster (applied None) takes today's declarations.
     assert migration_statements(DB, CLUSTER, frozenset(m.version for m in MIGRATIONS)) == []
     assert not any(s.startswith("ALTER") for s in cluster_statements(DB, CLUSTER))
-    last = MIGRATIONS[-1]
-    pending = cluster_statements(DB, CLUSTER, frozenset(m.version for m in MIGRATIONS[:-1]))
+    last = next(m for m in reversed(MIGRATIONS) if m.statements)
+    pending = cluster_statements(DB, CLUSTER, frozenset(m.version for m in MIGRATIONS if m is not last))
     assert sum(s.startswith("ALTER") for s in pending) == 2 * len(last.statements)
 
 

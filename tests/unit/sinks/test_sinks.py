@@ -4,6 +4,7 @@ parameters, and migrations (the analysts' query path: test_analyst.py)."""
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import pytest
@@ -134,7 +135,9 @@ def test_migrations_create_declared_tables_once_and_views_on_change() -> None:
     client = FakeClient()
     assert migrate(client, "dampak") == [m.version for m in MIGRATIONS]  # type: ignore[arg-type]
     created = [c for c in client.commands if c.startswith("CREATE TABLE")]
-    assert {c.split()[5].split(".")[1] for c in created} == {t.name for t in TABLES}
+    # Each table once from its declaration, and report_state again under its sort key (migration 12).
+    names = [c.split()[5].split(".")[1] for c in created]
+    assert sorted(names) == sorted([t.name for t in TABLES] + ["report_state_resorted"])
     assert sum(c.strip().startswith("CREATE OR REPLACE VIEW") for c in client.commands) == len(VIEWS)
     for table in TABLES:
         statement = next(c for c in created if f"dampak.{table.name} (" in c)
@@ -162,3 +165,26 @@ def test_on_a_server_the_analyst_role_reads_the_analyst_objects_only() -> None:
     assert {g.split()[3] for g in grants} == {f"dampak.{n}" for n in ANALYST_OBJECTS}
     assert not any("_state" in g for g in grants)
     assert all(v.strip().split("\n")[0].endswith("SQL SECURITY DEFINER AS") for v in VIEWS)
+
+
+def test_every_view_computed_from_the_reports_has_an_incident_scoped_form() -> None:
+    from sinks.views import PARAMETERIZED_VIEWS, SCOPED_VIEWS
+
+    def name(statement: str) -> str:
+        return re.search(r"VIEW \{db\}\.(\w+)", statement).group(1)  # type: ignore[union-attr]
+
+    computed = {"field_reports"}
+    plain = [v for v in VIEWS if name(v) not in PARAMETERIZED_VIEWS]
+    for statement in plain:  # in the order they are created: a view after those it reads
+        if set(re.findall(r"\{db\}\.(\w+)", statement)) & computed:
+            computed.add(name(statement))
+    assert computed == set(SCOPED_VIEWS)
+    scoped = {name(v): v for v in VIEWS if name(v) in PARAMETERIZED_VIEWS}
+    assert set(scoped) == {f"{v}_of" for v in SCOPED_VIEWS}
+    for view, statement in scoped.items():
+        # Reads the scoped form of every view computed from the reports, and keeps the incident's rows.
+        read = set(re.findall(r"\{db\}\.(\w+)(\(incident = \{\{incident:String\}\}\))?", statement))
+        for table, call in read - {(view, "")}:
+            assert table not in SCOPED_VIEWS and bool(call) == (table in PARAMETERIZED_VIEWS), (view, table)
+        assert statement.rstrip().splitlines()[-1].startswith("WHERE "), view
+    assert "reported_event_id IN (SELECT event_id FROM {db}.event_incident" in scoped["field_reports_of"]

@@ -128,12 +128,19 @@ class Pipeline:
         return self._step(name, handler, deps, msgs, **kw)
 
     def current(self) -> dict[str, dict[str, Any]]:
-        """report_id -> the row with the highest version (what ClickHouse's FINAL keeps)."""
-        out: dict[str, dict[str, Any]] = {}
+        """report_id -> the row that stands. ClickHouse's FINAL keeps the highest version per
+        (event, report), its sort key; of those, at most one row of a report is not retracted
+        (checked here): that one stands, else the report's latest (retracted) row."""
+        final: dict[tuple[str, str], dict[str, Any]] = {}
         for row in self.rows:
+            key = (row["reported_event_id"], row["report_id"])
+            if key not in final or row["version"] >= final[key]["version"]:
+                final[key] = row
+        out: dict[str, dict[str, Any]] = {}
+        for row in sorted(final.values(), key=lambda r: (not r["retracted"], r["version"])):
             kept = out.get(row["report_id"])
-            if kept is None or row["version"] >= kept["version"]:
-                out[row["report_id"]] = row
+            assert kept is None or kept["retracted"], f"report {row['report_id']} stands under two events"
+            out[row["report_id"]] = row
         return out
 
 
@@ -337,6 +344,34 @@ def test_a_replayed_move_tells_the_household_it_left_again() -> None:
     p._step("enrich", enrich_report, p.reports, p._next(decided.delivered, "field-reports-by-household"))
     assert HouseholdReports(p.household_reports).ids("A") == []
     assert HouseholdReports(p.household_reports).ids("B") == ["r"]
+
+
+def test_a_report_moved_to_another_event_leaves_a_retracted_row_under_the_one_it_left() -> None:
+    """report_state is sorted by event: a row is one report under one event, so a copy naming
+    another event retracts the row under the earlier one (else the report would count twice)."""
+    p = Pipeline()
+    p.households_in((b"A", _household("A")), (b"B", _household("B")))
+    moves = [
+        _report("s", event_id="E1", displaced=1),  # a village summary
+        _report("s", event_id="E2", displaced=2),
+        _report("h", event_id="E1", household_id="A"),  # a household's report
+        _report("h", event_id="E2", household_id="A", displaced=3),  # to another event
+        _report("h", event_id=None, household_id="B", displaced=4),  # untagged, another household
+        _report("h", event_id="E1", displaced=5),  # back to E1, as a village summary
+    ]
+    seen = []
+    for copy in moves:
+        p.reports_in(copy)
+        seen.append({r: (row["reported_event_id"], row["displaced"]) for r, row in p.current().items()})
+    assert [s.get("s") for s in seen[:2]] == [("E1", 1), ("E2", 2)]
+    assert [s["h"] for s in seen[2:]] == [("E1", 0), ("E2", 3), ("", 4), ("E1", 5)]
+    gone = [(r["reported_event_id"], r["report_id"]) for r in p.rows if r["retracted"]]
+    assert gone == [("E1", "s"), ("E1", "h"), ("E2", "h"), ("", "h")]
+    # A replay of the last move writes its rows, the retraction included, again: the same rows.
+    before, written = p.current(), len(p.rows)
+    p.replay("decide")
+    assert p.outcomes["decide"][-1] == Outcome.DUPLICATE
+    assert p.rows[written:] == p.rows[written - 2 : written] and p.current() == before
 
 
 def test_a_household_holds_a_bounded_number_of_reports() -> None:
