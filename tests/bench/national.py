@@ -52,23 +52,29 @@ ROOT = Path(__file__).resolve().parents[2]
 BIG = "nat-000"
 DB = "dampak"
 
-#: The analysts' queries of the issue: (name, SQL, parameters).
+#: The analysts' queries of the issue: (name, SQL, parameters); each figure of the big event also
+#: through its incident's scoped view (``<view>_of``, the big event is its incident's main event).
 QUERIES: list[tuple[str, str, dict[str, Any]]] = [
     ("event_summary", "SELECT * FROM dampak.event_summary ORDER BY event_time DESC", {}),
     *(
         (
-            f"impact_{level}",
-            f"SELECT * FROM dampak.impact_{level} WHERE event_id = {{event:String}} "
+            f"impact_{level}{of}",
+            f"SELECT * FROM dampak.impact_{level}{call} WHERE event_id = {{event:String}} "
             "ORDER BY households_affected DESC LIMIT 1000",
             {"event": BIG},
         )
+        for of, call in (("", ""), ("_of", "_of(incident = {event:String})"))
         for level in ("village", "district", "regency")
     ),
-    (
-        "registry_candidates",
-        "SELECT reason, village_code, count() AS households FROM dampak.registry_candidates "
-        "WHERE event_id = {event:String} GROUP BY reason, village_code ORDER BY households DESC LIMIT 1000",
-        {"event": BIG},
+    *(
+        (
+            f"registry_candidates{of}",
+            f"SELECT reason, village_code, count() AS households FROM dampak.registry_candidates{call} "
+            "WHERE event_id = {event:String} GROUP BY reason, village_code "
+            "ORDER BY households DESC LIMIT 1000",
+            {"event": BIG},
+        )
+        for of, call in (("", ""), ("_of", "_of(incident = {event:String})"))
     ),
 ]
 

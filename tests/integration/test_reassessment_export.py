@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from sinks.views import PARAMETERIZED_VIEWS
 from streams.privacy import Pseudonymizer
 from tests.integration.harness import Deployment
 
@@ -128,8 +129,15 @@ def test_the_officers_list_matches_the_candidates_and_clickhouse_holds_no_raw_id
     # every other object of the database.
     objects = [r["name"] for r in dep.query("SELECT name FROM system.tables WHERE database = 'dampak'")]
     assert "registry_candidates" in objects and "registry_state" in objects
+    incidents = [r["incident_id"] for r in dep.query("SELECT DISTINCT incident_id FROM dampak.field_reports")]
     for name in objects:
-        for row in dep.query(f"SELECT * FROM dampak.`{name}`"):
+        # A parameterized view is read per incident: every incident of the data.
+        if name in PARAMETERIZED_VIEWS:
+            sql = f"SELECT * FROM dampak.`{name}`(incident = {{incident:String}})"
+            rows = [row for i in incidents for row in dep.query(sql, incident=i)]
+        else:
+            rows = dep.query(f"SELECT * FROM dampak.`{name}`")
+        for row in rows:
             text = json.dumps(row, default=str)
             assert RAW not in text, f"a raw household id in dampak.{name}"
     dep.stop_worker()
