@@ -163,6 +163,10 @@ def generate(seed: int, n_households: int, n_reports: int, n_villages: int = 300
             revised = dict(doc, revision=2, displaced=rng.randint(0, 9))
             if household_level is False:
                 revised["dead"] = rng.randint(0, 20)
+            if rng.random() < 0.3:  # to the other event, or to none (placed by the rule above)
+                revised["event_id"] = rng.choice([e for e, _ in events if e != doc["event_id"]] + [None])
+            if household_level and rng.random() < 0.2:  # to another household
+                revised["household_id"] = rng.choice(hh_ids)
             versions.append(revised)
         elif r < 0.12:  # retracted
             versions.append(dict(doc, revision=2, retracted=True))
