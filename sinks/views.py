@@ -963,12 +963,17 @@ SCOPED_VIEWS: dict[str, str] = {
 _SCOPED_NAME = re.compile(r"\{db\}\.(" + "|".join(SCOPED_VIEWS) + r")\b")
 
 
+def _view_name(statement: str) -> str:
+    """The name of the view a statement creates."""
+    return re.search(r"VIEW \{db\}\.(\w+)", statement).group(1)  # type: ignore[union-attr]
+
+
 def scoped_view_sql(statement: str) -> str:
     """The incident-scoped form of a view computed from the reports: its body reads the scoped
     form of every such view it reads (``field_reports``'s reads the incident's tagged reports
     only), and keeps the incident's rows."""
     head, body = statement.strip().split(" AS\n", 1)
-    name = re.search(r"VIEW \{db\}\.(\w+)", head).group(1)  # type: ignore[union-attr]
+    name = _view_name(head)
     if name == "field_reports":
         events = "reported_event_id IN " + _INCIDENT_EVENTS + " OR reported_event_id = " + _INCIDENT
         body = _field_reports("AND (" + events + ")").strip().split(" AS\n", 1)[1]
@@ -983,14 +988,7 @@ def scoped_view_sql(statement: str) -> str:
     return f"\n{head.replace(f'.{name} ', f'.{name}_of ', 1)} AS\nSELECT * FROM (\n{body}\n)\nWHERE {keep}\n"
 
 
-VIEWS: tuple[str, ...] = (
-    *_VIEWS,
-    *(
-        scoped_view_sql(v)
-        for v in _VIEWS
-        if (m := re.search(r"VIEW \{db\}\.(\w+)", v)) and m.group(1) in SCOPED_VIEWS
-    ),
-)
+VIEWS: tuple[str, ...] = (*_VIEWS, *(scoped_view_sql(v) for v in _VIEWS if _view_name(v) in SCOPED_VIEWS))
 
 
 #: The views called with a parameter (``<view>_of(incident = ID)``).
@@ -998,7 +996,7 @@ PARAMETERIZED_VIEWS: frozenset[str] = frozenset(f"{name}_of" for name in SCOPED_
 
 #: What analysts read: the views above and the region names (``*_state`` tables are internal).
 ANALYST_OBJECTS: tuple[str, ...] = (
-    *(m.group(1) for v in VIEWS if (m := re.search(r"VIEW \{db\}\.(\w+)", v))),
+    *(_view_name(v) for v in VIEWS),
     "regions",
     "village_positions",
 )

@@ -132,8 +132,11 @@ def generate(seed: int, n_households: int, n_reports: int, n_villages: int = 300
             "report_id": rid,
             "revision": 1,
             "event_id": event_id if rng.random() < 0.9 else None,
-            # Distinct per report, so "a household's latest report" needs no tie-break by arrival.
-            "reported_at": (began + timedelta(hours=rng.randint(1, 200), seconds=i)).isoformat(),
+            # Distinct per report (whole hours plus i ms, i < 3,600,000), so "a household's latest
+            # report" needs no tie-break by arrival; one format, so the text sorts as the time.
+            "reported_at": (began + timedelta(hours=rng.randint(1, 200), milliseconds=i)).isoformat(
+                timespec="milliseconds"
+            ),
             "reporter_id": f"W{rng.randint(1, 500)}",
             "reporter_role": rng.choice(["tagana", "tksk", "pkh", "psm", "karang_taruna", "slrt", "other"]),
             "village_code": rng.choice(villages),
