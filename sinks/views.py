@@ -938,34 +938,36 @@ _VIEWS: tuple[str, ...] = (
     _NOTIFICATIONS,
 )
 
+
 # Every view computed from the reports has an incident-scoped form, ``<view>_of(incident = ID)``:
 # the view's rows of that incident (of its events, for a view without ``incident_id``), computed
 # from that incident's reports only. A household counts once per incident, so an incident's
 # figures need its own reports and no other; the tagged ones are read through the primary key of
 # ``report_state`` (sorted by event), and the untagged ones are all placed, as in the view, and
 # those placed in the incident kept. The page and ``dampak report`` read these; so may analysts.
-#: The views computed from the reports (``field_reports`` and every view that reads one of them),
-#: each with the column its scoped form selects the incident's rows by.
-SCOPED_VIEWS: dict[str, str] = {
-    "field_reports": "incident_id",
-    "household_impact": "incident_id",
-    **{f"impact_{level}": "incident_id" for level in _AREA_LEVELS},
-    "registry_candidates": "incident_id",
-    "estimate_ranges": "incident_id",
-    "event_summary": "incident_id",
-    "incidents": "incident_id",
-    "minimum_needs": "event_id",
-    "entitlements": "incident_id",
-    "shelters": "incident_id",
-    "exposed_villages": "incident_id",
-    "coverage": "incident_id",
-}
-_SCOPED_NAME = re.compile(r"\{db\}\.(" + "|".join(SCOPED_VIEWS) + r")\b")
-
-
 def _view_name(statement: str) -> str:
     """The name of the view a statement creates."""
     return re.search(r"VIEW \{db\}\.(\w+)", statement).group(1)  # type: ignore[union-attr]
+
+
+def _computed_from_reports(views: tuple[str, ...]) -> list[str]:
+    """``field_reports`` and every view that reads one of them (``views`` in creation order: a
+    view after those it reads)."""
+    names = ["field_reports"]
+    for statement in views:
+        if set(re.findall(r"\{db\}\.(\w+)", statement)) & set(names) and _view_name(statement) not in names:
+            names.append(_view_name(statement))
+    return names
+
+
+#: Views without ``incident_id``: their scoped form keeps the rows of the incident's events.
+_BY_EVENT = frozenset({"minimum_needs"})
+#: The views computed from the reports, each with the column its scoped form selects the
+#: incident's rows by.
+SCOPED_VIEWS: dict[str, str] = {
+    name: "event_id" if name in _BY_EVENT else "incident_id" for name in _computed_from_reports(_VIEWS)
+}
+_SCOPED_NAME = re.compile(r"\{db\}\.(" + "|".join(SCOPED_VIEWS) + r")\b")
 
 
 def scoped_view_sql(statement: str) -> str:

@@ -177,7 +177,7 @@ def decide_report(deps: ReportDeps, msg: Message, out: Output) -> Outcome:
 
 def _previous_event(report_id: str, stored: CopyState | None) -> str | None:
     """The event the standing copy names ('' for none); None for a first copy, or for state
-    written before the event was kept (see docs/national-queries.md, *Reports sorted by event*)."""
+    written before the event was kept (see docs/national-queries.md, *Fourth step*)."""
     if stored is None:
         return None
     if "event_id" not in stored:
